@@ -1,0 +1,153 @@
+"""Run configuration: plain dataclasses, filled from presets, a YAML file and the CLI.
+
+Every field is a plain value so a resolved config round-trips through YAML
+(``config.yaml`` in each run directory) and nothing in it is ever evaluated as code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+@dataclass
+class ModelConfig:
+    base_model: str = DEFAULT_MODEL
+    """`smollm2-135m-instruct` (bundled, offline), `tiny-random` (built in-process), a Hugging Face id or a local directory."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights and compute dtype. float32 is the right choice on CPU."""
+    trust_remote_code: bool = False
+    """Allow a hub model to run its own Python code. Off unless you trust the source."""
+    lora_r: int = 16
+    """LoRA rank."""
+    lora_alpha: float = 32.0
+    """LoRA scaling numerator (the update is scaled by alpha / r)."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA input."""
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    """Module names to adapt; `all-linear` means every linear layer except the output head."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"
+    """Training pairs: `synthetic` (built-in suite, in_domain shift), `synthetic:<shift>`, `genies:<name>`, a JSON/JSONL/Parquet file, a `datasets` directory or a hub id."""
+    genies_dir: str | None = None
+    """Local GENIES `distributions/` directory; when unset, GENIES names load from the hub dataset wassname/genies_preferences."""
+    split: str = "train"
+    """Split used for training."""
+    max_train_pairs: int | None = 1024
+    """Use at most this many training pairs (first N after a seeded shuffle); None keeps all."""
+    batch_size: int = 8
+    """Pairs per micro-batch."""
+    max_length: int = 256
+    """Maximum tokens of prompt + completion, per sequence."""
+    truncation: Literal["drop", "prompt_left"] = "prompt_left"
+    """`prompt_left` cuts the prompt from the left to fit; `drop` drops the pair. Completions are never cut: a pair whose completion alone does not fit (with at least 8 prompt tokens) is dropped, and drops are reported."""
+    chat_template: Literal["auto", "off"] = "auto"
+    """`auto` wraps prompts in the tokenizer's chat template when it has one."""
+
+
+@dataclass
+class TrainingConfig:
+    lr: float = 5e-4
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1
+    """Share of optimizer steps spent in linear warmup before cosine decay to zero."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm; 0 disables it."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step. Logged metrics are means over all of them."""
+    epochs: float = 1.0
+    """Passes over the training pairs (ignored when max_steps is set)."""
+    max_steps: int | None = None
+    """Cap on optimizer steps."""
+    seed: int = 42
+    log_every: int = 1
+    """Write a metrics.jsonl row every N optimizer steps."""
+    eval_every: int = 25
+    """Evaluate preference accuracy on a fixed held-out subset every N steps; 0 disables it."""
+    eval_pairs: int = 32
+    """Size of that fixed subset."""
+
+
+@dataclass
+class EvalConfig:
+    suite: str = "synthetic"
+    """Eval suite: `synthetic`, `genies-alpaca`, `genies-math`, ... (see `innerpo data list`) or a YAML file."""
+    max_pairs: int | None = 100
+    """Pairs per shift (first N in file order); None evaluates all."""
+    batch_size: int = 16
+    coherence_threshold: float = 0.5
+    """Flag a shift when the adapter's chosen-completion NLL grows by more than this many nats per token over base."""
+
+
+@dataclass
+class MethodConfig:
+    """Which objective to train, and its hyperparameters. Presets (`innerpo train NAME`) fill these."""
+
+    losses: list[str] = field(default_factory=lambda: ["dpo"])
+    """Loss components, summed with `weights` (e.g. `--method.losses dpo sft`)."""
+    weights: list[float] = field(default_factory=lambda: [1.0])
+    """One weight per loss."""
+    beta: float = 0.1
+    """Temperature of the implicit reward (DPO family)."""
+    label_smoothing: float = 0.0
+    """Probability that a preference label is flipped (cDPO); in [0, 0.5)."""
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    method_name: str = "dpo"
+    """Preset name, recorded in the run directory."""
+    output_dir: str | None = None
+    """Run directory; default ./outputs/<method>-<timestamp>."""
+    config: str | None = None
+    """YAML file whose values override the preset; command-line flags override both."""
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _merge(dc, values: dict, where: str):
+    """Return a copy of dataclass `dc` with `values` (nested dict) applied, checking names."""
+    names = {f.name: f for f in dataclasses.fields(dc)}
+    updates = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ValueError(f"{where}: unknown setting {key!r}; known: {', '.join(sorted(names))}")
+        current = getattr(dc, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: {key!r} must be a mapping")
+            value = _merge(current, value, f"{where}.{key}")
+        updates[key] = value
+    return dataclasses.replace(dc, **updates)
+
+
+def apply_yaml(cfg: TrainConfig, path: str | Path) -> TrainConfig:
+    """Overlay a YAML file (same nesting as the CLI flags) onto a config."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return _merge(cfg, values, str(path))
+
+
+def from_dict(values: dict) -> TrainConfig:
+    return _merge(TrainConfig(), values, "config")
