@@ -101,6 +101,24 @@ class MethodConfig:
     """Temperature of the implicit reward (DPO family)."""
     label_smoothing: float = 0.0
     """Probability that a preference label is flipped (cDPO); in [0, 0.5)."""
+    ipo_normalize: bool = True
+    """IPO on per-token mean log-ratios (TRL's convention); False uses summed log-ratios as in the IPO paper's equation."""
+    discopop_tau: float = 0.05
+    """DiscoPOP temperature of the logistic/exponential blend; > 0 (paper and TRL: 0.05)."""
+    aot_unpaired: bool = False
+    """AOT: sort chosen and rejected log-ratios separately (TRL `aot_unpaired`) instead of paired log-ratio differences."""
+    simpo_gamma: float = 0.5
+    """SimPO target margin γ >= 0 in reward units (TRL convention: loss = -log σ(β·Δmean − γ)); ignored when simpo_gamma_beta_ratio is set."""
+    simpo_gamma_beta_ratio: float | None = None
+    """SimPO margin given as γ/β (the SimPO paper's code, typically 0.3–1.0); when set, γ = ratio·β and simpo_gamma is ignored."""
+    cpo_alpha: float = 1.0
+    """CPO weight >= 0 of the NLL term on chosen completions (TRL default 1.0)."""
+    kto_desirable_weight: float = 1.0
+    """KTO weight λ_D > 0 of desirable (chosen / label=True) examples."""
+    kto_undesirable_weight: float = 1.0
+    """KTO weight λ_U > 0 of undesirable (rejected / label=False) examples."""
+    kto_kl_estimate: Literal["mismatched", "batch"] = "mismatched"
+    """KTO reference point z0: `mismatched` (TRL) reads KL log-probs of mismatched prompt/completion pairs from LossInputs.extra; `batch` uses the batch-mean log-ratio clamped at 0."""
 
 
 @dataclass
