@@ -7,11 +7,57 @@ from typing import Callable
 from innerpo.config import MethodConfig
 from innerpo.losses.base import PreferenceLoss
 from innerpo.losses.combined import CombinedLoss
+from innerpo.losses.aot import AOTLoss
+from innerpo.losses.apo import APOLoss
+from innerpo.losses.bco import BCOLoss
+from innerpo.losses.cpo import CPOLoss
+from innerpo.losses.discopop import DiscoPOPLoss
 from innerpo.losses.dpo import DPOLoss
+from innerpo.losses.dpo_norm import DPONormLoss
+from innerpo.losses.exo import EXOLoss
+from innerpo.losses.hinge import HingeLoss
+from innerpo.losses.ipo import IPOLoss
+from innerpo.losses.kto import KTOLoss
+from innerpo.losses.nca import NCALoss
+from innerpo.losses.orpo import ORPOLoss
+from innerpo.losses.robust import RobustDPOLoss
+from innerpo.losses.sft import SFTLoss
+from innerpo.losses.simper import SimPERLoss
+from innerpo.losses.simpo import SimPOLoss
+from innerpo.losses.sppo import SPPOLoss
 
 # Each factory reads the hyperparameters its loss needs from the method config.
 LOSSES: dict[str, Callable[[MethodConfig], PreferenceLoss]] = {
     "dpo": lambda c: DPOLoss(beta=c.beta, label_smoothing=c.label_smoothing),
+    "ipo": lambda c: IPOLoss(beta=c.beta, normalize=c.ipo_normalize),
+    "hinge": lambda c: HingeLoss(beta=c.beta),
+    "robust": lambda c: RobustDPOLoss(beta=c.beta, label_smoothing=c.label_smoothing),
+    "nca": lambda c: NCALoss(beta=c.beta),
+    "bco": lambda c: BCOLoss(beta=c.beta),
+    "sppo": lambda c: SPPOLoss(beta=c.beta),
+    "apo-zero": lambda c: APOLoss(beta=c.beta, mode="zero"),
+    "apo-down": lambda c: APOLoss(beta=c.beta, mode="down"),
+    "exo": lambda c: EXOLoss(beta=c.beta, label_smoothing=c.label_smoothing),
+    "discopop": lambda c: DiscoPOPLoss(beta=c.beta, tau=c.discopop_tau),
+    "aot": lambda c: AOTLoss(beta=c.beta, label_smoothing=c.label_smoothing, unpaired=c.aot_unpaired),
+    "aot-unpaired": lambda c: AOTLoss(beta=c.beta, label_smoothing=c.label_smoothing, unpaired=True),
+    "dpo-norm": lambda c: DPONormLoss(beta=c.beta),
+    "simper": lambda c: SimPERLoss(),
+    "simpo": lambda c: SimPOLoss(
+        beta=c.beta,
+        gamma=c.simpo_gamma,
+        gamma_beta_ratio=c.simpo_gamma_beta_ratio,
+        label_smoothing=c.label_smoothing,
+    ),
+    "cpo": lambda c: CPOLoss(beta=c.beta, label_smoothing=c.label_smoothing, alpha=c.cpo_alpha),
+    "orpo": lambda c: ORPOLoss(beta=c.beta),
+    "kto": lambda c: KTOLoss(
+        beta=c.beta,
+        desirable_weight=c.kto_desirable_weight,
+        undesirable_weight=c.kto_undesirable_weight,
+        kl_estimate=c.kto_kl_estimate,
+    ),
+    "sft": lambda c: SFTLoss(),
 }
 
 
