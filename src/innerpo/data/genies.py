@@ -1,0 +1,72 @@
+"""GENIES distributions (Clymer et al. 2023, arXiv:2311.07723) as preference pairs.
+
+A GENIES row has an instruction, an Alpaca-style rendered `prompt` and `responses`, a
+mapping from response text to score. Pairing rule (deterministic, one pair per row):
+- chosen: the highest-scored response;
+- rejected: the lowest-scored response; when several share the lowest score, the one
+  whose SHA-256 of (prompt + response) is smallest. Hashing avoids following the file's
+  response order, which may correlate with correctness, and does not depend on a seed.
+Rows where every response has the same score carry no preference and are skipped
+(counted in the returned number).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from innerpo.data.pairs import DataError, Pair
+
+HUB_DATASET = "wassname/genies_preferences"
+
+
+def row_to_pair(row: dict, where: str) -> Pair | None:
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected an object, got {type(row).__name__}")
+    prompt, responses = row.get("prompt"), row.get("responses")
+    if not isinstance(prompt, str) or not isinstance(responses, dict) or len(responses) < 2:
+        raise DataError(f"{where}: a GENIES row needs a string 'prompt' and a 'responses' mapping with 2+ entries")
+    for text, score in responses.items():
+        if not isinstance(score, (int, float)) or score != score:
+            raise DataError(f"{where}: response score must be a number, got {score!r}")
+    best = max(responses.values())
+    worst = min(responses.values())
+    if best == worst:
+        return None
+    chosen = min((t for t, s in responses.items() if s == best), key=lambda t: _digest(prompt, t))
+    rejected = min((t for t, s in responses.items() if s == worst), key=lambda t: _digest(prompt, t))
+    return Pair(prompt, chosen, rejected)
+
+
+def _digest(prompt: str, text: str) -> str:
+    return hashlib.sha256((prompt + "\x00" + text).encode()).hexdigest()
+
+
+def load_local(genies_dir: str | Path, name: str, split: str) -> list[Pair]:
+    path = Path(genies_dir) / name / f"{split}.json"
+    if not path.is_file():
+        available = sorted(p.name for p in Path(genies_dir).iterdir() if p.is_dir()) if Path(genies_dir).is_dir() else []
+        hint = f"; distributions there: {', '.join(available)}" if available else f"; {genies_dir} is not a directory"
+        raise FileNotFoundError(f"GENIES file not found: {path}{hint}")
+    try:
+        rows = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: expected a JSON list of rows")
+    pairs = [row_to_pair(row, f"{path}, row {i}") for i, row in enumerate(rows)]
+    return [p for p in pairs if p is not None]
+
+
+def load_hub(name: str, split: str) -> list[Pair]:
+    """Fallback without a local directory: the hub dataset, one config per distribution."""
+    import datasets
+
+    ds = datasets.load_dataset(HUB_DATASET, name, split=split)
+    if {"prompt", "chosen", "rejected"} <= set(ds.column_names):
+        from innerpo.data.pairs import parse_pair
+
+        return [parse_pair(row, f"{HUB_DATASET}/{name}, row {i}") for i, row in enumerate(ds)]
+    pairs = [row_to_pair(row, f"{HUB_DATASET}/{name}, row {i}") for i, row in enumerate(ds)]
+    return [p for p in pairs if p is not None]

@@ -1,0 +1,43 @@
+"""A training method: how a micro-batch becomes loss inputs, and the objective itself.
+
+The loop only knows this interface: `loss_inputs(model, batch)` runs the forward
+passes the objective needs (the reference pass only when some loss asks for it),
+`loss` maps those inputs to a scalar, and `after_backward(model)` may edit gradients
+before the optimizer step (gradient-projection methods use it).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from innerpo.config import MethodConfig
+from innerpo.data.batching import PairBatch
+from innerpo.losses.base import LossInputs
+from innerpo.losses.combined import CombinedLoss
+from innerpo.losses.registry import build_method_loss
+from innerpo.models.forward import forward_pairs
+
+
+class OutputMethod(nn.Module):
+    """Output-level objectives: sequence log-probs of policy and, if needed, reference."""
+
+    def __init__(self, cfg: MethodConfig):
+        super().__init__()
+        self.loss: CombinedLoss = build_method_loss(cfg)
+
+    def loss_inputs(self, model, batch: PairBatch) -> LossInputs:
+        policy = forward_pairs(model, batch)
+        inputs = LossInputs(policy.chosen, policy.rejected)
+        if self.loss.uses_reference:
+            with torch.no_grad(), model.disable_adapter():
+                ref = forward_pairs(model, batch)
+            inputs.ref_chosen, inputs.ref_rejected = ref.chosen.detach(), ref.rejected.detach()
+        return inputs
+
+    def after_backward(self, model) -> dict[str, float]:
+        return {}
+
+
+def build_method(cfg: MethodConfig) -> OutputMethod:
+    return OutputMethod(cfg)

@@ -1,0 +1,51 @@
+"""Load a base model and tokenizer by name, and wrap it with a LoRA adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from innerpo.config import ModelConfig
+from innerpo.models import bundled, tiny
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_base(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Base model (eval mode, frozen) and tokenizer, with a pad token set."""
+    dtype = DTYPES[cfg.dtype]
+    name = cfg.base_model
+    if name == tiny.ALIAS:
+        model, tok = tiny.build()
+        model = model.to(dtype)
+    else:
+        source = bundled.converted_dir() if name == bundled.ALIAS else name
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model.config.pad_token_id = tok.pad_token_id
+    model.requires_grad_(False)
+    model.eval()
+    return model, tok
+
+
+def add_lora(model: PreTrainedModel, cfg: ModelConfig, seed: int) -> PeftModel:
+    """Wrap with a fresh LoRA adapter; the reference is this model with the adapter disabled."""
+    torch.manual_seed(seed)
+    target = cfg.target_modules
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=target[0] if target == ["all-linear"] else target,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+def load_adapter(model: PreTrainedModel, adapter_dir: str | Path) -> PeftModel:
+    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)

@@ -1,0 +1,58 @@
+import pytest
+
+from innerpo.data.batching import EpochBatchSampler, collate
+from innerpo.data.pairs import DataError, Pair
+from innerpo.data.tokenize import MIN_PROMPT_TOKENS, PairTokenizer, TokenizeReport
+
+
+def test_chat_template_and_prompt_mask(tiny_tok):
+    pt = PairTokenizer(tiny_tok, 256)
+    item = pt(Pair("What is 2+2?", "4", "five"))
+    text = tiny_tok.decode(list(item.prompt))
+    assert text == "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    assert tiny_tok.decode(list(item.chosen)) == "4<|im_end|>\n"
+    batch = collate([item], tiny_tok.pad_token_id)
+    # rows: chosen then rejected; the mask covers exactly the completion tokens
+    chosen_row = batch.input_ids[0][batch.completion_mask[0]].tolist()
+    rejected_row = batch.input_ids[1][batch.completion_mask[1]].tolist()
+    assert chosen_row == list(item.chosen) and rejected_row == list(item.rejected)
+    assert batch.attention_mask[0].sum() == len(item.prompt) + len(item.chosen)
+    assert not batch.completion_mask[0, : len(item.prompt)].any()
+
+
+def test_without_template_appends_eos(tiny_tok):
+    pt = PairTokenizer(tiny_tok, 256, chat_template="off")
+    item = pt(Pair("Q:", "yes", "no"))
+    assert tiny_tok.decode(list(item.prompt)) == "Q:"
+    assert tiny_tok.decode(list(item.chosen)) == "yes<|im_end|>"
+
+
+def test_length_rule_cuts_prompt_left_or_drops(tiny_tok):
+    long_prompt = "x" * 200 + "END"
+    pair = Pair(long_prompt, "a" * 20, "b" * 10)
+    report = TokenizeReport()
+    item = PairTokenizer(tiny_tok, 64)(pair, report)
+    assert len(item.prompt) + len(item.chosen) == 64  # fills exactly to the limit
+    assert tiny_tok.decode(list(item.prompt)).endswith("END<|im_end|>\n<|im_start|>assistant\n")
+    assert report.prompt_truncated == 1 and report.kept == 1
+    report = TokenizeReport()
+    assert PairTokenizer(tiny_tok, 64, truncation="drop")(pair, report) is None
+    assert report.dropped_too_long == 1
+    # a completion that leaves fewer than MIN_PROMPT_TOKENS for the prompt is dropped, never cut
+    big = Pair("q", "c" * (64 - MIN_PROMPT_TOKENS), "r")
+    assert PairTokenizer(tiny_tok, 64)(big) is None
+
+
+def test_all_dropped_is_an_error(tiny_tok):
+    with pytest.raises(DataError, match="all 2 pairs are longer than --data.max_length=16"):
+        PairTokenizer(tiny_tok, 16).tokenize_all([Pair("q", "c" * 40, "r")] * 2, "src")
+
+
+def test_epoch_sampler_covers_each_index_once_and_reshuffles():
+    s = EpochBatchSampler(10, 3, seed=1)
+    first = [i for b in s for i in b]
+    s.set_epoch(1)
+    second = [i for b in s for i in b]
+    assert sorted(first) == sorted(second) == list(range(10))
+    assert first != second and len(s) == 4
+    assert [i for b in EpochBatchSampler(10, 3, seed=1) for i in b] == first
