@@ -1,0 +1,235 @@
+"""InnerDPO align methods: per-pair hidden-state margins.
+
+Each method is a function ``(h_pc, h_pr, h_rc, h_rr) -> margin [B]`` of four pooled
+states ``[B, D]`` (policy chosen, policy rejected, reference chosen, reference
+rejected), registered by name in :data:`ALIGN_METHODS`. Notation (see
+:mod:`innerpo.inner.geometry`): d_ref = h_rc − h_rr, n = ‖d_ref‖, u = d_ref/n,
+d_π = h_pc − h_pr, s = d_π·u, o = ‖d_π − s·u‖.
+
+Conventions shared by every method
+----------------------------------
+* **Sign.** Increasing the margin moves the policy's chosen-minus-rejected difference d_π
+  along the reference preference direction u: for every method, a gradient-ascent step
+  on the margin w.r.t. the policy states has a non-negative component along u (for the
+  methods built from s and o, ∂margin/∂s > 0 everywhere, and the orthogonal term only
+  moves d_π across u, so such a step strictly raises s). Where a source formula had the
+  opposite sign, the docstring says what was negated and why.
+* **Zero at initialisation** (policy = reference, so d_π = d_ref, s = n, o = 0) for the
+  relative methods, so the margin reads "how much better than the reference"; the
+  absolute ones (``para_signed``, ``para_signed_log``, ``para_orth_signed``,
+  ``para_orth_signed_log``) start at n or log1p(n), as in ReprPO.
+* **Negative s.** No method takes the log of a signed quantity. Log-compressed margins use
+  ``symlog(x) = sign(x)·log1p(|x|)`` (monotone, odd, gradient 1/(1+|x|) > 0), so a negative
+  s gives a lower margin and still a useful gradient; see each docstring.
+* **Numerics.** Safe norms (eps inside the sqrt) keep values and gradients finite at
+  d_π = 0 and for tiny ‖d_ref‖ (down to 0, where n bottoms out at sqrt(eps) = 1e-6);
+  computation is in float32 even for bfloat16 inputs.
+
+Source: the InnerDPO loss of ReprPO (wassname, github.com/wassname/repr-preference-optimization,
+``reprpo/interventions/losses/innerdpo.py``). Definitions here follow its names; departures
+(signs, logs of signed quantities, the logodds reference term) are documented per method.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from innerpo.inner.geometry import EPS, decompose, safe_cosine, symlog, upcast
+
+AlignFn = Callable[..., Tensor]
+
+LOGODDS_SMOOTHING = 0.1
+"""κ: the smoothing constant of ``logodds``/``odds`` is c = κ·‖d_ref‖ (so they are scale free)."""
+
+STABILIZED_FLOOR = 0.1
+"""φ: ``stabilized_ratio`` floors its denominator at φ × the batch mean of ‖d_ref‖."""
+
+
+def para_signed(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+    """s = d_π·u: how far the policy's difference reaches along the reference direction.
+
+    Absolute units (hidden-state norm); n at initialisation; unbounded both ways. Negative
+    when the policy's chosen-minus-rejected points against the reference's.
+    """
+    return decompose(h_pc, h_pr, h_rc, h_rr, eps).para
+
+
+def para_signed_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+    """symlog(s) = sign(s)·log1p(|s|): ``para_signed`` with its magnitude compressed.
+
+    Odd and monotone, so s < 0 gives a negative margin with gradient 1/(1+|s|).
+    """
+    return symlog(para_signed(h_pc, h_pr, h_rc, h_rr, eps=eps))
+
+
+def para_orth_signed(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+    """s − o: reward reach along u, penalise the orthogonal remainder, both in hidden units."""
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    return g.para - g.orth_norm
+
+
+def para_orth_signed_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+    """symlog(s) − log1p(o): ``para_orth_signed`` with both terms log-compressed.
+
+    ReprPO used ``symlog(s) − log(o + eps)``; at initialisation o = 0, where log(o) is
+    −∞-like and its gradient 1/o explodes as soon as the policy moves. log1p(o) = symlog(o)
+    puts both terms on the same scale and has gradient ≤ 1.
+    """
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    return symlog(g.para) - torch.log1p(g.orth_norm)
+
+
+def logodds(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, smoothing: float = LOGODDS_SMOOTHING
+) -> Tensor:
+    """Log-odds of parallel vs orthogonal, relative to the reference's own log-odds; signed.
+
+    With smoothing c = κ·n (κ = ``smoothing`` > 0), define the smoothed log-odds of a
+    difference vector as log(|s| + c) − log(o + c). The reference has s = n and, relative
+    to itself, o = 0, so its value is log(n + c) − log(c) (finite thanks to c). The margin:
+
+        m = symlog(s/c) − symlog(n/c) − log1p(o/c)
+
+    For s ≥ 0 this is exactly [log(s + c) − log(o + c)] − [log(n + c) − log(c)], i.e.
+    policy log-odds minus reference log-odds. For s < 0 the parallel term continues as
+    −log1p(|s|/c): still increasing in s (gradient 1/(c + |s|)), so a negative s gives a
+    lower margin, and the orthogonal term is penalised regardless of the sign of s (a
+    plain ratio s/o would reward orthogonal drift when s < 0). m = 0 at initialisation,
+    m < 0 when the policy is less aligned than the reference. Scale free: depends only
+    on s/n and o/n.
+    """
+    if not smoothing > 0:
+        raise ValueError(f"logodds: smoothing must be > 0, got {smoothing}")
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    c = smoothing * g.ref_norm
+    return symlog(g.para / c) - symlog(g.ref_norm / c) - torch.log1p(g.orth_norm / c)
+
+
+def odds(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, smoothing: float = LOGODDS_SMOOTHING
+) -> Tensor:
+    """Odds ratio of parallel vs orthogonal against the reference, minus one: exp(ℓ) − 1.
+
+    ℓ is the :func:`logodds` margin. For ℓ ≥ 0 (policy at least as aligned as the
+    reference, which implies s > 0) this is exactly
+    [(s + c)/(o + c)] / [(n + c)/c] − 1. For ℓ < 0 the margin is ℓ itself: exp(ℓ) − 1 would
+    flatten to −1 and starve the gradient exactly when the policy is anti-aligned, so the
+    negative side continues linearly (value and slope match at 0). Monotone in ℓ, hence
+    increasing in s and decreasing in o; 0 at initialisation. ℓ is capped at 80 inside
+    the exponential so the value stays finite in float32.
+    """
+    ell = logodds(h_pc, h_pr, h_rc, h_rr, eps=eps, smoothing=smoothing)
+    return torch.where(ell >= 0, torch.expm1(ell.clamp(0.0, 80.0)), ell)
+
+
+def pars_rat(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+    """s/n − 1: reach along u as a multiple of the reference's own separation, minus one.
+
+    0 at initialisation; 1 means the policy separates chosen from rejected (along u) twice
+    as far as the reference. Scale free, but the 1/n factor blows up for pairs whose
+    reference states nearly coincide; see ``stabilized_ratio``.
+    """
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    return g.para / g.ref_norm - 1.0
+
+
+def pars_rat_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+    """symlog(s/n − 1): log of the separation ratio, extended to s ≤ 0.
+
+    For s ≥ n this equals log(s/n) exactly (log1p(s/n − 1)). Below the reference the
+    margin is −log1p(1 − s/n), which stays finite as s → 0 and continues (decreasing,
+    gradient > 0) for negative s, where ReprPO's ``log(s) − log(n)`` was NaN. ReprPO also
+    multiplied by 10; here the scale is left to β.
+    """
+    return symlog(pars_rat(h_pc, h_pr, h_rc, h_rr, eps=eps))
+
+
+def stabilized_ratio(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, floor: float = STABILIZED_FLOOR
+) -> Tensor:
+    """(s − n) / max(n, φ·mean_B(n)): ``pars_rat`` with its denominator floored.
+
+    Pairs whose reference chosen and rejected states nearly coincide make s/n huge and
+    dominate a batch mean (the failure ReprPO's journal describes for ``pars_rat``).
+    Flooring the denominator at φ (= ``floor``, in (0, 1]) times the batch's mean n
+    (detached: a statistic, not a path for gradients) caps each pair's gradient at
+    1/(φ·mean n); pairs with n ≥ φ·mean n are unchanged from ``pars_rat``. 0 at
+    initialisation. The value depends on the batch, so use the same batch composition
+    when comparing runs.
+    """
+    if not 0 < floor <= 1:
+        raise ValueError(f"stabilized_ratio: floor must be in (0, 1], got {floor}")
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    denom = torch.maximum(g.ref_norm, floor * g.ref_norm.detach().mean())
+    return (g.para - g.ref_norm) / denom
+
+
+def cosine_policy_margin(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+    """cos(h_rc, h_rr) − cos(h_pc, h_pr): how much less similar the policy finds chosen and
+    rejected than the reference does. Range [−2, 2]; 0 at initialisation.
+
+    Sign: ReprPO's formula is cos(h_pc, h_pr) − cos(h_rc, h_rr). Increasing *that* makes
+    the policy's chosen and rejected states more alike, shrinking d_π, i.e. collapsing
+    the preference; so the margin here is its negation. At the reference point (d_π ∥ u),
+    a gradient-ascent step on this margin moves h_pc away from h_pr's direction and h_pr
+    away from h_pc's; its component along u is proportional to (‖h_pr‖·|ĥ_pr⊥h_pc|²/‖h_pc‖ +
+    ‖h_pc‖·|ĥ_pc⊥h_pr|²/‖h_pr‖) ≥ 0, so s rises to first order. The margin measures
+    angular separation only, not its direction; away from the reference point it can
+    be raised by separating along other directions too.
+    """
+    h_pc, h_pr, h_rc, h_rr = (upcast(h) for h in (h_pc, h_pr, h_rc, h_rr))
+    return safe_cosine(h_rc, h_rr, eps=eps) - safe_cosine(h_pc, h_pr, eps=eps)
+
+
+def cosine_cross_model(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+    """cos(d_π, d_ref) − 1: the angle between the policy's and the reference's preference
+    directions, compared across the two models. Range [−2, 0]; 0 at initialisation.
+
+    Scale free and bounded. The gradient w.r.t. d_π is (u − cos·d̂_π)/‖d_π‖, whose
+    component along u is (1 − cos²)/‖d_π‖ ≥ 0, so ascent raises s. Because 0 is the
+    maximum, the gradient vanishes at initialisation: this margin only resists rotation of
+    d_π away from u (a direction-keeping term) and does not by itself push separation.
+    (ReprPO's ``cosine_cross_model`` was cos(h_pc, h_rc) − cos(h_pr, h_rr), a state-to-state
+    mimicry term with no direction; this one follows the d_π-vs-d_ref definition.)
+    """
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    return safe_cosine(g.d_pi, g.d_ref, eps=eps) - 1.0
+
+
+def direct_projection(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+    """(d_π − d_ref)·u = s − n: the signed distance the policy has moved its
+    chosen-minus-rejected difference along u, relative to where the reference had it.
+
+    0 at initialisation, hidden-state units, unbounded both ways; equals n·``pars_rat``
+    without the division (so no blow-up for small n, but pairs with large n weigh more).
+    This is the projection of the shift ``delta = d_π − d_ref`` used in ReprPO's InnerPO
+    loss.
+    """
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    return g.para - g.ref_norm
+
+
+ALIGN_METHODS: dict[str, AlignFn] = {
+    "para_signed": para_signed,
+    "para_signed_log": para_signed_log,
+    "para_orth_signed": para_orth_signed,
+    "para_orth_signed_log": para_orth_signed_log,
+    "logodds": logodds,
+    "odds": odds,
+    "pars_rat": pars_rat,
+    "pars_rat_log": pars_rat_log,
+    "stabilized_ratio": stabilized_ratio,
+    "cosine_policy_margin": cosine_policy_margin,
+    "cosine_cross_model": cosine_cross_model,
+    "direct_projection": direct_projection,
+}
+
+
+def get_align_method(name: str) -> AlignFn:
+    try:
+        return ALIGN_METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown align method {name!r}; known: {', '.join(ALIGN_METHODS)}") from None
