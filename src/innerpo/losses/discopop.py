@@ -19,7 +19,10 @@ class DiscoPOPLoss(PreferenceLoss):
     With z = β·[(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))]
     (summed log-probs) and m = σ(z/τ),
         L = (1 − m)·(−log σ(z)) + m·exp(−z).
-    Both parts decrease in z; descending L raises the margin.
+    Both parts decrease in z but the blend does not: with τ = 0.05, L has a local minimum
+    near z ≈ −0.11 and a local maximum near z ≈ +0.08 (the non-convexity the paper
+    reports). Outside that band descending L raises the margin z; inside it, it lowers z
+    towards the local minimum.
 
     Numerics: the exponential part is evaluated as exp(−z + log σ(z/τ)) (exponent clamped
     at 80), equal to TRL's m·exp(−z) where that is finite, and finite where TRL's
