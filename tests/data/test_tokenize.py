@@ -56,3 +56,24 @@ def test_epoch_sampler_covers_each_index_once_and_reshuffles():
     assert sorted(first) == sorted(second) == list(range(10))
     assert first != second and len(s) == 4
     assert [i for b in EpochBatchSampler(10, 3, seed=1) for i in b] == first
+
+
+def test_length_grouping_keeps_every_index_once_and_cuts_padding():
+    import random
+
+    lengths = [random.Random(i).randint(5, 200) for i in range(100)]
+    s = EpochBatchSampler(100, 8, seed=0, lengths=lengths, group_batches=4)
+    for epoch in range(3):
+        s.set_epoch(epoch)
+        batches = list(s)
+        assert sorted(i for b in batches for i in b) == list(range(100))
+        assert len(batches) == len(s)
+
+    def waste(batches):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+    assert waste(list(s)) < 0.5 * waste(list(EpochBatchSampler(100, 8, seed=0)))
+    s.set_epoch(0)
+    first = list(s)
+    s.set_epoch(1)
+    assert first != list(s)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from innerpo.config import TrainConfig
-from innerpo.data.batching import EpochBatchSampler, collate
+from innerpo.data.batching import EpochBatchSampler, collate_indexed
 from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.eval.accuracy import score_pairs
@@ -31,6 +31,7 @@ from innerpo.eval.report import evaluate_suite, tables, write_results
 from innerpo.eval.suites import get_suite
 from innerpo.methods.base import build_method
 from innerpo.models.load import add_lora, load_base
+from innerpo.models.ref_cache import reference_table
 from innerpo.train.metrics import StepMetrics
 from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_tokenizer
 
@@ -59,6 +60,11 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     items, report = pair_tok.tokenize_all(pairs, cfg.data.dataset)
     accelerator.print(report.describe(f"train data {cfg.data.dataset}"))
     eval_items = _eval_subset(cfg, pair_tok)
+    if method.loss.uses_reference and cfg.training.ref_cache:
+        settings = {**pair_tok.settings(), "dtype": cfg.model.dtype, "model": cfg.model.base_model}
+        table, hit = reference_table(model, items, tok.pad_token_id, cfg.eval.batch_size, settings)
+        method.use_reference_table(table)
+        accelerator.print(f"reference log-probs: {'reused from cache' if hit else 'computed and cached'}")
 
     loader = make_loader(items, cfg, tok.pad_token_id)
     per_epoch = math.ceil(len(loader) / cfg.training.grad_accum)
@@ -87,7 +93,7 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
                 if not torch.isfinite(out.loss):
                     _stop(run_dir, model, f"loss is {out.loss.item()} at optimizer step {step}, micro-batch {micro + 1}/{cfg.training.grad_accum}", step)
                 accelerator.backward(out.loss / cfg.training.grad_accum)
-            window.add({"loss": out.loss.detach(), **out.metrics}, batch.num_pairs)
+            window.add({"loss": out.loss.detach(), **out.metrics, "padding_share": batch.padding_share}, batch.num_pairs)
             pairs_seen += batch.num_pairs
         extra = method.after_backward(model)
         grad_norm = optimizer_step(accelerator, params, optimizer, scheduler, cfg.training.max_grad_norm)
@@ -113,8 +119,9 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
 
 
 def make_loader(items, cfg: TrainConfig, pad_id: int) -> DataLoader:
-    sampler = EpochBatchSampler(len(items), cfg.data.batch_size, seed=cfg.training.seed)
-    return DataLoader(items, batch_sampler=sampler, collate_fn=partial(collate, pad_id=pad_id))
+    lengths = [len(i.prompt) + max(len(i.chosen), len(i.rejected)) for i in items]
+    sampler = EpochBatchSampler(len(items), cfg.data.batch_size, seed=cfg.training.seed, lengths=lengths if cfg.data.group_by_length else None)
+    return DataLoader(list(enumerate(items)), batch_sampler=sampler, collate_fn=partial(collate_indexed, pad_id=pad_id))
 
 
 def optimizer_step(accelerator, params, optimizer, scheduler, max_grad_norm: float) -> float:
