@@ -46,6 +46,8 @@ class DataConfig:
     """Use at most this many training pairs (first N after a seeded shuffle); None keeps all."""
     batch_size: int = 8
     """Pairs per micro-batch."""
+    group_by_length: bool = True
+    """Batch pairs of similar length together (order still shuffled per epoch and seed) to cut padding."""
     max_length: int = 256
     """Maximum tokens of prompt + completion, per sequence."""
     truncation: Literal["drop", "prompt_left"] = "prompt_left"
@@ -70,6 +72,8 @@ class TrainingConfig:
     max_steps: int | None = None
     """Cap on optimizer steps."""
     seed: int = 42
+    ref_cache: bool = True
+    """Compute the reference model's log-probs once (cached on disk under $INNERPO_CACHE) instead of a reference forward every step."""
     log_every: int = 1
     """Write a metrics.jsonl row every N optimizer steps."""
     eval_every: int = 25

@@ -70,7 +70,6 @@ def load_verified(path: Path, key: str, n: int) -> dict[str, Tensor] | None:
     if not path.is_file():
         return None
     try:
-
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         tensors = load_file(str(path))
