@@ -369,7 +369,7 @@ def trl_kto(policy, ref, ntok, labels, kl_policy, kl_ref, *, beta=0.1, desirable
         "KL_input_ids": kids,
         "KL_attention_mask": katt,
         "KL_completion_mask": kcomp,
-        "label": list(labels),
+        "label": torch.tensor(labels, dtype=torch.bool),
         "ref_logps": torch.tensor(ref, dtype=F64),
         "ref_KL_logps": torch.tensor(kl_ref, dtype=F64),
     }
