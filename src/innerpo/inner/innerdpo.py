@@ -1,0 +1,184 @@
+"""InnerDPO: a DPO/IPO-style loss on a hidden-state margin."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from innerpo.inner.align import ALIGN_METHODS, get_align_method
+from innerpo.inner.common import check_nonnegative, check_optional_positive, check_positive, hidden_inputs
+from innerpo.inner.geometry import EPS, safe_norm, upcast
+from innerpo.inner.hidden_inputs import HiddenInputs, StateQuad
+from innerpo.inner.metrics import geometry_metrics
+from innerpo.inner.transforms import HiddenTransform, LayerTransforms
+from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss
+
+
+def token_drift(policy: Tensor, ref: Tensor, mask: Tensor, eps: float = EPS) -> Tensor:
+    """Relative per-token drift of one side from the reference, [B, T, D] × 2 + [B, T] → [B]:
+
+        drift = mean_t ‖h_π,t − h_ref,t‖ / mean_t ‖h_ref,t‖     (means over masked tokens)
+
+    0 at initialisation; dimensionless (a fraction of the reference's typical token norm).
+    """
+    w = (mask != 0).to(torch.float32)
+    count = w.sum(1).clamp(min=1)
+    policy, ref = upcast(policy), upcast(ref)
+    dist = (safe_norm(policy - ref, eps=eps) * w).sum(1) / count
+    scale = (safe_norm(ref, eps=eps) * w).sum(1) / count
+    return dist / scale.detach().clamp(min=eps**0.5)
+
+
+class InnerDPOLoss(PreferenceLoss):
+    """InnerDPO: DPO/IPO applied to a hidden-state margin instead of a log-prob margin.
+
+    Source: ReprPO by wassname (github.com/wassname/repr-preference-optimization,
+    ``reprpo/interventions/losses/innerdpo.py``); DPO (Rafailov et al. 2023,
+    arXiv:2305.18290); IPO (Azar et al. 2023, arXiv:2310.12036); the token constraint is
+    after TDPO (Zeng et al. 2024, arXiv:2404.11999), which bounds per-token divergence.
+
+    Intuition: DPO raises how much more the policy prefers chosen over rejected *in its
+    outputs*; InnerDPO raises how far the policy's *hidden* chosen-minus-rejected
+    difference reaches along the direction the reference model already separates them
+    by, hoping that moving the representation generalises further than moving outputs.
+    This loss computes only the hidden term; the method layer adds the output-level loss
+    with weights (CombinedLoss), e.g. ``L = L_dpo + α·L_inner``.
+
+    Per layer l and pair i, with m = the chosen align method (see
+    :mod:`innerpo.inner.align`; all share the sign convention "higher = d_π further
+    along u"):
+
+        m_il  = align(h_pc, h_pr, h_rc, h_rr)
+        m_il ← min(m_il, τ)             trust_region="upper" (one-sided)
+               clamp(m_il, −τ, τ)       trust_region="both"  (two-sided)
+        m_il ← m_il − λ·relu(drift_rej − drift_cho)         token constraint, λ > 0
+        z_i   = mean_l m_il
+        L     = mean_i −log σ(β·z_i)                         loss_type="dpo"
+                mean_i (z_i − 1/(2β))²                       loss_type="ipo"
+
+    Minimising L raises z while the trust region is not binding. The trust region stops
+    rewarding separation beyond τ (in the align method's units, e.g. for ``pars_rat``
+    τ = 1 means "twice the reference's separation"): the clamped part has zero gradient.
+    Two-sided clamping also stops the gradient for margins below −τ (the pair is then
+    left alone rather than pulled back), which one-sided clamping keeps.
+
+    Token constraint: drift_side = mean_t ‖h_π,t − h_ref,t‖ / mean_t ‖h_ref,t‖ over the
+    side's completion tokens (:func:`token_drift`). It penalises the rejected side
+    drifting further from the reference than the chosen side, which can inflate the
+    pooled margin by scrambling the rejected representation rather than moving it
+    along u. It needs token-level states: ``HiddenInputs.tokens`` and both masks.
+
+    Args:
+        align_method: a name in :data:`~innerpo.inner.align.ALIGN_METHODS` (default ``pars_rat``).
+        beta: β_h > 0, scale of the margin inside the loss (typ. 0.1–10, depends on the
+            align method's units; for IPO the target margin is 1/(2β)).
+        loss_type: ``dpo`` (−log σ) or ``ipo`` (squared distance to 1/(2β)).
+        trust_region: τ > 0, or None (default) for no clamping.
+        trust_region_mode: ``upper`` (default) or ``both``.
+        token_constraint: λ ≥ 0 (default 0 = off); typical 0.1–1.
+        align_kwargs: extra keyword arguments of the align method (``smoothing`` for
+            logodds/odds, ``floor`` for stabilized_ratio).
+        transform: optional :class:`~innerpo.inner.transforms.LayerTransforms` (or one
+            shared transform) applied to all four states first; its parameters train.
+        eps: safe-norm epsilon.
+    Shapes: ``x.hidden.pooled[layer]`` = four [B, D] states; tokens [B, T, D] with masks
+    [B, T] for the token constraint → scalar loss.
+
+    Metrics: ``hidden/margin/<layer>`` (batch mean of the raw align margin per layer),
+    ``hidden/margin`` (mean of z, after clamping and penalty), ``hidden/clamped`` (share of
+    pair-layer margins cut by the trust region), ``hidden/token_penalty``, and the
+    geometry of :mod:`innerpo.inner.metrics` (para, orth, cosines of policy vs reference).
+    """
+
+    needs_reference = True
+    needs_hidden = True
+
+    def __init__(
+        self,
+        align_method: str = "pars_rat",
+        beta: float = 1.0,
+        loss_type: Literal["dpo", "ipo"] = "dpo",
+        trust_region: float | None = None,
+        trust_region_mode: Literal["upper", "both"] = "upper",
+        token_constraint: float = 0.0,
+        align_kwargs: dict | None = None,
+        transform: LayerTransforms | HiddenTransform | None = None,
+        eps: float = EPS,
+    ):
+        super().__init__()
+        name = "inner_dpo"
+        self.align_fn = get_align_method(align_method)
+        self.align_method = align_method
+        self.align_kwargs = dict(align_kwargs or {})
+        accepted = set(inspect.signature(self.align_fn).parameters) - {"h_pc", "h_pr", "h_rc", "h_rr", "eps"}
+        unknown = set(self.align_kwargs) - accepted
+        if unknown:
+            raise ValueError(
+                f"{name}: align method {align_method!r} takes no {sorted(unknown)}; "
+                f"it accepts {sorted(accepted) or 'no extra arguments'}"
+            )
+        check_positive(beta, "beta", name)
+        if loss_type not in ("dpo", "ipo"):
+            raise ValueError(f"{name}: loss_type must be 'dpo' or 'ipo', got {loss_type!r}")
+        check_optional_positive(trust_region, "trust_region", name)
+        if trust_region_mode not in ("upper", "both"):
+            raise ValueError(f"{name}: trust_region_mode must be 'upper' or 'both', got {trust_region_mode!r}")
+        check_nonnegative(token_constraint, "token_constraint", name)
+        self.beta = beta
+        self.loss_type = loss_type
+        self.trust_region = trust_region
+        self.trust_region_mode = trust_region_mode
+        self.token_constraint = token_constraint
+        self.transform = transform
+        self.eps = eps
+
+    def layer_margins(self, hidden: HiddenInputs) -> dict[str, Tensor]:
+        """Raw align margin [B] per layer (no clamping, no penalty)."""
+        return {k: self.align_fn(*q, eps=self.eps, **self.align_kwargs) for k, q in hidden.pooled.items()}
+
+    def _token_penalty(self, hidden: HiddenInputs, layer: str) -> Tensor:
+        if hidden.tokens is None:
+            raise ValueError(
+                "inner_dpo: token_constraint > 0 needs token-level states; build LossInputs.hidden with "
+                "HiddenInputs.from_tokens(...) (or pass tokens= and both masks)"
+            )
+        q: StateQuad = hidden.tokens[layer]
+        drift_c = token_drift(q.policy_chosen, q.ref_chosen, hidden.chosen_mask, self.eps)
+        drift_r = token_drift(q.policy_rejected, q.ref_rejected, hidden.rejected_mask, self.eps)
+        return F.relu(drift_r - drift_c)
+
+    def forward(self, x: LossInputs) -> LossOutput:
+        hidden = hidden_inputs(x, "inner_dpo", self.transform)
+        raw = self.layer_margins(hidden)
+        metrics: dict[str, Tensor] = {f"hidden/margin/{k}": m.detach().mean() for k, m in raw.items()}
+        per_layer, clamped, penalties = [], [], []
+        tau = self.trust_region
+        for k, m in raw.items():
+            if tau is not None:
+                if self.trust_region_mode == "both":
+                    clamped.append((m.detach().abs() > tau).float())
+                    m = m.clamp(-tau, tau)
+                else:
+                    clamped.append((m.detach() > tau).float())
+                    m = m.clamp(max=tau)
+            if self.token_constraint > 0:
+                pen = self._token_penalty(hidden, k)
+                penalties.append(pen)
+                m = m - self.token_constraint * pen
+            per_layer.append(m)
+        z = torch.stack(per_layer, -1).mean(-1)  # [B]
+        if self.loss_type == "dpo":
+            losses = -F.logsigmoid(self.beta * z)
+        else:
+            losses = (z - 1.0 / (2.0 * self.beta)) ** 2
+        metrics["hidden/margin"] = z.detach().mean()
+        if clamped:
+            metrics["hidden/clamped"] = torch.stack(clamped).mean()
+        if penalties:
+            metrics["hidden/token_penalty"] = torch.stack(penalties).detach().mean()
+        metrics.update(geometry_metrics(hidden.pooled))
+        return LossOutput(losses.mean(), metrics)

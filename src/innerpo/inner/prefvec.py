@@ -1,0 +1,104 @@
+"""PrefVec: move chosen forward and rejected backward along the reference preference vector."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from innerpo.inner.align import STABILIZED_FLOOR
+from innerpo.inner.common import check_nonnegative, check_optional_positive, hidden_inputs
+from innerpo.inner.geometry import EPS, decompose, safe_cosine, safe_norm, upcast
+from innerpo.inner.metrics import geometry_metrics
+from innerpo.inner.transforms import HiddenTransform, LayerTransforms
+from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss
+
+
+class PrefVecLoss(PreferenceLoss):
+    """PrefVec: steer each side's hidden-state movement along the preference vector.
+
+    Source: ReprPO by wassname, ``reprpo/interventions/losses/prefvec.py`` (its
+    ``use_proj_rel`` variant, with the orthogonal and angle penalties).
+
+    Intuition: the reference already separates chosen from rejected along
+    u = d_ref/‖d_ref‖. Reward the policy for moving its chosen state forward along u
+    and its rejected state backward, and penalise movement in every other direction,
+    so the adapter sharpens the existing preference direction instead of rewriting the
+    representation.
+
+    Per layer and pair, with the movements c = h_pc − h_rc and r = h_pr − h_rr and the
+    scale ν = max(n, φ·mean_B n) (n = ‖d_ref‖; the floor φ guards pairs whose reference
+    states nearly coincide, as in ``stabilized_ratio``; φ = 0 gives ν = n):
+
+        proj  = (c·u − r·u) / ν             = (s − n)/ν; equals ``pars_rat`` when ν = n
+        orth  = (‖c − (c·u)u‖ + ‖r − (r·u)u‖) / ν      sideways movement of each side
+        angle = 1 − cos(d_π, d_ref)
+        L     = mean_pairs mean_layers [ −min(proj, τ) + w_orth·orth + w_angle·angle ]
+
+    Sign: minimising L raises proj, i.e. raises s = d_π·u (chosen forward, rejected
+    backward); the orthogonal and angle terms never lower s (their gradients are
+    orthogonal to u, or, for the angle, have a non-negative component along u). All
+    terms are 0 at initialisation; the orthogonal term's gradient is 0 there too.
+
+    Args:
+        orth_weight: w_orth ≥ 0 (default 1.0).
+        angle_weight: w_angle ≥ 0 (default 0.0 = off).
+        trust_region: τ > 0 caps the rewarded proj (None = no cap).
+        floor: φ in [0, 1] (default 0.1).
+        transform: optional transforms applied to all four states first.
+    Shapes: ``x.hidden.pooled[layer]`` = four [B, D] states → scalar loss.
+    Metrics: ``prefvec/proj``, ``prefvec/orth``, ``prefvec/angle`` plus hidden geometry.
+    """
+
+    needs_reference = True
+    needs_hidden = True
+
+    def __init__(
+        self,
+        orth_weight: float = 1.0,
+        angle_weight: float = 0.0,
+        trust_region: float | None = None,
+        floor: float = STABILIZED_FLOOR,
+        transform: LayerTransforms | HiddenTransform | None = None,
+        eps: float = EPS,
+    ):
+        super().__init__()
+        check_nonnegative(orth_weight, "orth_weight", "prefvec")
+        check_nonnegative(angle_weight, "angle_weight", "prefvec")
+        check_optional_positive(trust_region, "trust_region", "prefvec")
+        if not 0 <= floor <= 1:
+            raise ValueError(f"prefvec: floor must be in [0, 1], got {floor}")
+        self.orth_weight = orth_weight
+        self.angle_weight = angle_weight
+        self.trust_region = trust_region
+        self.floor = floor
+        self.transform = transform
+        self.eps = eps
+
+    def terms(self, h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor) -> dict[str, Tensor]:
+        """proj, orth, angle: [B] each, for one layer."""
+        h_pc, h_pr, h_rc, h_rr = (upcast(h) for h in (h_pc, h_pr, h_rc, h_rr))
+        g = decompose(h_pc, h_pr, h_rc, h_rr, self.eps)
+        nu = torch.maximum(g.ref_norm, self.floor * g.ref_norm.detach().mean())
+        c = h_pc - h_rc
+        r = h_pr - h_rr
+        c_par = (c * g.unit).sum(-1)
+        r_par = (r * g.unit).sum(-1)
+        proj = (c_par - r_par) / nu
+        orth = (
+            safe_norm(c - c_par.unsqueeze(-1) * g.unit, eps=self.eps)
+            + safe_norm(r - r_par.unsqueeze(-1) * g.unit, eps=self.eps)
+        ) / nu
+        angle = 1.0 - safe_cosine(g.d_pi, g.d_ref, eps=self.eps)
+        return {"proj": proj, "orth": orth, "angle": angle}
+
+    def forward(self, x: LossInputs) -> LossOutput:
+        hidden = hidden_inputs(x, "prefvec", self.transform)
+        per_layer = [self.terms(*q) for q in hidden.pooled.values()]
+        t = {k: torch.stack([p[k] for p in per_layer], -1).mean(-1) for k in per_layer[0]}  # [B] each
+        proj = torch.stack([p["proj"] for p in per_layer], -1)  # [B, L]
+        if self.trust_region is not None:
+            proj = proj.clamp(max=self.trust_region)
+        losses = -proj.mean(-1) + self.orth_weight * t["orth"] + self.angle_weight * t["angle"]
+        metrics = {f"prefvec/{k}": v.detach().mean() for k, v in t.items()}
+        metrics.update(geometry_metrics(hidden.pooled))
+        return LossOutput(losses.mean(), metrics)

@@ -1,0 +1,97 @@
+"""Reroute/retain on hidden states, circuit-breaker style (ReprPO's "MSE" loss)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from innerpo.inner.align import STABILIZED_FLOOR
+from innerpo.inner.common import check_nonnegative, check_optional_positive, hidden_inputs
+from innerpo.inner.geometry import EPS, decompose, safe_norm, upcast
+from innerpo.inner.metrics import geometry_metrics
+from innerpo.inner.transforms import HiddenTransform, LayerTransforms
+from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss
+
+REROUTE_TRUST_REGION = 1.0
+"""Default τ for the reroute term: reward pushing the rejected state up to e¹ ≈ 2.7× the
+reference separation away from the reference's chosen state, and no further."""
+
+
+class RerouteRetainLoss(PreferenceLoss):
+    """Reroute the rejected representation away from where the reference puts it; retain
+    the chosen representation where the reference puts it. Log distances.
+
+    Sources: circuit breakers / representation rerouting (Zou et al. 2024,
+    arXiv:2406.04313): push representations of unwanted behaviour away from the
+    original model's while a retain loss keeps wanted ones unchanged; ReprPO by wassname
+    (``reprpo/interventions/losses/mse.py``): the same two terms as log distance ratios
+    against the reference separation.
+
+    Per layer and pair, with ν = max(n, φ·mean_B n) the (detached) reference separation
+    n = ‖h_rc − h_rr‖, floored as in ``stabilized_ratio``:
+
+        reroute = log(‖h_pr − h_rc‖ / ν)     how far the rejected state is from the
+                                             reference's chosen state (0 at init if n ≥ φ·mean n)
+        retain  = log1p(‖h_pc − h_rc‖ / ν)   how far the chosen state drifted (0 at init)
+        L = mean_pairs mean_layers [ −min(reroute, τ) + α·retain ]
+
+    Design: the literal circuit-breaker reroute (distance, or cosine, between h_pr and
+    h_rr) is stationary at initialisation, where policy = reference, so a LoRA starting
+    at zero gets no gradient from it. Measuring the rejected state's distance from the
+    *chosen* reference state instead has gradient −d_ref/n² there: the rejected state
+    leaves the place the reference puts it, in the anti-preference direction, so s = d_π·u
+    rises (consistent with the InnerDPO margins). ReprPO's version minimised this same
+    distance (pulling rejected toward chosen, lowering s); the sign here is the
+    circuit-breaker one. The trust region τ bounds the reward (log distances are
+    unbounded above); retain uses log1p so it is 0 with zero gradient at the reference.
+
+    Args:
+        alpha: α ≥ 0, retain weight (default 1.0).
+        trust_region: τ > 0 on the reroute log distance (default 1.0), None for no cap.
+        floor: φ in [0, 1] (default 0.1).
+        transform: optional transforms applied to all four states first.
+    Shapes: ``x.hidden.pooled[layer]`` = four [B, D] states → scalar loss.
+    Metrics: ``reroute/reroute``, ``reroute/retain`` (the log terms), plus hidden geometry.
+    """
+
+    needs_reference = True
+    needs_hidden = True
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        trust_region: float | None = REROUTE_TRUST_REGION,
+        floor: float = STABILIZED_FLOOR,
+        transform: LayerTransforms | HiddenTransform | None = None,
+        eps: float = EPS,
+    ):
+        super().__init__()
+        check_nonnegative(alpha, "alpha", "reroute_retain")
+        check_optional_positive(trust_region, "trust_region", "reroute_retain")
+        if not 0 <= floor <= 1:
+            raise ValueError(f"reroute_retain: floor must be in [0, 1], got {floor}")
+        self.alpha = alpha
+        self.trust_region = trust_region
+        self.floor = floor
+        self.transform = transform
+        self.eps = eps
+
+    def terms(self, h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor) -> dict[str, Tensor]:
+        """reroute, retain: [B] each, for one layer."""
+        h_pc, h_pr, h_rc, h_rr = (upcast(h) for h in (h_pc, h_pr, h_rc, h_rr))
+        n = decompose(h_pc, h_pr, h_rc, h_rr, self.eps).ref_norm.detach()
+        nu = torch.maximum(n, self.floor * n.mean())
+        reroute = torch.log(safe_norm(h_pr - h_rc, eps=self.eps) / nu)
+        retain = torch.log1p(safe_norm(h_pc - h_rc, eps=self.eps) / nu)
+        return {"reroute": reroute, "retain": retain}
+
+    def forward(self, x: LossInputs) -> LossOutput:
+        hidden = hidden_inputs(x, "reroute_retain", self.transform)
+        per_layer = [self.terms(*q) for q in hidden.pooled.values()]
+        reroute = torch.stack([p["reroute"] for p in per_layer], -1)  # [B, L]
+        retain = torch.stack([p["retain"] for p in per_layer], -1)
+        rewarded = reroute.clamp(max=self.trust_region) if self.trust_region is not None else reroute
+        losses = (-rewarded + self.alpha * retain).mean(-1)
+        metrics = {"reroute/reroute": reroute.detach().mean(), "reroute/retain": retain.detach().mean()}
+        metrics.update(geometry_metrics(hidden.pooled))
+        return LossOutput(losses.mean(), metrics)
