@@ -14,7 +14,39 @@ Pure, tensor-level pieces, each in its own module:
   reroute/retain, rank).
 - :mod:`~innerpo.inner.transforms`: trainable maps applied to states before a loss;
   :mod:`~innerpo.inner.supr`: the suppressed-activations selection.
+- :mod:`~innerpo.inner.metrics`: detached geometry diagnostics logged by every hidden loss.
 
 Nothing here runs a model; the training loop collects the states and fills
 :class:`HiddenInputs`.
 """
+
+from innerpo.inner.align import ALIGN_METHODS, get_align_method
+from innerpo.inner.hidden_inputs import HiddenInputs, StateQuad
+from innerpo.inner.layers import parse_layers
+from innerpo.inner.losses import HIDDEN_LOSSES, InnerDPOLoss, PrefVecLoss, RankLoss, RerouteRetainLoss
+from innerpo.inner.pooling import SINK_THRESHOLD, last_real_token, masked_mean
+from innerpo.inner.supr import head_projector, supr, supr_masks
+from innerpo.inner.transforms import TRANSFORMS, LayerTransforms, apply_transforms, make_transform
+
+__all__ = [
+    "ALIGN_METHODS",
+    "HIDDEN_LOSSES",
+    "SINK_THRESHOLD",
+    "TRANSFORMS",
+    "HiddenInputs",
+    "InnerDPOLoss",
+    "LayerTransforms",
+    "PrefVecLoss",
+    "RankLoss",
+    "RerouteRetainLoss",
+    "StateQuad",
+    "apply_transforms",
+    "get_align_method",
+    "head_projector",
+    "last_real_token",
+    "make_transform",
+    "masked_mean",
+    "parse_layers",
+    "supr",
+    "supr_masks",
+]

@@ -9,11 +9,13 @@ d_π = h_pc − h_pr, s = d_π·u, o = ‖d_π − s·u‖.
 Conventions shared by every method
 ----------------------------------
 * **Sign.** Increasing the margin moves the policy's chosen-minus-rejected difference d_π
-  along the reference preference direction u: for every method, a gradient-ascent step
-  on the margin w.r.t. the policy states has a non-negative component along u (for the
-  methods built from s and o, ∂margin/∂s > 0 everywhere, and the orthogonal term only
-  moves d_π across u, so such a step strictly raises s). Where a source formula had the
-  opposite sign, the docstring says what was negated and why.
+  along the reference preference direction u. For the ten methods built from (s, o, n),
+  ∂margin/∂s > 0 everywhere and the orthogonal term only moves d_π across u, so a
+  gradient-ascent step on the policy states strictly raises s, whatever the sign of s.
+  For ``cosine_cross_model`` the step's component along u is ≥ 0 everywhere; for
+  ``cosine_policy_margin`` it is ≥ 0 at the reference point (d_π ∥ u) and, by
+  continuity, near it. Where a source formula had the opposite sign, the docstring says
+  what was negated and why.
 * **Zero at initialisation** (policy = reference, so d_π = d_ref, s = n, o = 0) for the
   relative methods, so the margin reads "how much better than the reference"; the
   absolute ones (``para_signed``, ``para_signed_log``, ``para_orth_signed``,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from innerpo.inner.align import ALIGN_METHODS, get_align_method
+from innerpo.inner.align import get_align_method
 from innerpo.inner.common import check_nonnegative, check_optional_positive, check_positive, hidden_inputs
 from innerpo.inner.geometry import EPS, safe_norm, upcast
 from innerpo.inner.hidden_inputs import HiddenInputs, StateQuad
