@@ -22,6 +22,11 @@ from innerpo.models.forward import forward_pairs
 class OutputMethod(nn.Module):
     """Output-level objectives: sequence log-probs of policy and, if needed, reference."""
 
+    # True when everything the method takes from the reference pass can be served from
+    # the on-disk reference table (models.ref_cache); methods that read other reference
+    # activations every step set it False.
+    cacheable_reference = True
+
     def __init__(self, cfg: MethodConfig):
         super().__init__()
         self.loss: CombinedLoss = build_method_loss(cfg)

@@ -60,7 +60,7 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     items, report = pair_tok.tokenize_all(pairs, cfg.data.dataset)
     accelerator.print(report.describe(f"train data {cfg.data.dataset}"))
     eval_items = _eval_subset(cfg, pair_tok)
-    if method.loss.uses_reference and cfg.training.ref_cache:
+    if method.loss.uses_reference and method.cacheable_reference and cfg.training.ref_cache:
         settings = {**pair_tok.settings(), "dtype": cfg.model.dtype, "model": cfg.model.base_model}
         table, hit = reference_table(model, items, tok.pad_token_id, cfg.eval.batch_size, settings)
         method.use_reference_table(table)
