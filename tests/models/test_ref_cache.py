@@ -5,6 +5,10 @@ from innerpo.data.tokenize import PairTokenizer
 from innerpo.models import ref_cache
 from innerpo.models.forward import forward_pairs
 from innerpo.data.batching import collate
+from innerpo.config import MethodConfig
+from innerpo.methods.base import OutputMethod
+
+ROWS = OutputMethod(MethodConfig()).reference_rows
 
 
 def items_for(tok, n=5, max_length=64):
@@ -15,12 +19,12 @@ def items_for(tok, n=5, max_length=64):
 def test_cached_values_equal_in_batch_reference(tiny_model, tmp_path):
     model, tok = tiny_model
     items = items_for(tok)
-    table, hit = ref_cache.reference_table(model, items, tok.pad_token_id, 2, {"max_length": 64}, root=tmp_path)
+    table, hit = ref_cache.reference_table(model, items, tok.pad_token_id, 2, {"max_length": 64}, ROWS, root=tmp_path)
     assert not hit
     out = forward_pairs(model, collate(items, tok.pad_token_id))
     torch.testing.assert_close(table["chosen_sum"], out.chosen.sum.detach(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(table["rejected_ntok"], out.rejected.ntok)
-    again, hit = ref_cache.reference_table(model, items, tok.pad_token_id, 2, {"max_length": 64}, root=tmp_path)
+    again, hit = ref_cache.reference_table(model, items, tok.pad_token_id, 2, {"max_length": 64}, ROWS, root=tmp_path)
     assert hit and torch.equal(again["chosen_sum"], table["chosen_sum"])
 
 
@@ -40,7 +44,7 @@ def test_key_changes_with_settings_data_and_weights(tiny_model):
 def test_corrupted_or_partial_file_is_rebuilt(tiny_model, tmp_path, monkeypatch):
     model, tok = tiny_model
     items = items_for(tok)
-    table, _ = ref_cache.reference_table(model, items, tok.pad_token_id, 4, {}, root=tmp_path)
+    table, _ = ref_cache.reference_table(model, items, tok.pad_token_id, 4, {}, ROWS, root=tmp_path)
     (path,) = tmp_path.glob("*.safetensors")
     blob = bytearray(path.read_bytes())
     blob[-3] ^= 0xFF  # flip bits inside the tensor data
@@ -48,10 +52,10 @@ def test_corrupted_or_partial_file_is_rebuilt(tiny_model, tmp_path, monkeypatch)
     calls = []
     real = ref_cache.compute_reference
     monkeypatch.setattr(ref_cache, "compute_reference", lambda *a: calls.append(1) or real(*a))
-    rebuilt, hit = ref_cache.reference_table(model, items, tok.pad_token_id, 4, {}, root=tmp_path)
+    rebuilt, hit = ref_cache.reference_table(model, items, tok.pad_token_id, 4, {}, ROWS, root=tmp_path)
     assert not hit and calls == [1] and torch.equal(rebuilt["chosen_sum"], table["chosen_sum"])
     path.write_bytes(path.read_bytes()[:40])  # truncated
-    _, hit = ref_cache.reference_table(model, items, tok.pad_token_id, 4, {}, root=tmp_path)
+    _, hit = ref_cache.reference_table(model, items, tok.pad_token_id, 4, {}, ROWS, root=tmp_path)
     assert not hit and calls == [1, 1]
-    _, hit = ref_cache.reference_table(model, items, tok.pad_token_id, 4, {}, root=tmp_path)
+    _, hit = ref_cache.reference_table(model, items, tok.pad_token_id, 4, {}, ROWS, root=tmp_path)
     assert hit and calls == [1, 1]

@@ -33,21 +33,33 @@ class OutputMethod(nn.Module):
         self.ref_table: dict[str, torch.Tensor] | None = None  # cached reference, by dataset index
 
     def use_reference_table(self, table: dict[str, torch.Tensor]) -> None:
-        """Serve reference log-probs from a precomputed table (see models.ref_cache)."""
+        """Serve reference values from a precomputed table (see models.ref_cache)."""
         self.ref_table = table
+
+    def reference_settings(self) -> dict:
+        """Settings, besides tokenization and weights, that change `reference_rows` (cache key)."""
+        return {}
+
+    def reference_rows(self, model, batch: PairBatch) -> dict[str, torch.Tensor]:
+        """Per-pair reference values, each [B, ...]; the caller disables the adapter and grad."""
+        ref = forward_pairs(model, batch)
+        return {"chosen_sum": ref.chosen.sum, "chosen_ntok": ref.chosen.ntok, "rejected_sum": ref.rejected.sum, "rejected_ntok": ref.rejected.ntok}
+
+    def reference(self, model, batch: PairBatch) -> dict[str, torch.Tensor]:
+        """`reference_rows` for this batch: looked up in the table when there is one, else computed."""
+        device = batch.input_ids.device
+        if self.ref_table is not None and batch.index is not None:
+            return {k: v[batch.index.cpu()].to(device) for k, v in self.ref_table.items()}
+        with torch.no_grad(), model.disable_adapter():
+            return {k: v.detach() for k, v in self.reference_rows(model, batch).items()}
 
     def loss_inputs(self, model, batch: PairBatch) -> LossInputs:
         policy = forward_pairs(model, batch)
         inputs = LossInputs(policy.chosen, policy.rejected)
         if self.loss.uses_reference:
-            if self.ref_table is not None and batch.index is not None:
-                t = {k: v[batch.index.cpu()].to(policy.chosen.sum.device) for k, v in self.ref_table.items()}
-                inputs.ref_chosen = SeqLogps(t["chosen_sum"], t["chosen_ntok"])
-                inputs.ref_rejected = SeqLogps(t["rejected_sum"], t["rejected_ntok"])
-            else:
-                with torch.no_grad(), model.disable_adapter():
-                    ref = forward_pairs(model, batch)
-                inputs.ref_chosen, inputs.ref_rejected = ref.chosen.detach(), ref.rejected.detach()
+            ref = self.reference(model, batch)
+            inputs.ref_chosen = SeqLogps(ref["chosen_sum"], ref["chosen_ntok"])
+            inputs.ref_rejected = SeqLogps(ref["rejected_sum"], ref["rejected_ntok"])
         return inputs
 
     def after_backward(self, model) -> dict[str, float]:

@@ -1,8 +1,9 @@
-"""Reference log-probs computed once, stored as safetensors, reused across runs.
+"""Reference values computed once, stored as safetensors, reused across runs.
 
 The reference model is the base model with the adapter off; it never changes during
-training, so its completion log-probs for a fixed tokenized dataset are a constant.
-They are computed in one no-grad pass and stored under
+training, so what a method reads from it for a fixed tokenized dataset (completion
+log-probs; pooled hidden states for hidden-state methods) is a constant. It is computed
+in one no-grad pass and stored under
 `<cache>/reference/<key>.safetensors`, where the key fingerprints everything they depend
 on: the base weights, the exact token ids of every pair, and the settings passed in
 `extra` (dtype, max length, truncation, ...). Another seed or another method of the same
@@ -17,6 +18,7 @@ import hashlib
 import json
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -24,13 +26,10 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from innerpo.data.batching import collate
+from innerpo.data.batching import PairBatch, collate
 from innerpo.data.tokenize import TokenizedPair
 from innerpo.io import atomic_path
-from innerpo.models.forward import forward_pairs
 from innerpo.paths import cache_dir
-
-FIELDS = ("chosen_sum", "chosen_ntok", "rejected_sum", "rejected_ntok")
 
 
 def weights_fingerprint(model) -> str:
@@ -77,39 +76,47 @@ def load_verified(path: Path, key: str, n: int) -> dict[str, Tensor] | None:
         return None
     if meta.get("key") != key or meta.get("sha256") != _digest(tensors):
         return None
-    if any(name not in tensors or tensors[name].shape != (n,) for name in FIELDS):
+    if not tensors or any(t.shape[0] != n for t in tensors.values()):
         return None
     return tensors
 
 
+RowsFn = Callable[[object, PairBatch], dict[str, Tensor]]
+
+
 @torch.no_grad()
-def compute_reference(model, items: list[TokenizedPair], pad_id: int, batch_size: int) -> dict[str, Tensor]:
-    """One no-grad pass with the adapter off; batches sorted by length to waste no padding."""
+def compute_reference(model, items: list[TokenizedPair], pad_id: int, batch_size: int, rows_fn: RowsFn) -> dict[str, Tensor]:
+    """One no-grad pass with the adapter off, `rows_fn(model, batch)` giving [B, ...] per name.
+
+    Batches are sorted by length so little compute goes to padding.
+    """
     order = sorted(range(len(items)), key=lambda i: len(items[i].prompt) + max(len(items[i].chosen), len(items[i].rejected)))
-    out = {name: torch.zeros(len(items), dtype=torch.float32) for name in FIELDS}
+    out: dict[str, Tensor] = {}
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
         with model.disable_adapter() if hasattr(model, "disable_adapter") else nullcontext():
-            for start in tqdm(range(0, len(order), batch_size), desc="reference log-probs", leave=False, unit="batch"):
+            for start in tqdm(range(0, len(order), batch_size), desc="reference pass", leave=False, unit="batch"):
                 idx = order[start : start + batch_size]
-                res = forward_pairs(model, collate([items[i] for i in idx], pad_id).to(device))
-                for name, t in zip(FIELDS, (res.chosen.sum, res.chosen.ntok, res.rejected.sum, res.rejected.ntok)):
+                rows = rows_fn(model, collate([items[i] for i in idx], pad_id).to(device))
+                for name, t in rows.items():
+                    if name not in out:
+                        out[name] = torch.zeros((len(items), *t.shape[1:]), dtype=torch.float32)
                     out[name][idx] = t.float().cpu()
     finally:
         model.train(was_training)
     return out
 
 
-def reference_table(model, items, pad_id: int, batch_size: int, extra: dict, root: Path | None = None) -> tuple[dict[str, Tensor], bool]:
-    """(tensors [N] per FIELDS, hit) — from the cache when a verified file exists."""
+def reference_table(model, items, pad_id: int, batch_size: int, extra: dict, rows_fn: RowsFn, root: Path | None = None) -> tuple[dict[str, Tensor], bool]:
+    """(name → [N, ...] tensors, hit): from the cache when a verified file exists."""
     key = cache_key(weights_fingerprint(model), items, extra)
     path = (root or cache_dir() / "reference") / f"{key}.safetensors"
     cached = load_verified(path, key, len(items))
     if cached is not None:
         return cached, True
-    tensors = compute_reference(model, items, pad_id, batch_size)
+    tensors = compute_reference(model, items, pad_id, batch_size, rows_fn)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"key": key, "sha256": _digest(tensors), "rows": str(len(items))})

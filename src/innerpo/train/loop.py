@@ -61,10 +61,10 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     accelerator.print(report.describe(f"train data {cfg.data.dataset}"))
     eval_items = _eval_subset(cfg, pair_tok)
     if method.loss.uses_reference and method.cacheable_reference and cfg.training.ref_cache:
-        settings = {**pair_tok.settings(), "dtype": cfg.model.dtype, "model": cfg.model.base_model}
-        table, hit = reference_table(model, items, tok.pad_token_id, cfg.eval.batch_size, settings)
+        settings = {**pair_tok.settings(), "dtype": cfg.model.dtype, "model": cfg.model.base_model, **method.reference_settings()}
+        table, hit = reference_table(model, items, tok.pad_token_id, cfg.eval.batch_size, settings, method.reference_rows)
         method.use_reference_table(table)
-        accelerator.print(f"reference log-probs: {'reused from cache' if hit else 'computed and cached'}")
+        accelerator.print(f"reference pass: {'reused from cache' if hit else 'computed and cached'}")
 
     loader = make_loader(items, cfg, tok.pad_token_id)
     per_epoch = math.ceil(len(loader) / cfg.training.grad_accum)
