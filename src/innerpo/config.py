@@ -123,6 +123,31 @@ class MethodConfig:
     """KTO weight λ_U > 0 of undesirable (rejected / label=False) examples."""
     kto_kl_estimate: Literal["mismatched", "batch"] = "mismatched"
     """KTO reference point z0: `mismatched` (TRL) reads KL log-probs of mismatched prompt/completion pairs from LossInputs.extra; `batch` uses the batch-mean log-ratio clamped at 0."""
+    # --- hidden-state methods (InnerPO) ---
+    hidden_loss: Literal["none", "innerpo", "prefvec", "mse", "rank"] = "none"
+    """Hidden-state term added to the output-level losses with weight `alpha`."""
+    alpha: float = 1.0
+    """Weight of the hidden-state term."""
+    output_loss: str | None = None
+    """Shorthand for hidden-state methods: use this one output-level loss (weight 1) instead of `losses`; `none` trains the hidden term alone."""
+    collect: Literal["hs", "side"] = "hs"
+    """Where states are read: `hs` the residual stream after each chosen block; `side` the inputs of its attention output and MLP down projections."""
+    layers: str = "0.5:1.0:0.25"
+    """Blocks to collect: indices, negative indices, fractions of depth, ranges (`4:12:2`, `0.25:0.75`), comma lists."""
+    transform: Literal["none", "supr", "ether", "etherplus", "oft", "hra", "ortho"] = "none"
+    """Map applied to all four pooled states before the hidden loss (trainable ones train with the adapter)."""
+    align_method: str = "para_signed_log"
+    """InnerDPO margin (see innerpo.inner.align): para_signed, para_signed_log, pars_rat, logodds, cosine_policy_margin, ..."""
+    hidden_beta: float = 1.0
+    """Scale of the hidden margin inside InnerDPO / rank losses."""
+    trust_region: float | None = None
+    """Clamp each sample's and layer's hidden margin at this value (None: off)."""
+    trust_region_mode: Literal["upper", "both"] = "upper"
+    """`upper`: one-sided clamp min(m, τ); `both`: clamp to [−τ, τ]."""
+    token_constraint: float = 0.0
+    """Weight of the penalty on the rejected side drifting further from the reference than the chosen side (token level; 0 = off)."""
+    sink_threshold: float | None = None
+    """Drop "attention sink" tokens whose norm exceeds this multiple of the row's median before pooling (None: keep all)."""
 
 
 @dataclass

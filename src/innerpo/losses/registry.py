@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from innerpo.config import MethodConfig
+from innerpo.inner.losses import InnerDPOLoss, PrefVecLoss, RankLoss, RerouteRetainLoss
 from innerpo.losses.base import PreferenceLoss
 from innerpo.losses.combined import CombinedLoss
 from innerpo.losses.aot import AOTLoss
@@ -58,6 +59,17 @@ LOSSES: dict[str, Callable[[MethodConfig], PreferenceLoss]] = {
         kl_estimate=c.kto_kl_estimate,
     ),
     "sft": lambda c: SFTLoss(),
+    # hidden-state terms (innerpo.inner); the method collects the states they read
+    "innerpo": lambda c: InnerDPOLoss(
+        align_method=c.align_method,
+        beta=c.hidden_beta,
+        trust_region=c.trust_region,
+        trust_region_mode=c.trust_region_mode,
+        token_constraint=c.token_constraint,
+    ),
+    "prefvec": lambda c: PrefVecLoss(trust_region=c.trust_region),
+    "mse": lambda c: RerouteRetainLoss(),
+    "rank": lambda c: RankLoss(beta=c.hidden_beta),
 }
 
 
@@ -70,6 +82,20 @@ def build_loss(name: str, cfg: MethodConfig) -> PreferenceLoss:
     return factory(cfg)
 
 
+def method_terms(cfg: MethodConfig) -> list[tuple[str, float]]:
+    """(loss name, weight) pairs of a method: the output-level losses, then the hidden term."""
+    if cfg.output_loss is None:
+        if len(cfg.weights) != len(cfg.losses):
+            raise ValueError(f"got {len(cfg.losses)} losses but {len(cfg.weights)} weights; give one --method.weights value per loss")
+        terms = list(zip(cfg.losses, cfg.weights))
+    else:
+        terms = [] if cfg.output_loss == "none" else [(cfg.output_loss, 1.0)]
+    if cfg.hidden_loss != "none":
+        terms.append((cfg.hidden_loss, cfg.alpha))
+    return terms
+
+
 def build_method_loss(cfg: MethodConfig) -> CombinedLoss:
-    """The method's whole objective: its losses summed with their weights."""
-    return CombinedLoss({name: build_loss(name, cfg) for name in cfg.losses}, cfg.weights)
+    """The method's whole objective: its terms summed with their weights."""
+    terms = method_terms(cfg)
+    return CombinedLoss({name: build_loss(name, cfg) for name, _ in terms}, [w for _, w in terms])
