@@ -123,6 +123,13 @@ class MethodConfig:
     """KTO weight λ_U > 0 of undesirable (rejected / label=False) examples."""
     kto_kl_estimate: Literal["mismatched", "batch"] = "mismatched"
     """KTO reference point z0: `mismatched` (TRL) reads KL log-probs of mismatched prompt/completion pairs from LossInputs.extra; `batch` uses the batch-mean log-ratio clamped at 0."""
+    # --- gradient projection (projgrad / projbp, innerpo.methods.projection) ---
+    projection: Literal["none", "projgrad", "projbp"] = "none"
+    """Project gradients onto each LoRA module's reference chosen-minus-rejected direction: `projgrad` edits lora_B weight gradients after backward, `projbp` edits module output gradients during backprop; `none` is plain training."""
+    orth_scale: float = 0.5
+    """Projection: multiplier in [0, 1] of the update's part orthogonal to the preference direction (1 only drops the backward parallel part, 0 keeps motion along the direction alone)."""
+    proj_clip: float | None = None
+    """Projection: cap each projected gradient vector's norm at this multiple of the RMS norm of the original vectors in the same call (lora_B columns; completion tokens); None: off."""
     # --- hidden-state methods (InnerPO) ---
     hidden_loss: Literal["none", "innerpo", "prefvec", "mse", "rank"] = "none"
     """Hidden-state term added to the output-level losses with weight `alpha`."""
@@ -132,12 +139,12 @@ class MethodConfig:
     """Shorthand for hidden-state methods: use this one output-level loss (weight 1) instead of `losses`; `none` trains the hidden term alone."""
     collect: Literal["hs", "side"] = "hs"
     """Where states are read: `hs` the residual stream after each chosen block; `side` the inputs of its attention output and MLP down projections."""
-    layers: str = "0.5:1.0:0.25"
+    layers: str = "0.25,0.5,0.75"
     """Blocks to collect: indices, negative indices, fractions of depth, ranges (`4:12:2`, `0.25:0.75`), comma lists."""
     transform: Literal["none", "supr", "ether", "etherplus", "oft", "hra", "ortho"] = "none"
     """Map applied to all four pooled states before the hidden loss (trainable ones train with the adapter)."""
-    align_method: str = "para_signed_log"
-    """InnerDPO margin (see innerpo.inner.align): para_signed, para_signed_log, pars_rat, logodds, cosine_policy_margin, ..."""
+    align_method: str = "pars_rat"
+    """InnerDPO margin (see innerpo.inner.align): pars_rat (s/‖d_ref‖ − 1, scale-free, 0 at the start), para_signed, para_signed_log, logodds, cosine_policy_margin, ..."""
     hidden_beta: float = 1.0
     """Scale of the hidden margin inside InnerDPO / rank losses."""
     trust_region: float | None = None

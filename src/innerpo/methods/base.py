@@ -32,6 +32,9 @@ class OutputMethod(nn.Module):
         self.loss: CombinedLoss = build_method_loss(cfg)
         self.ref_table: dict[str, torch.Tensor] | None = None  # cached reference, by dataset index
 
+    def bind(self, model) -> None:
+        """Called once the model is loaded, before the optimizer collects parameters."""
+
     def use_reference_table(self, table: dict[str, torch.Tensor]) -> None:
         """Serve reference values from a precomputed table (see models.ref_cache)."""
         self.ref_table = table
@@ -67,4 +70,12 @@ class OutputMethod(nn.Module):
 
 
 def build_method(cfg: MethodConfig) -> OutputMethod:
+    if cfg.projection != "none":
+        from innerpo.methods.projection import build_projection_method
+
+        return build_projection_method(cfg, cfg.projection)
+    if cfg.hidden_loss != "none":
+        from innerpo.methods.hidden import HiddenMethod
+
+        return HiddenMethod(cfg)
     return OutputMethod(cfg)

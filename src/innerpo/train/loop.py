@@ -51,6 +51,7 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
 
     base, tok = load_base(cfg.model)
     model = add_lora(base, cfg.model, cfg.training.seed)
+    method.bind(model)
     pair_tok = PairTokenizer(tok, cfg.data.max_length, cfg.data.truncation, cfg.data.chat_template)
     save_tokenizer(run_dir, tok, pair_tok.settings())
 
