@@ -1,0 +1,104 @@
+"""Hidden-state methods on tiny-random: collection, no extra pass, cache parity, transforms."""
+
+import pytest
+import torch
+
+from innerpo.config import MethodConfig, ModelConfig
+from innerpo.data.batching import collate_indexed
+from innerpo.data.pairs import Pair
+from innerpo.data.tokenize import PairTokenizer
+from innerpo.methods.base import build_method
+from innerpo.models import ref_cache
+from innerpo.models.load import add_lora
+
+
+@pytest.fixture
+def setup(tiny_model):
+    model, tok = tiny_model
+    model = add_lora(model, ModelConfig(base_model="tiny-random", lora_r=4), seed=0)
+    pairs = [Pair(f"Question {i}: what comes next?", "a b c"[: 1 + i], "zz" * (i + 1)) for i in range(4)]
+    items = PairTokenizer(tok, 64).tokenize_all(pairs, "t")[0]
+    batch = collate_indexed(list(enumerate(items)), tok.pad_token_id)
+    return model, tok, items, batch
+
+
+def method(model, **kw):
+    m = build_method(MethodConfig(hidden_loss="innerpo", **kw))
+    m.bind(model)
+    return m
+
+
+def test_hs_collects_the_chosen_blocks_outputs(setup):
+    model, tok, items, batch = setup
+    m = method(model, layers="1,-2")  # 4 blocks: 1 and 2
+    inputs = m.loss_inputs(model, batch)
+    assert inputs.hidden.layers == ["1", "2"]
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True)
+    mask = batch.completion_mask.unsqueeze(-1).float()
+    expected = (out.hidden_states[2] * mask).sum(1) / mask.sum(1)  # block 1's output
+    b = batch.num_pairs
+    torch.testing.assert_close(inputs.hidden.pooled["1"].policy_chosen, expected[:b], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(inputs.hidden.pooled["1"].policy_rejected, expected[b:], rtol=1e-5, atol=1e-5)
+
+
+def test_side_collects_projection_inputs_of_the_chosen_blocks(setup):
+    model, tok, items, batch = setup
+    inputs = method(model, collect="side", layers="0:4:3").loss_inputs(model, batch)
+    assert inputs.hidden.layers == ["0.o_proj", "0.down_proj", "3.o_proj", "3.down_proj"]
+    assert inputs.hidden.pooled["3.down_proj"].policy_chosen.shape == (4, 128)  # MLP width
+
+
+def count_body_calls(model):
+    body = model.get_base_model().model
+    calls = []
+    handle = body.register_forward_hook(lambda *a: calls.append(1))
+    return calls, handle
+
+
+def test_no_extra_forward_and_cached_reference_matches_live(setup):
+    model, tok, items, batch = setup
+    m = method(model, transform="supr")
+    calls, handle = count_body_calls(model)
+    live = m.loss_inputs(model, batch)
+    assert len(calls) == 2  # policy + reference, states captured in those passes
+    table = ref_cache.compute_reference(model, items, tok.pad_token_id, 3, m.reference_rows)
+    m.use_reference_table(table)
+    calls.clear()
+    cached = m.loss_inputs(model, batch)
+    handle.remove()
+    assert len(calls) == 1  # the policy pass only
+    for k in live.hidden.layers:
+        for a, b in zip(live.hidden.pooled[k], cached.hidden.pooled[k]):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(live.ref_chosen.sum, cached.ref_chosen.sum, rtol=1e-5, atol=1e-5)
+
+
+def test_supr_drops_the_first_collected_layer_and_needs_two(setup):
+    model, tok, items, batch = setup
+    inputs = method(model, transform="supr", layers="1,2,3").loss_inputs(model, batch)
+    assert inputs.hidden.layers == ["2", "3"]
+    with pytest.raises(ValueError, match="consecutive collected layers"):
+        method(model, transform="supr", layers="2")
+
+
+def test_trainable_transform_is_a_method_parameter_and_learns(setup):
+    model, tok, items, batch = setup
+    m = build_method(MethodConfig(hidden_loss="rank", transform="etherplus", layers="1,2"))
+    m.bind(model)
+    params = [p for p in m.parameters() if p.requires_grad]
+    assert params
+    # Perturb the adapter so policy and reference differ, then backprop the hidden loss.
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    m.loss(m.loss_inputs(model, batch)).loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+
+
+def test_bad_layer_spec_is_refused_with_the_accepted_forms(setup):
+    model, *_ = setup
+    with pytest.raises(ValueError, match="accepted forms"):
+        method(model, layers="1;2")
+    with pytest.raises(ValueError, match="out of range"):
+        method(model, layers="7")
