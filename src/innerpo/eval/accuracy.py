@@ -12,15 +12,13 @@ and rejected completions. Definitions:
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
-from innerpo.data.batching import collate
 from innerpo.data.tokenize import TokenizedPair
-from innerpo.models.forward import forward_pairs
+from innerpo.models.forward import logp_rows
+from innerpo.models.ref_cache import compute_reference, reference_table, rows_pass
 
 
 @dataclass
@@ -30,33 +28,30 @@ class Scores:
     nll: float
     n_pairs: int
 
+    @classmethod
+    def from_rows(cls, rows: dict[str, torch.Tensor]) -> "Scores":
+        """From per-pair [N] tensors chosen_sum, chosen_ntok, rejected_sum, rejected_ntok."""
+        c_sum, c_n, r_sum, r_n = (rows[k] for k in ("chosen_sum", "chosen_ntok", "rejected_sum", "rejected_ntok"))
+        return cls(
+            accuracy=(c_sum / c_n > r_sum / r_n).float().mean().item(),
+            accuracy_sum=(c_sum > r_sum).float().mean().item(),
+            nll=(-c_sum.sum() / c_n.sum()).item(),
+            n_pairs=len(c_sum),
+        )
 
-def _scores(c_sum, c_n, r_sum, r_n) -> Scores:
-    c_sum, c_n, r_sum, r_n = (torch.cat(t) for t in (c_sum, c_n, r_sum, r_n))
-    return Scores(
-        accuracy=(c_sum / c_n > r_sum / r_n).float().mean().item(),
-        accuracy_sum=(c_sum > r_sum).float().mean().item(),
-        nll=(-c_sum.sum() / c_n.sum()).item(),
-        n_pairs=len(c_sum),
-    )
 
+def score_pairs(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True, base_settings: dict | None = None) -> dict[str, Scores]:
+    """{"adapter": Scores, "base": Scores} (base only when `with_base` and the model has an adapter).
 
-@torch.no_grad()
-def score_pairs(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True) -> dict[str, Scores]:
-    """{"adapter": Scores, "base": Scores} (base only when `with_base` and model has an adapter)."""
-    has_adapter = hasattr(model, "disable_adapter")
-    variants = ["adapter"] + (["base"] if with_base and has_adapter else [])
-    acc = {v: ([], [], [], []) for v in variants}
-    was_training = model.training
-    model.eval()
-    try:
-        for start in tqdm(range(0, len(items), batch_size), desc=desc, leave=False, unit="batch"):
-            batch = collate(items[start : start + batch_size], pad_id).to(next(model.parameters()).device)
-            for v in variants:
-                with model.disable_adapter() if v == "base" else nullcontext():
-                    out = forward_pairs(model, batch)
-                for store, t in zip(acc[v], (out.chosen.sum, out.chosen.ntok, out.rejected.sum, out.rejected.ntok)):
-                    store.append(t.float().cpu())
-    finally:
-        model.train(was_training)
-    return {v: _scores(*acc[v]) for v in variants}
+    The base model's scores are reference values: with `base_settings` (what the cache
+    key needs besides weights and tokens) they come from the on-disk reference cache, so
+    evaluating many runs of one base model scores the base once.
+    """
+    scores = {"adapter": Scores.from_rows(rows_pass(model, items, pad_id, batch_size, logp_rows, adapter=True, desc=desc))}
+    if with_base and hasattr(model, "disable_adapter"):
+        if base_settings is not None:
+            rows, _ = reference_table(model, items, pad_id, batch_size, base_settings, logp_rows)
+        else:
+            rows = compute_reference(model, items, pad_id, batch_size, logp_rows)
+        scores["base"] = Scores.from_rows(rows)
+    return scores

@@ -13,8 +13,11 @@ from innerpo.eval.suites import get_suite
 from innerpo.io import write_atomic
 
 
-def evaluate_suite(model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: DataConfig) -> dict:
-    """Per shift: base and adapter Scores. Returns the summary dict (JSON-ready)."""
+def evaluate_suite(model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: DataConfig, model_settings: dict) -> dict:
+    """Per shift: base and adapter Scores. Returns the summary dict (JSON-ready).
+
+    model_settings: the base model's name and dtype, part of the base scores' cache key.
+    """
     suite = get_suite(cfg.suite)
     shifts = {}
     for name, shift in suite.shifts.items():
@@ -22,7 +25,8 @@ def evaluate_suite(model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: D
         if cfg.max_pairs is not None:
             pairs = pairs[: cfg.max_pairs]
         items, report = pair_tok.tokenize_all(pairs, f"{name} ({shift.dataset})")
-        scores = score_pairs(model, items, tok.pad_token_id, cfg.batch_size, desc=f"eval {name}")
+        base_key = {**pair_tok.settings(), **model_settings}
+        scores = score_pairs(model, items, tok.pad_token_id, cfg.batch_size, desc=f"eval {name}", base_settings=base_key)
         shifts[name] = {
             "dataset": shift.dataset,
             "split": shift.split,

@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 from innerpo.config import EvalConfig
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.eval.report import evaluate_suite, tables, write_results
-from innerpo.models.load import load_adapter, load_base
+from innerpo.models.load import load_adapter, load_base, model_settings
 from innerpo.train.run_dir import load_config, load_tokenization
 
 
@@ -26,7 +26,7 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None, genies
     settings = load_tokenization(run_dir)
     pair_tok = PairTokenizer(tok, settings["max_length"], settings["truncation"], settings["chat_template"])
     model = load_adapter(base, run_dir / "adapter")
-    summary = evaluate_suite(model, tok, pair_tok, eval_cfg, data_cfg)
+    summary = evaluate_suite(model, tok, pair_tok, eval_cfg, data_cfg, model_settings(cfg.model))
     path = write_results(run_dir, summary, default_suite=eval_cfg.suite == cfg.eval.suite)
     print(tables(summary))
     print(f"summary written to {path}")

@@ -59,3 +59,9 @@ def forward_pairs(model, batch: PairBatch, output_hidden_states: bool = False) -
         rejected=SeqLogps(sums[b:], ntok[b:]),
         hidden_states=out.hidden_states if output_hidden_states else None,
     )
+
+
+def logp_rows(model, batch: PairBatch) -> dict[str, Tensor]:
+    """Per-pair completion log-probs as named [B] tensors (the reference table's layout)."""
+    out = forward_pairs(model, batch)
+    return {"chosen_sum": out.chosen.sum, "chosen_ntok": out.chosen.ntok, "rejected_sum": out.rejected.sum, "rejected_ntok": out.rejected.ntok}

@@ -33,6 +33,11 @@ def load_base(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
     return model, tok
 
 
+def model_settings(cfg: ModelConfig) -> dict:
+    """What, besides the weights' fingerprint, identifies the base model in cache keys."""
+    return {"model": cfg.base_model, "dtype": cfg.dtype}
+
+
 def add_lora(model: PreTrainedModel, cfg: ModelConfig, seed: int) -> PeftModel:
     """Wrap with a fresh LoRA adapter; the reference is this model with the adapter disabled."""
     torch.manual_seed(seed)

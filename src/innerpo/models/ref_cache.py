@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
@@ -32,12 +33,28 @@ from innerpo.io import atomic_path
 from innerpo.paths import cache_dir
 
 
+_FINGERPRINTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def weights_fingerprint(model) -> str:
-    """BLAKE2 of the base model's parameters and buffers (adapter weights excluded)."""
+    """BLAKE2 of the base model's parameters and buffers (adapter weights excluded).
+
+    Memoized per model object; tensors' in-place version counters are part of the memo
+    key, so editing a weight in place yields a fresh fingerprint.
+    """
+    state = {k: v for k, v in model.state_dict().items() if "lora_" not in k}
+    version = sum(t._version for t in state.values())
+    memo = _FINGERPRINTS.get(model)
+    if memo is not None and memo[0] == version:
+        return memo[1]
+    digest = _hash_state(state)
+    _FINGERPRINTS[model] = (version, digest)
+    return digest
+
+
+def _hash_state(state: dict[str, Tensor]) -> str:
     h = hashlib.blake2b(digest_size=16)
-    for name, t in sorted(model.state_dict().items()):
-        if "lora_" in name:
-            continue
+    for name, t in sorted(state.items()):
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
         h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
@@ -85,10 +102,11 @@ RowsFn = Callable[[object, PairBatch], dict[str, Tensor]]
 
 
 @torch.no_grad()
-def compute_reference(model, items: list[TokenizedPair], pad_id: int, batch_size: int, rows_fn: RowsFn) -> dict[str, Tensor]:
-    """One no-grad pass with the adapter off, `rows_fn(model, batch)` giving [B, ...] per name.
+def rows_pass(model, items: list[TokenizedPair], pad_id: int, batch_size: int, rows_fn: RowsFn, adapter: bool, desc: str) -> dict[str, Tensor]:
+    """`rows_fn(model, batch)` ([B, ...] per name) over all items, in one no-grad pass.
 
-    Batches are sorted by length so little compute goes to padding.
+    adapter=False runs the base model (adapter disabled). Batches are sorted by length
+    so little compute goes to padding; rows come back in the items' order.
     """
     order = sorted(range(len(items)), key=lambda i: len(items[i].prompt) + max(len(items[i].chosen), len(items[i].rejected)))
     out: dict[str, Tensor] = {}
@@ -96,8 +114,8 @@ def compute_reference(model, items: list[TokenizedPair], pad_id: int, batch_size
     was_training = model.training
     model.eval()
     try:
-        with model.disable_adapter() if hasattr(model, "disable_adapter") else nullcontext():
-            for start in tqdm(range(0, len(order), batch_size), desc="reference pass", leave=False, unit="batch"):
+        with nullcontext() if adapter or not hasattr(model, "disable_adapter") else model.disable_adapter():
+            for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, unit="batch"):
                 idx = order[start : start + batch_size]
                 rows = rows_fn(model, collate([items[i] for i in idx], pad_id).to(device))
                 for name, t in rows.items():
@@ -107,6 +125,11 @@ def compute_reference(model, items: list[TokenizedPair], pad_id: int, batch_size
     finally:
         model.train(was_training)
     return out
+
+
+def compute_reference(model, items: list[TokenizedPair], pad_id: int, batch_size: int, rows_fn: RowsFn) -> dict[str, Tensor]:
+    """The reference (adapter off) values of every pair."""
+    return rows_pass(model, items, pad_id, batch_size, rows_fn, adapter=False, desc="reference pass")
 
 
 def reference_table(model, items, pad_id: int, batch_size: int, extra: dict, rows_fn: RowsFn, root: Path | None = None) -> tuple[dict[str, Tensor], bool]:

@@ -23,14 +23,16 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from innerpo.config import TrainConfig
-from innerpo.data.batching import EpochBatchSampler, collate_indexed
-from innerpo.data.sources import load_pairs
+from innerpo.data.batching import EpochBatchSampler, collate_items_indexed, item_length
+from innerpo.data.sources import load_examples, load_pairs
 from innerpo.data.tokenize import PairTokenizer
+from innerpo.data.unpaired import is_unpaired, tokenize_examples
 from innerpo.eval.accuracy import score_pairs
 from innerpo.eval.report import evaluate_suite, tables, write_results
 from innerpo.eval.suites import get_suite
 from innerpo.methods.base import build_method
-from innerpo.models.load import add_lora, load_base
+from innerpo.methods.kto import unpaired_method
+from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.models.ref_cache import reference_table
 from innerpo.train.metrics import StepMetrics
 from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_tokenizer
@@ -55,14 +57,17 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     pair_tok = PairTokenizer(tok, cfg.data.max_length, cfg.data.truncation, cfg.data.chat_template)
     save_tokenizer(run_dir, tok, pair_tok.settings())
 
-    pairs = load_pairs(cfg.data.dataset, cfg.data.split, cfg.data.genies_dir)
+    pairs = load_examples(cfg.data.dataset, cfg.data.split, cfg.data.genies_dir)  # pairs, or KTO's prompt/completion/label rows
     random.Random(cfg.training.seed).shuffle(pairs)
     pairs = pairs[: cfg.data.max_train_pairs]
-    items, report = pair_tok.tokenize_all(pairs, cfg.data.dataset)
+    if is_unpaired(pairs):
+        method = unpaired_method(cfg.method, pairs)  # KTO only; refuses data lacking either label
+        method.bind(model)
+    items, report = tokenize_examples(pair_tok, pairs, cfg.data.dataset)
     accelerator.print(report.describe(f"train data {cfg.data.dataset}"))
     eval_items = _eval_subset(cfg, pair_tok)
     if method.loss.uses_reference and method.cacheable_reference and cfg.training.ref_cache:
-        settings = {**pair_tok.settings(), "dtype": cfg.model.dtype, "model": cfg.model.base_model, **method.reference_settings()}
+        settings = {**pair_tok.settings(), **model_settings(cfg.model), **method.reference_settings()}
         table, hit = reference_table(model, items, tok.pad_token_id, cfg.eval.batch_size, settings, method.reference_rows)
         method.use_reference_table(table)
         accelerator.print(f"reference pass: {'reused from cache' if hit else 'computed and cached'}")
@@ -112,7 +117,7 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     save_adapter(run_dir, model)
     accelerator.print(f"adapter saved in {run_dir / 'adapter'} ({time.time() - t0:.0f} s)")
     if evaluate and accelerator.is_main_process:
-        summary = evaluate_suite(model, tok, pair_tok, cfg.eval, cfg.data)
+        summary = evaluate_suite(model, tok, pair_tok, cfg.eval, cfg.data, model_settings(cfg.model))
         write_results(run_dir, summary, default_suite=True)
         print(tables(summary))
         print(f"results in {run_dir}")
@@ -120,9 +125,9 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
 
 
 def make_loader(items, cfg: TrainConfig, pad_id: int) -> DataLoader:
-    lengths = [len(i.prompt) + max(len(i.chosen), len(i.rejected)) for i in items]
+    lengths = [item_length(i) for i in items]
     sampler = EpochBatchSampler(len(items), cfg.data.batch_size, seed=cfg.training.seed, lengths=lengths if cfg.data.group_by_length else None)
-    return DataLoader(list(enumerate(items)), batch_sampler=sampler, collate_fn=partial(collate_indexed, pad_id=pad_id))
+    return DataLoader(list(enumerate(items)), batch_sampler=sampler, collate_fn=partial(collate_items_indexed, pad_id=pad_id))
 
 
 def optimizer_step(accelerator, params, optimizer, scheduler, max_grad_norm: float) -> float:
