@@ -6,6 +6,10 @@
   (the split is ignored: a file is one split);
 - a directory written by `datasets.Dataset.save_to_disk` / `DatasetDict.save_to_disk`;
 - anything else is taken as a Hugging Face hub dataset id, loaded with `datasets`.
+
+`load_pairs` reads preference pairs only. `load_examples` also accepts files and
+datasets of unpaired prompt/completion/label rows (TRL's unpaired format, for KTO; see
+innerpo.data.unpaired), telling the format from each row's columns.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 
 from innerpo.data import genies, synthetic
 from innerpo.data.pairs import DataError, Pair, parse_pair
+from innerpo.data.unpaired import UnpairedExample, check_one_format, parse_example, parse_pair_only
 
 # The synthetic suite is generated with a fixed data seed so that every training seed
 # and every method sees the same pairs.
@@ -29,6 +34,17 @@ def default_genies_dir() -> str | None:
 
 def load_pairs(spec: str, split: str = "train", genies_dir: str | None = None) -> list[Pair]:
     """All valid pairs of `spec`'s `split`; malformed rows raise DataError naming the row."""
+    return _load(spec, split, genies_dir, parse_pair_only)
+
+
+def load_examples(spec: str, split: str = "train", genies_dir: str | None = None) -> list[Pair] | list[UnpairedExample]:
+    """Training data: pairs, or unpaired prompt/completion/label examples (one format per source)."""
+    examples = _load(spec, split, genies_dir, parse_example)
+    check_one_format(examples, f"{spec} ({split})")
+    return examples
+
+
+def _load(spec: str, split: str, genies_dir: str | None, parse) -> list:
     if spec == "synthetic" or spec.startswith("synthetic:"):
         shift = spec.partition(":")[2] or "in_domain"
         if split not in SYNTHETIC_SIZE:
@@ -41,19 +57,19 @@ def load_pairs(spec: str, split: str = "train", genies_dir: str | None = None) -
         return genies.load_local(root, name, split) if root else genies.load_hub(name, split)
     path = Path(spec)
     if path.is_file():
-        return load_file(path)
+        return load_file(path, parse)
     if path.is_dir():
-        return _load_saved_dataset(path, split)
+        return _load_saved_dataset(path, split, parse)
     if spec.endswith((".json", ".jsonl", ".parquet")) or (os.sep in spec and not _looks_like_hub_id(spec)):
         raise FileNotFoundError(f"data file not found: {spec}")
-    return _load_hub_dataset(spec, split)
+    return _load_hub_dataset(spec, split, parse)
 
 
 def _looks_like_hub_id(spec: str) -> bool:
     return spec.count("/") == 1 and not spec.startswith((".", "/"))
 
 
-def load_file(path: Path) -> list[Pair]:
+def load_file(path: Path, parse=parse_pair_only) -> list[Pair]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = []
@@ -64,7 +80,7 @@ def load_file(path: Path) -> list[Pair]:
                 rows.append((i, json.loads(line)))
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}, line {i + 1}: not valid JSON ({e.msg})") from None
-        return [parse_pair(row, f"{path}, line {i + 1}") for i, row in rows]
+        return [parse(row, f"{path}, line {i + 1}") for i, row in rows]
     if suffix == ".json":
         try:
             data = json.loads(path.read_text())
@@ -72,7 +88,7 @@ def load_file(path: Path) -> list[Pair]:
             raise DataError(f"{path}: not valid JSON ({e})") from None
         if not isinstance(data, list):
             raise DataError(f"{path}: expected a JSON list of rows (use .jsonl for one row per line)")
-        return [parse_pair(row, f"{path}, row {i}") for i, row in enumerate(data)]
+        return [parse(row, f"{path}, row {i}") for i, row in enumerate(data)]
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -80,15 +96,15 @@ def load_file(path: Path) -> list[Pair]:
             rows = pq.read_table(path).to_pylist()
         except Exception as e:  # pyarrow raises several types for unreadable files
             raise DataError(f"{path}: cannot read as Parquet ({e})") from None
-        return [parse_pair(row, f"{path}, row {i}") for i, row in enumerate(rows)]
+        return [parse(row, f"{path}, row {i}") for i, row in enumerate(rows)]
     raise DataError(f"{path}: unsupported file type {suffix!r}; use .json, .jsonl or .parquet")
 
 
-def _rows_to_pairs(ds, where: str) -> list[Pair]:
-    return [parse_pair(row, f"{where}, row {i}") for i, row in enumerate(ds)]
+def _rows_to_pairs(ds, where: str, parse=parse_pair_only) -> list[Pair]:
+    return [parse(row, f"{where}, row {i}") for i, row in enumerate(ds)]
 
 
-def _load_saved_dataset(path: Path, split: str) -> list[Pair]:
+def _load_saved_dataset(path: Path, split: str, parse=parse_pair_only) -> list[Pair]:
     import datasets
 
     try:
@@ -99,12 +115,12 @@ def _load_saved_dataset(path: Path, split: str) -> list[Pair]:
         if split not in ds:
             raise DataError(f"{path}: no split {split!r} (has {', '.join(ds)})")
         ds = ds[split]
-    return _rows_to_pairs(ds, f"{path} ({split})")
+    return _rows_to_pairs(ds, f"{path} ({split})", parse)
 
 
-def _load_hub_dataset(spec: str, split: str) -> list[Pair]:
+def _load_hub_dataset(spec: str, split: str, parse=parse_pair_only) -> list[Pair]:
     import datasets
 
     name, _, config = spec.partition(":")
     ds = datasets.load_dataset(name, config or None, split=split)
-    return _rows_to_pairs(ds, f"{spec} ({split})")
+    return _rows_to_pairs(ds, f"{spec} ({split})", parse)

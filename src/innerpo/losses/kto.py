@@ -102,6 +102,12 @@ class KTOLoss(PreferenceLoss):
         self.undesirable_weight = undesirable_weight
         self.kl_estimate = kl_estimate
 
+    @property
+    def needs_kl_inputs(self) -> bool:
+        """True when the method must pass the mismatched KL log-probs (``kl_estimate="mismatched"``);
+        methods look for this flag on every component (absent = False)."""
+        return self.kl_estimate == "mismatched"
+
     # -- reference point -------------------------------------------------------------
 
     def reference_point(self, ratios: Tensor, kl_policy: Tensor | None, kl_ref: Tensor | None) -> Tensor:

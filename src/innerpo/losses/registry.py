@@ -6,7 +6,7 @@ from typing import Callable
 
 from innerpo.config import MethodConfig
 from innerpo.inner.losses import InnerDPOLoss, PrefVecLoss, RankLoss, RerouteRetainLoss
-from innerpo.losses.base import PreferenceLoss
+from innerpo.losses.base import PreferenceLoss, check_beta
 from innerpo.losses.combined import CombinedLoss
 from innerpo.losses.aot import AOTLoss
 from innerpo.losses.apo import APOLoss
@@ -95,7 +95,23 @@ def method_terms(cfg: MethodConfig) -> list[tuple[str, float]]:
     return terms
 
 
+#: Losses that read the shared ``label_smoothing`` setting (the others would ignore it).
+READS_LABEL_SMOOTHING = frozenset({"dpo", "robust", "exo", "aot", "aot-unpaired", "simpo", "cpo"})
+
+
+def check_shared_settings(cfg: MethodConfig, names: list[str]) -> None:
+    """Refuse shared settings that are invalid, or set but read by none of the chosen losses."""
+    check_beta(cfg.beta, "method")
+    if cfg.label_smoothing != 0.0 and not READS_LABEL_SMOOTHING & set(names):
+        raise ValueError(
+            f"label_smoothing={cfg.label_smoothing} would be ignored: none of the chosen losses "
+            f"({', '.join(names) or 'none'}) reads it (only {', '.join(sorted(READS_LABEL_SMOOTHING))} do); "
+            "drop --method.label_smoothing or set it to 0"
+        )
+
+
 def build_method_loss(cfg: MethodConfig) -> CombinedLoss:
     """The method's whole objective: its terms summed with their weights."""
     terms = method_terms(cfg)
+    check_shared_settings(cfg, [name for name, _ in terms])
     return CombinedLoss({name: build_loss(name, cfg) for name, _ in terms}, [w for _, w in terms])

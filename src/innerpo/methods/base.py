@@ -16,6 +16,7 @@ from innerpo.data.batching import PairBatch
 from innerpo.losses.base import LossInputs, SeqLogps
 from innerpo.losses.combined import CombinedLoss
 from innerpo.losses.registry import build_method_loss
+from innerpo.methods.kto import mismatched_kl_logps, needs_kl_inputs
 from innerpo.models.forward import forward_pairs
 
 
@@ -63,6 +64,8 @@ class OutputMethod(nn.Module):
             ref = self.reference(model, batch)
             inputs.ref_chosen = SeqLogps(ref["chosen_sum"], ref["chosen_ntok"])
             inputs.ref_rejected = SeqLogps(ref["rejected_sum"], ref["rejected_ntok"])
+        if needs_kl_inputs(self.loss):  # KTO's mismatched KL reference point (see methods.kto)
+            inputs.extra.update(mismatched_kl_logps(model, batch))
         return inputs
 
     def after_backward(self, model) -> dict[str, float]:
