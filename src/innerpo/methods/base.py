@@ -17,7 +17,7 @@ from innerpo.losses.base import LossInputs, SeqLogps
 from innerpo.losses.combined import CombinedLoss
 from innerpo.losses.registry import build_method_loss
 from innerpo.methods.kto import mismatched_kl_logps, needs_kl_inputs
-from innerpo.models.forward import forward_pairs
+from innerpo.models.forward import forward_pairs, logp_rows
 
 
 class OutputMethod(nn.Module):
@@ -46,8 +46,7 @@ class OutputMethod(nn.Module):
 
     def reference_rows(self, model, batch: PairBatch) -> dict[str, torch.Tensor]:
         """Per-pair reference values, each [B, ...]; the caller disables the adapter and grad."""
-        ref = forward_pairs(model, batch)
-        return {"chosen_sum": ref.chosen.sum, "chosen_ntok": ref.chosen.ntok, "rejected_sum": ref.rejected.sum, "rejected_ntok": ref.rejected.ntok}
+        return logp_rows(model, batch)
 
     def reference(self, model, batch: PairBatch) -> dict[str, torch.Tensor]:
         """`reference_rows` for this batch: looked up in the table when there is one, else computed."""
