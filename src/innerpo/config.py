@@ -43,7 +43,7 @@ class DataConfig:
     split: str = "train"
     """Split used for training."""
     max_train_pairs: int | None = 1024
-    """Use at most this many training pairs (first N after a seeded shuffle); None keeps all."""
+    """Use at most this many training pairs (the first N after a shuffle with a fixed data seed, the same for every training seed); None keeps all."""
     batch_size: int = 8
     """Pairs per micro-batch."""
     group_by_length: bool = True

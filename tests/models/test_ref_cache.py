@@ -24,18 +24,20 @@ def test_cached_values_equal_in_batch_reference(tiny_model, tmp_path):
     out = forward_pairs(model, collate(items, tok.pad_token_id))
     torch.testing.assert_close(table["chosen_sum"], out.chosen.sum.detach(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(table["rejected_ntok"], out.rejected.ntok)
-    again, hit = ref_cache.reference_table(model, items, tok.pad_token_id, 2, {"max_length": 64}, ROWS, root=tmp_path)
-    assert hit and torch.equal(again["chosen_sum"], table["chosen_sum"])
+    again, hit = ref_cache.reference_table(model, items[::-1], tok.pad_token_id, 2, {"max_length": 64}, ROWS, root=tmp_path)
+    assert hit and torch.equal(again["chosen_sum"], table["chosen_sum"].flip(0))  # rows follow the caller's order
 
 
 def test_key_changes_with_settings_data_and_weights(tiny_model):
     model, tok = tiny_model
     items = items_for(tok)
     w = ref_cache.weights_fingerprint(model)
-    base = ref_cache.cache_key(w, items, {"max_length": 64, "layers": [1]})
-    assert ref_cache.cache_key(w, items, {"max_length": 32, "layers": [1]}) != base
-    assert ref_cache.cache_key(w, items, {"max_length": 64, "layers": [2]}) != base
-    assert ref_cache.cache_key(w, items[:-1], {"max_length": 64, "layers": [1]}) != base
+    d = ref_cache.item_digests(items)
+    base = ref_cache.cache_key(w, d, {"max_length": 64, "layers": [1]})
+    assert ref_cache.cache_key(w, d, {"max_length": 32, "layers": [1]}) != base
+    assert ref_cache.cache_key(w, d, {"max_length": 64, "layers": [2]}) != base
+    assert ref_cache.cache_key(w, d[:-1], {"max_length": 64, "layers": [1]}) != base
+    assert ref_cache.cache_key(w, d[::-1], {"max_length": 64, "layers": [1]}) == base  # order-free
     with torch.no_grad():
         next(model.parameters()).add_(1e-3)
     assert ref_cache.weights_fingerprint(model) != w

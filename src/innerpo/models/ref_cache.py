@@ -61,15 +61,14 @@ def _hash_state(state: dict[str, Tensor]) -> str:
     return h.hexdigest()
 
 
-def data_fingerprint(items: list[TokenizedPair]) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for it in items:
-        h.update(json.dumps((it.prompt, it.chosen, it.rejected)).encode())
-    return h.hexdigest()
+def item_digests(items: list[TokenizedPair]) -> list[str]:
+    return [hashlib.blake2b(json.dumps((it.prompt, it.chosen, it.rejected)).encode(), digest_size=16).hexdigest() for it in items]
 
 
-def cache_key(weights: str, items: list[TokenizedPair], extra: dict) -> str:
-    payload = json.dumps({"weights": weights, "data": data_fingerprint(items), "extra": extra}, sort_keys=True)
+def cache_key(weights: str, digests: list[str], extra: dict) -> str:
+    """Key of a reference table: weights, the *set* of pairs (order-free) and settings."""
+    data = hashlib.blake2b("".join(sorted(digests)).encode(), digest_size=16).hexdigest()
+    payload = json.dumps({"weights": weights, "data": data, "extra": extra}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
@@ -133,14 +132,22 @@ def compute_reference(model, items: list[TokenizedPair], pad_id: int, batch_size
 
 
 def reference_table(model, items, pad_id: int, batch_size: int, extra: dict, rows_fn: RowsFn, root: Path | None = None) -> tuple[dict[str, Tensor], bool]:
-    """(name → [N, ...] tensors, hit): from the cache when a verified file exists."""
-    key = cache_key(weights_fingerprint(model), items, extra)
+    """(name → [N, ...] tensors in the order of `items`, hit).
+
+    The file stores rows in a canonical order (sorted by pair digest), so any order or
+    shuffle of the same pairs reuses it.
+    """
+    digests = item_digests(items)
+    key = cache_key(weights_fingerprint(model), digests, extra)
     path = (root or cache_dir() / "reference") / f"{key}.safetensors"
+    canonical = sorted(range(len(items)), key=lambda i: digests[i])
+    position = torch.empty(len(items), dtype=torch.long)
+    position[torch.tensor(canonical)] = torch.arange(len(items))  # item i sits at row position[i]
     cached = load_verified(path, key, len(items))
-    if cached is not None:
-        return cached, True
-    tensors = compute_reference(model, items, pad_id, batch_size, rows_fn)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"key": key, "sha256": _digest(tensors), "rows": str(len(items))})
-    return tensors, False
+    hit = cached is not None
+    if not hit:
+        cached = compute_reference(model, [items[i] for i in canonical], pad_id, batch_size, rows_fn)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            save_file(cached, str(tmp), metadata={"key": key, "sha256": _digest(cached), "rows": str(len(items))})
+    return {name: t[position] for name, t in cached.items()}, hit

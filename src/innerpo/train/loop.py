@@ -38,6 +38,9 @@ from innerpo.train.metrics import StepMetrics
 from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_tokenizer
 
 
+DATA_SEED = 0
+
+
 class NonFiniteLossError(RuntimeError):
     """Training met a NaN or infinite loss or gradient; the last good adapter was kept."""
 
@@ -58,7 +61,9 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     save_tokenizer(run_dir, tok, pair_tok.settings())
 
     pairs = load_examples(cfg.data.dataset, cfg.data.split, cfg.data.genies_dir)  # pairs, or KTO's prompt/completion/label rows
-    random.Random(cfg.training.seed).shuffle(pairs)
+    # The subset is fixed by the data, not the training seed: seeds of a sweep train on
+    # the same pairs (and share one reference cache); the seed varies init and order.
+    random.Random(DATA_SEED).shuffle(pairs)
     pairs = pairs[: cfg.data.max_train_pairs]
     if is_unpaired(pairs):
         method = unpaired_method(cfg.method, pairs)  # KTO only; refuses data lacking either label
