@@ -84,7 +84,7 @@ def test_combined_dpo_sft_is_weighted_sum(lt):
     lt.approx(out.loss, float(dpo.loss) + 0.2 * float(sft.loss))
     lt.approx(out.metrics["rewards/margins"], float(dpo.metrics["rewards/margins"]))
     lt.approx(out.metrics["sft/loss"], float(sft.loss))
-    lt.approx(out.metrics["sft/nll_loss"], float(sft.loss))
+    lt.approx(out.metrics["nll_loss"], float(sft.loss))  # no clash with dpo: keeps its own name
 
 
 def test_reference_free_combination_skips_reference(lt):

@@ -83,12 +83,13 @@ def test_help_lists_every_name_with_its_paper(capsys, monkeypatch):
         main(["train", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
+    # Each entry: "• name" then its description, possibly wrapped onto following lines.
+    entries = {chunk.split()[0]: " ".join(chunk.split()[1:]) for chunk in out.split("•")[1:]}
     for name in PRESETS:
-        line = next((l for l in out.splitlines() if f" {name} " in l), None)
-        assert line is not None, f"{name} missing from innerpo train --help"
+        assert name in entries, f"{name} missing from innerpo train --help"
         if name in ALL_NAMES:
             arxiv = PRESETS[name].description.split("arXiv:")[1][:10]
-            assert arxiv in line, f"{name}: {line!r}"
+            assert arxiv in entries[name].replace("│", ""), f"{name}: {entries[name]!r}"
 
 
 def test_losses_combine_from_the_command_line(tiny_args, tmp_path):

@@ -8,6 +8,7 @@ All values are batch means of per-pair quantities, averaged over layers:
 - ``hidden/cos/chosen``, ``hidden/cos/rejected``: cos(h_pc, h_rc), cos(h_pr, h_rr), how far
   each policy state has turned away from the reference's (1 at initialisation)
 - ``hidden/cos/pref``: cos(d_π, d_ref)
+- ``hidden/para/<layer>``: s per layer (batch mean), when layers are named
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from innerpo.inner.hidden_inputs import StateQuad
 
 
 def geometry_metrics(quads: dict[str, StateQuad] | list[StateQuad]) -> dict[str, Tensor]:
-    items = list(quads.values()) if isinstance(quads, dict) else list(quads)
+    named = quads if isinstance(quads, dict) else dict(enumerate(quads))
     acc: dict[str, list[Tensor]] = {}
+    per_layer: dict[str, Tensor] = {}
     with torch.no_grad():
-        for q in items:
+        for layer, q in named.items():
             h_pc, h_pr, h_rc, h_rr = (upcast(h.detach()) for h in q)
             g = decompose(h_pc, h_pr, h_rc, h_rr)
             vals = {
@@ -38,4 +40,6 @@ def geometry_metrics(quads: dict[str, StateQuad] | list[StateQuad]) -> dict[str,
             }
             for k, v in vals.items():
                 acc.setdefault(k, []).append(v)
-    return {k: torch.stack(v).mean() for k, v in acc.items()}
+            if isinstance(quads, dict):
+                per_layer[f"hidden/para/{layer}"] = vals["hidden/para"]
+    return {**{k: torch.stack(v).mean() for k, v in acc.items()}, **per_layer}

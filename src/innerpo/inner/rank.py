@@ -92,21 +92,25 @@ class RankLoss(PreferenceLoss):
 
     def forward(self, x: LossInputs) -> LossOutput:
         hidden = hidden_inputs(x, "rank", self.transform)
-        rho_c, rho_r = [], []
+        # Per layer, then averaged over layers: collected points may differ in width
+        # (side activations), and each layer counts the same whatever its width.
+        losses, rhos, rcs, rrs, metrics = [], [], [], [], {}
         for layer in hidden.layers:
             lp_pc, lp_pr, lp_rc, lp_rr = self.log_probs(hidden, layer)
-            rho_c.append(lp_pc - lp_rc)
-            rho_r.append(lp_pr - lp_rr)
-        rc, rr = torch.stack(rho_c, 1), torch.stack(rho_r, 1)  # [B, L, D]
-        rho = rc - rr
-        if self.loss_type == "dpo":
-            losses = -F.logsigmoid(self.beta * rho)
-        else:
-            losses = (rho - 1.0 / (2.0 * self.beta)) ** 2
-        metrics = {
-            "rank/rho": rho.detach().mean(),
-            "rank/rho_chosen": rc.detach().mean(),
-            "rank/rho_rejected": rr.detach().mean(),
-        }
+            rc, rr = lp_pc - lp_rc, lp_pr - lp_rr  # [B, D_layer]
+            rho = rc - rr
+            if self.loss_type == "dpo":
+                losses.append((-F.logsigmoid(self.beta * rho)).mean())
+            else:
+                losses.append(((rho - 1.0 / (2.0 * self.beta)) ** 2).mean())
+            rhos.append(rho.detach().mean())
+            rcs.append(rc.detach().mean())
+            rrs.append(rr.detach().mean())
+            metrics[f"hidden/margin/{layer}"] = rhos[-1]
+        metrics.update({
+            "rank/rho": torch.stack(rhos).mean(),
+            "rank/rho_chosen": torch.stack(rcs).mean(),
+            "rank/rho_rejected": torch.stack(rrs).mean(),
+        })
         metrics.update(geometry_metrics(hidden.pooled))
-        return LossOutput(losses.mean(), metrics)
+        return LossOutput(torch.stack(losses).mean(), metrics)

@@ -10,9 +10,10 @@ from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss
 class CombinedLoss(PreferenceLoss):
     """L = Σ_k w_k · L_k over named components.
 
-    Metrics: the first component's metrics keep their names (TRL's `rewards/*`,
-    `logps/*`); every component's metrics are also logged under `<name>/<metric>`
-    when there is more than one, together with `<name>/loss`.
+    Metrics keep their own names (TRL's `rewards/*`, `logps/*`, `hidden/*`, ...); when
+    a later component reports a name an earlier one already did, the later one is
+    logged as `<name>/<metric>`. With more than one component, each one's loss is
+    logged as `<name>/loss`.
     """
 
     def __init__(self, components: dict[str, PreferenceLoss], weights: list[float]):
@@ -39,12 +40,11 @@ class CombinedLoss(PreferenceLoss):
         total = 0.0
         metrics = {}
         several = len(self.components) > 1
-        for i, ((name, comp), w) in enumerate(zip(self.components.items(), self.weights)):
+        for (name, comp), w in zip(self.components.items(), self.weights):
             out = comp(x)
             total = total + w * out.loss
-            if i == 0:
-                metrics.update(out.metrics)
+            for k, v in out.metrics.items():
+                metrics[f"{name}/{k}" if k in metrics else k] = v
             if several:
                 metrics[f"{name}/loss"] = out.loss.detach()
-                metrics.update({f"{name}/{k}": v for k, v in out.metrics.items()})
         return LossOutput(total, metrics)

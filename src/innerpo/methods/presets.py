@@ -26,6 +26,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from innerpo.config import MethodConfig, TrainConfig
+from innerpo.methods.inner_presets import INNER_PRESETS
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ PRESETS: dict[str, Preset] = {
     "kto": Preset("KTO, prospect-theoretic; pairs or prompt/completion/label data, arXiv:2402.01306", _one("kto", kto_kl_estimate="mismatched")),
     "sft": Preset("SFT, NLL of the chosen completions only (baseline; RPO's NLL term), arXiv:2404.19733", _one("sft")),
 }
+
+PRESETS.update({name: Preset(text, settings) for name, (text, settings) in INNER_PRESETS.items()})
 
 
 def preset_config(name: str) -> TrainConfig:
