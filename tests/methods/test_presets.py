@@ -17,39 +17,10 @@ from innerpo.config import MethodConfig
 from innerpo.losses.registry import LOSSES, READS_LABEL_SMOOTHING, build_loss
 from innerpo.methods.presets import PRESETS, preset_config
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny-random runs are latency-bound: one intra-op thread avoids contention on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 ALL_NAMES = {
     "dpo", "ipo", "hinge", "robust", "nca", "bco", "sppo", "apo-zero", "apo-down", "exo", "discopop",
     "aot", "aot-unpaired", "dpo-norm", "simper", "simpo", "cpo", "orpo", "kto", "sft",
 }
-
-
-def write_pairs(path, n=12):
-    rows = [{"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)} for i in range(n)]
-    path.write_text("\n".join(json.dumps(r) for r in rows))
-    return str(path)
-
-
-@pytest.fixture
-def tiny_args(tmp_path, monkeypatch):
-    """CLI flags for a 2-step tiny-random run on a JSONL file, evaluated on a YAML suite."""
-    monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
-    data = write_pairs(tmp_path / "pairs.jsonl")
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(f"shifts:\n  in_domain: {{dataset: {data}}}\n")
-    return [
-        "--model.base_model=tiny-random", "--model.lora_r=4", f"--data.dataset={data}", "--data.batch_size=2",
-        "--data.max_length=64", "--training.max_steps=2", "--training.eval_every=0", "--training.lr=1e-3",
-        f"--eval.suite={suite}", "--eval.max_pairs=4",
-    ]
 
 
 def train_rows(run):
