@@ -10,7 +10,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from innerpo.cli import main
 from innerpo.config import MethodConfig
