@@ -55,16 +55,7 @@ def lora_params(model) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if "lora_" in n}
 
 
-@pytest.fixture
-def one_torch_thread():
-    """The tiny model is latency-bound: one intra-op thread avoids contention on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def test_one_dpo_step_matches_trl(tmp_path, one_torch_thread):
+def test_one_dpo_step_matches_trl(tmp_path):
     import datasets
     from peft import LoraConfig
     from transformers import TrainerCallback

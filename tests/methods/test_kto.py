@@ -23,15 +23,6 @@ from innerpo.models.load import add_lora, load_base
 PAD = 0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny-random runs are latency-bound: one intra-op thread avoids contention on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def rows_of(ids, attn, comp):
     """(prompt, completion) token lists of each row of a padded batch."""
     out = []
@@ -204,7 +195,8 @@ def test_unpaired_method_refusals():
 
 
 @pytest.fixture
-def tiny_args(tmp_path, monkeypatch):
+def kto_args(tmp_path, monkeypatch):
+    """Tiny-random CLI flags: batches of 4, 2 steps, evaluated on a YAML suite of 8 pairs."""
     monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * 3}) for i in range(8)))
@@ -214,14 +206,14 @@ def tiny_args(tmp_path, monkeypatch):
             "--training.max_steps=2", "--training.eval_every=0", f"--eval.suite={suite}", "--eval.max_pairs=4"]
 
 
-def test_kto_trains_end_to_end_on_unpaired_data(tiny_args, tmp_path, capsys, monkeypatch):
+def test_kto_trains_end_to_end_on_unpaired_data(kto_args, tmp_path, capsys, monkeypatch):
     from innerpo.train import loop
 
     # the training reference table holds pairs: an unpaired run scores its reference each step
     monkeypatch.setattr(loop, "reference_table", lambda *a, **k: pytest.fail("pair reference cache used"))
     data = write_unpaired(tmp_path / "unpaired.jsonl")
     run = tmp_path / "run"
-    main(["train", "kto", *tiny_args, f"--data.dataset={data}", f"--output_dir={run}"])
+    main(["train", "kto", *kto_args, f"--data.dataset={data}", f"--output_dir={run}"])
     out = capsys.readouterr().out
     assert "12/12 examples kept" in out
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
@@ -231,14 +223,14 @@ def test_kto_trains_end_to_end_on_unpaired_data(tiny_args, tmp_path, capsys, mon
     assert summary["shifts"]["in_domain"]["n_pairs"] == 4
 
 
-def test_kto_refuses_unpaired_data_with_one_label(tiny_args, tmp_path):
+def test_kto_refuses_unpaired_data_with_one_label(kto_args, tmp_path):
     data = write_unpaired(tmp_path / "good_only.jsonl", labels=[True] * 6)
     with pytest.raises(ValueError, match=r"6 desirable \(label=True\) and 0 undesirable .* KTO needs both"):
-        main(["train", "kto", *tiny_args, f"--data.dataset={data}", f"--output_dir={tmp_path / 'run'}"])
+        main(["train", "kto", *kto_args, f"--data.dataset={data}", f"--output_dir={tmp_path / 'run'}"])
     assert not (tmp_path / "run" / "adapter").exists()
 
 
-def test_pair_methods_refuse_unpaired_data(tiny_args, tmp_path):
+def test_pair_methods_refuse_unpaired_data(kto_args, tmp_path):
     data = write_unpaired(tmp_path / "unpaired.jsonl")
     with pytest.raises(ValueError, match=r"which only the kto loss trains on \(this method: dpo\)"):
-        main(["train", "dpo", *tiny_args, f"--data.dataset={data}", f"--output_dir={tmp_path / 'run'}"])
+        main(["train", "dpo", *kto_args, f"--data.dataset={data}", f"--output_dir={tmp_path / 'run'}"])
