@@ -102,3 +102,11 @@ def test_bad_layer_spec_is_refused_with_the_accepted_forms(setup):
         method(model, layers="1;2")
     with pytest.raises(ValueError, match="out of range"):
         method(model, layers="7")
+
+
+def test_kto_as_the_output_loss_gets_its_kl_inputs(setup):
+    model, tok, items, batch = setup
+    m = build_method(MethodConfig(losses=["kto"], hidden_loss="innerpo", layers="1,2"))
+    m.bind(model)
+    out = m.loss(m.loss_inputs(model, batch))
+    assert torch.isfinite(out.loss) and "kl" in out.metrics

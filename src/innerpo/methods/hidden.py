@@ -30,6 +30,7 @@ from innerpo.data.batching import PairBatch
 from innerpo.inner import HiddenInputs, StateQuad, head_projector, last_real_token, make_transform, masked_mean, parse_layers, supr
 from innerpo.losses.base import LossInputs, SeqLogps
 from innerpo.methods.base import OutputMethod
+from innerpo.methods.kto import mismatched_kl_logps, needs_kl_inputs
 from innerpo.models.capture import capture, capture_points, decoder_layers
 from innerpo.models.forward import ForwardOutput, _body_and_head, forward_pairs
 
@@ -94,6 +95,8 @@ class HiddenMethod(OutputMethod):
         ref = self.reference(model, batch)
         b = batch.num_pairs
         inputs = LossInputs(policy.chosen, policy.rejected, SeqLogps(ref["chosen_sum"], ref["chosen_ntok"]), SeqLogps(ref["rejected_sum"], ref["rejected_ntok"]))
+        if needs_kl_inputs(self.loss):  # KTO as the output loss: its mismatched KL reference point
+            inputs.extra.update(mismatched_kl_logps(model, batch))
 
         def quad(prefix: str, k: str) -> StateQuad:
             p, r = rows[f"{prefix}/{k}"], ref[f"{prefix}/{k}"].to(rows[f"{prefix}/{k}"].dtype)
