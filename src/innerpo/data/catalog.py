@@ -14,7 +14,8 @@ def list_sources() -> str:
     lines += [f"  synthetic:{s:<20} {synthetic.DESCRIPTIONS[s]}" for s in synthetic.SHIFTS]
     lines += [
         "  genies:<name>                GENIES distribution from --data.genies_dir (e.g. ../shared/data/genies), else the hub",
-        "  path/to/file.{json,jsonl,parquet}   prompt/chosen/rejected rows (strings or chat messages)",
+        "  path/to/file.{json,jsonl,parquet}   prompt/chosen/rejected rows (strings or chat messages),",
+        "                               or prompt/completion/label rows (unpaired, for kto)",
         "  path/to/saved_dataset_dir    written by datasets' save_to_disk",
         "  <owner>/<name>[:<config>]    a Hugging Face hub dataset",
         "",
