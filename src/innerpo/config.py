@@ -42,7 +42,7 @@ class DataConfig:
     """Local GENIES `distributions/` directory; when unset, GENIES names load from the hub dataset wassname/genies_preferences."""
     split: str = "train"
     """Split used for training."""
-    max_train_pairs: int | None = 1024
+    max_train_pairs: int | None = 640
     """Use at most this many training pairs (the first N after a shuffle with a fixed data seed, the same for every training seed); None keeps all."""
     batch_size: int = 8
     """Pairs per micro-batch."""
