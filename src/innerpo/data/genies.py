@@ -13,10 +13,9 @@ Rows where every response has the same score carry no preference and are skipped
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
-from innerpo.data.pairs import DataError, Pair
+from innerpo.data.pairs import DataError, Pair, read_json_list
 
 HUB_DATASET = "wassname/genies_preferences"
 
@@ -49,13 +48,7 @@ def load_local(genies_dir: str | Path, name: str, split: str) -> list[Pair]:
         available = sorted(p.name for p in Path(genies_dir).iterdir() if p.is_dir()) if Path(genies_dir).is_dir() else []
         hint = f"; distributions there: {', '.join(available)}" if available else f"; {genies_dir} is not a directory"
         raise FileNotFoundError(f"GENIES file not found: {path}{hint}")
-    try:
-        rows = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(rows, list):
-        raise DataError(f"{path}: expected a JSON list of rows")
-    pairs = [row_to_pair(row, f"{path}, row {i}") for i, row in enumerate(rows)]
+    pairs = [row_to_pair(row, f"{path}, row {i}") for i, row in enumerate(read_json_list(path))]
     return [p for p in pairs if p is not None]
 
 

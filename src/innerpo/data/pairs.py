@@ -8,7 +8,9 @@ source is read, and names the source and row of anything malformed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 Messages = list[dict[str, str]]
@@ -65,16 +67,33 @@ def _completion(value: Any, field: str, where: str) -> str:
     return text
 
 
-def parse_pair(row: Any, where: str) -> Pair:
-    """Validate one row (a mapping with prompt/chosen/rejected); `where` names file and row."""
+def read_json_list(path: Path) -> list:
+    """A JSON file holding a list of rows; errors name the file."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON list of rows (use .jsonl for one row per line)")
+    return data
+
+
+def parse_prompt(row: Any, columns: tuple[str, ...], where: str) -> str | tuple[tuple[str, str], ...]:
+    """Check that `row` is a mapping with `columns`, and return its validated prompt."""
     if not isinstance(row, dict):
-        raise DataError(f"{where}: expected an object with prompt/chosen/rejected, got {type(row).__name__}")
-    missing = [k for k in ("prompt", "chosen", "rejected") if k not in row or row[k] is None]
+        raise DataError(f"{where}: expected an object with {'/'.join(columns)}, got {type(row).__name__}")
+    missing = [k for k in columns if k not in row or row[k] is None]
     if missing:
         raise DataError(f"{where}: missing {', '.join(missing)} (has: {', '.join(sorted(map(str, row))) or 'nothing'})")
     prompt = row["prompt"]
     if isinstance(prompt, list):
-        prompt = _messages(prompt, "prompt", where)
-    elif not isinstance(prompt, str):
+        return _messages(prompt, "prompt", where)
+    if not isinstance(prompt, str):
         raise DataError(f"{where}: 'prompt' must be a string or a list of messages, got {type(prompt).__name__}")
+    return prompt
+
+
+def parse_pair(row: Any, where: str) -> Pair:
+    """Validate one row (a mapping with prompt/chosen/rejected); `where` names file and row."""
+    prompt = parse_prompt(row, ("prompt", "chosen", "rejected"), where)
     return Pair(prompt, _completion(row["chosen"], "chosen", where), _completion(row["rejected"], "rejected", where))

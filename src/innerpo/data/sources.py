@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from innerpo.data import genies, synthetic
-from innerpo.data.pairs import DataError, Pair, parse_pair
+from innerpo.data.pairs import DataError, Pair, parse_pair, read_json_list
 from innerpo.data.unpaired import UnpairedExample, check_one_format, parse_example, parse_pair_only
 
 # The synthetic suite is generated with a fixed data seed so that every training seed
@@ -82,13 +82,7 @@ def load_file(path: Path, parse=parse_pair_only) -> list[Pair]:
                 raise DataError(f"{path}, line {i + 1}: not valid JSON ({e.msg})") from None
         return [parse(row, f"{path}, line {i + 1}") for i, row in rows]
     if suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: not valid JSON ({e})") from None
-        if not isinstance(data, list):
-            raise DataError(f"{path}: expected a JSON list of rows (use .jsonl for one row per line)")
-        return [parse(row, f"{path}, row {i}") for i, row in enumerate(data)]
+        return [parse(row, f"{path}, row {i}") for i, row in enumerate(read_json_list(path))]
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from innerpo.data.pairs import DataError, Pair, _completion, _messages, parse_pair
+from innerpo.data.pairs import DataError, Pair, _completion, parse_pair, parse_prompt
 from innerpo.data.tokenize import PairTokenizer, TokenizeReport
 
 UNPAIRED_COLUMNS = ("prompt", "completion", "label")
@@ -50,16 +50,7 @@ def is_unpaired_row(row: Any) -> bool:
 
 def parse_unpaired(row: Any, where: str) -> UnpairedExample:
     """Validate one prompt/completion/label row; `where` names file and row."""
-    if not isinstance(row, dict):
-        raise DataError(f"{where}: expected an object with prompt/completion/label, got {type(row).__name__}")
-    missing = [k for k in UNPAIRED_COLUMNS if k not in row or row[k] is None]
-    if missing:
-        raise DataError(f"{where}: missing {', '.join(missing)} (has: {', '.join(sorted(map(str, row))) or 'nothing'})")
-    prompt = row["prompt"]
-    if isinstance(prompt, list):
-        prompt = _messages(prompt, "prompt", where)
-    elif not isinstance(prompt, str):
-        raise DataError(f"{where}: 'prompt' must be a string or a list of messages, got {type(prompt).__name__}")
+    prompt = parse_prompt(row, UNPAIRED_COLUMNS, where)
     label = row["label"]
     if not isinstance(label, bool):
         if isinstance(label, int) and label in (0, 1):
