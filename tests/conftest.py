@@ -48,14 +48,11 @@ def tiny_args(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread(request):
-    """Tiny-random runs are latency-bound: one intra-op thread avoids contention on a
-    shared CPU. Runs on the bundled model (marked slow) keep every thread."""
+def one_torch_thread():
+    """One intra-op thread: tiny-random runs are latency-bound, and on a 2-core machine
+    shared with other jobs two threads ran the bundled model about 3x slower than one."""
     import torch
 
-    if request.node.get_closest_marker("slow"):
-        yield
-        return
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -20,29 +20,12 @@ Longer runs go further (SimPO 0.99 after 20 steps at lr 5e-4); the assertion ask
 import json
 
 import pytest
-import torch
 
 from innerpo.cli import main
 
 pytestmark = pytest.mark.slow
 
 STEPS, BATCH, LR, EVAL_PAIRS = 8, 8, 1e-3, 64
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Two intra-op threads on a shared 2-core machine run ~3x slower than one here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture
-def in_domain_suite(tmp_path):
-    suite = tmp_path / "synthetic-in-domain.yaml"
-    suite.write_text("name: synthetic-in-domain\nshifts:\n  in_domain: {dataset: 'synthetic:in_domain', split: test}\n")
-    return str(suite)
 
 
 @pytest.mark.parametrize("name", ["simpo", "kto"])
