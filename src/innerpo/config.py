@@ -58,7 +58,7 @@ class DataConfig:
 
 @dataclass
 class TrainingConfig:
-    lr: float = 5e-4
+    lr: float = 1e-4
     """Peak learning rate (AdamW)."""
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1
