@@ -1,13 +1,15 @@
 """The built-in synthetic preference suite: "which number is larger?", under shift.
 
 Every in-domain pair asks which of two two-digit numbers is the larger one; the chosen
-answer names the larger number and the rejected answer names the smaller. Both answers
-are the bare number, so they have the same length and format and the preference lives
-only in the content. SmolLM2-135M-Instruct sits near chance on this (it has a mild bias
-towards one of the two numbers rather than towards the larger one), while a small
-LoRA trained with DPO learns the rule within a few dozen steps and applies it to number
-pairs it never saw. That gives a clear in-domain effect, and the shifts then ask whether
-the learned preference is "the larger number" or something narrower:
+answer is the larger number and the rejected answer the smaller, both bare numbers of
+the same length, so the preference lives only in the content and no fixed token or
+position marks the chosen side. SmolLM2-135M-Instruct does not follow this rule by
+itself (42-51% preference accuracy on 200 test pairs, seeds 0 and 1), yet a rank-16
+LoRA trained with DPO picks it up within a few dozen steps and applies it to number
+pairs it never saw (99-100% after 60-80 steps of 8 pairs at lr 5e-4). That gives a
+clear in-domain effect, and the shifts then ask whether what was learned is "the
+larger number" or something narrower (measured after training: it carries over to
+longer numbers and to spelled-out numbers, not to the story or to alphabetical order):
 
 - ``in_domain``: the training distribution; the question in one of a few phrasings.
 - ``difficulty_scaling``: the same rule on 4-6 digit numbers of equal length that share
@@ -23,9 +25,10 @@ the learned preference is "the larger number" or something narrower:
 
 Train and test never share an instance: an instance (an unordered pair of numbers or
 words) goes to the test split when a CRC32 of it falls in a fixed fifth of the range,
-in every shift alike, so no test prompt of any shift reuses a number pair seen in
-``in_domain`` training. Generation uses a ``random.Random`` seeded from the seed and a
-CRC32 of the shift and split names, so it is identical across processes and platforms.
+in every shift and for every seed alike, so no test prompt of any shift reuses a
+number pair seen in ``in_domain`` training. Generation uses a ``random.Random`` seeded
+from the seed and a CRC32 of the shift and split names, so it is identical across
+processes and platforms.
 """
 
 from __future__ import annotations
