@@ -4,6 +4,21 @@ The transformer body runs once over the [2B, T] batch; the output head is applie
 at positions whose *next* token is a completion token (labels shifted by one), and the
 log-prob of each target is its logit minus the log-sum-exp of that position's logits.
 Prompt and padding positions never reach the head, so no [2B, T, V] tensor exists.
+
+Shared prompt. The chosen and rejected rows of a pair start with the same prompt, and a
+causal model's states over the prompt do not depend on what follows it. So, when it is
+cheaper in tokens, the body runs over the B prompts once (a [B, P] pass that keeps its
+keys and values) and then over the 2B completions ([2B, C], each row attending to its
+prompt's cached keys and values, positions continuing after its prompt). The first
+completion token is predicted from the prompt pass's last prompt state. This is the
+same function of the weights as the [2B, T] pass (gradients flow through the cached
+keys and values into the prompt pass), with about half the body work when prompts are
+long and completions short. It is used only when nothing can tell the difference: a
+PairBatch whose halves share prompts, right-padded, no hidden states asked for, no
+hooks on the model (hidden-state capture and gradient projection observe per-pass
+activations and keep the single pass), no gradient checkpointing, and a model whose
+cache is full attention; otherwise, or when the cache is not of the plain per-layer
+kind, the single pass runs.
 """
 
 from __future__ import annotations
@@ -40,25 +55,146 @@ def token_logps(hidden: Tensor, head, targets: Tensor, softcap: float | None = N
 
 def forward_pairs(model, batch: PairBatch, output_hidden_states: bool = False) -> ForwardOutput:
     body, head, config = _body_and_head(model)
-    out = body(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        output_hidden_states=output_hidden_states,
-        use_cache=False,
-    )
-    hidden = out.last_hidden_state  # [2B, T, D]
-    predicts = batch.completion_mask[:, 1:]  # position t predicts token t+1
-    targets = batch.input_ids[:, 1:][predicts]  # [M]
-    logps = token_logps(hidden[:, :-1][predicts], head, targets, getattr(config, "final_logit_softcapping", None))
-    rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None].expand_as(predicts)[predicts]
-    sums = torch.zeros(hidden.shape[0], dtype=logps.dtype, device=logps.device).index_add(0, rows, logps)
-    ntok = predicts.sum(dim=1).to(logps.dtype)
+    softcap = getattr(config, "final_logit_softcapping", None)
+    plan = None if output_hidden_states else _shared_prompt_plan(model, config, batch)
+    hidden_states = None
+    shared = _shared_prompt_logps(body, head, softcap, batch, plan) if plan is not None else None
+    if shared is not None:
+        sums, ntok = shared
+    else:
+        out = body(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            output_hidden_states=output_hidden_states,
+            use_cache=False,
+        )
+        hidden = out.last_hidden_state  # [2B, T, D]
+        predicts = batch.completion_mask[:, 1:]  # position t predicts token t+1
+        targets = batch.input_ids[:, 1:][predicts]  # [M]
+        logps = token_logps(hidden[:, :-1][predicts], head, targets, softcap)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None].expand_as(predicts)[predicts]
+        sums = torch.zeros(hidden.shape[0], dtype=logps.dtype, device=logps.device).index_add(0, rows, logps)
+        ntok = predicts.sum(dim=1).to(logps.dtype)
+        hidden_states = out.hidden_states if output_hidden_states else None
     b = batch.num_pairs
     return ForwardOutput(
         chosen=SeqLogps(sums[:b], ntok[:b]),
         rejected=SeqLogps(sums[b:], ntok[b:]),
-        hidden_states=out.hidden_states if output_hidden_states else None,
+        hidden_states=hidden_states,
     )
+
+
+# Take the shared-prompt path when its padded token count is at most this share of the
+# single pass's (the second pass has a fixed cost of its own).
+SHARED_PROMPT_MAX_SHARE = 0.9
+
+
+@dataclass
+class _Plan:
+    prompt_len: Tensor  # [B] long, the same for a pair's two rows
+    completion_len: Tensor  # [2B] long
+    prompt_width: int  # max prompt length
+    completion_width: int  # max completion length
+
+
+def _shared_prompt_plan(model, config, batch) -> _Plan | None:
+    """The shared-prompt layout of `batch` when that path is valid and cheaper, else None."""
+    if not isinstance(batch, PairBatch):
+        return None
+    ids, attn, comp = batch.input_ids, batch.attention_mask, batch.completion_mask
+    n, width = ids.shape
+    b = batch.num_pairs
+    if n == 0 or n != 2 * b or not _full_attention(config) or _single_pass_only(model):
+        return None
+    length = attn.sum(dim=1)
+    completion_len = comp.sum(dim=1)
+    prompt_len = length - completion_len
+    if bool((prompt_len < 1).any()) or bool((completion_len < 1).any()) or not torch.equal(prompt_len[:b], prompt_len[b:]):
+        return None
+    pos = torch.arange(width, device=ids.device)
+    # right-padded rows, each a prompt followed directly by its completion (collate's layout)
+    if not torch.equal(attn.bool(), pos < length[:, None]):
+        return None
+    if not torch.equal(comp.bool(), (pos >= prompt_len[:, None]) & (pos < length[:, None])):
+        return None
+    prompt_width, completion_width = int(prompt_len.max()), int(completion_len.max())
+    in_prompt = pos[:prompt_width] < prompt_len[:b, None]
+    if not torch.equal(ids[:b, :prompt_width] * in_prompt, ids[b:, :prompt_width] * in_prompt):
+        return None
+    if b * prompt_width + n * completion_width > SHARED_PROMPT_MAX_SHARE * n * width:
+        return None
+    return _Plan(prompt_len[:b], completion_len, prompt_width, completion_width)
+
+
+def _full_attention(config) -> bool:
+    """True when every layer attends to the whole past (no sliding windows, no other mixers)."""
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None and any(t != "full_attention" for t in layer_types):
+        return False
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        return False
+    return not getattr(config, "is_encoder_decoder", False)
+
+
+def _single_pass_only(model) -> bool:
+    """True when hooks may watch or edit per-pass activations or gradients, or when gradient
+    checkpointing is on (it drops the cache in training): then the single pass it is."""
+    from torch.nn.modules import module as nn_module
+
+    if nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks or nn_module._global_backward_hooks:
+        return True
+    for m in model.modules():
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
+            return True
+        if getattr(m, "gradient_checkpointing", False) is True:
+            return True
+    return False
+
+
+def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan) -> tuple[Tensor, Tensor] | None:
+    """Summed completion log-probs [2B] and completion token counts [2B], prompts run once.
+
+    None when the model's cache is not the plain per-layer key/value kind this needs, or
+    was not used by every layer (the caller then runs the single pass).
+    """
+    ids = batch.input_ids
+    n, width = ids.shape
+    b = n // 2
+    dev = ids.device
+    rows = torch.arange(n, device=dev)
+    prompt_len = plan.prompt_len.repeat(2)  # [2B]
+    p_pos = torch.arange(plan.prompt_width, device=dev)
+    c_pos = torch.arange(plan.completion_width, device=dev)
+    prompt_mask = (p_pos < plan.prompt_len[:, None]).long()  # [B, P]
+
+    # 1. the prompts, once; slots past a prompt's end are masked (they hold chosen tokens)
+    out = body(input_ids=ids[:b, : plan.prompt_width], attention_mask=prompt_mask, use_cache=True)
+    cache = getattr(out, "past_key_values", None)
+    layers = getattr(cache, "layers", None)
+    if not layers or any(type(layer).__name__ != "DynamicLayer" or layer.keys is None or layer.keys.shape[-2] != plan.prompt_width for layer in layers):
+        return None
+    for layer in layers:  # rows 0..B-1 chosen, B..2B-1 rejected: the same prompts twice
+        layer.keys = torch.cat([layer.keys, layer.keys])
+        layer.values = torch.cat([layer.values, layer.values])
+
+    # 2. the completions, right-padded [2B, C], positions continuing after each prompt
+    positions = prompt_len[:, None] + c_pos  # [2B, C]
+    comp_ids = ids.gather(1, positions.clamp(max=width - 1))
+    comp_valid = c_pos < plan.completion_len[:, None]  # [2B, C]
+    attention = torch.cat([prompt_mask.repeat(2, 1), comp_valid.long()], dim=1)  # keys: prompt slots, then completion slots
+    hidden_c = body(input_ids=comp_ids, attention_mask=attention, position_ids=positions, past_key_values=cache, use_cache=True).last_hidden_state
+    if any(layer.keys.shape[-2] != plan.prompt_width + plan.completion_width for layer in layers):
+        return None  # some layer did not attend through the cache; the caller recomputes in one pass
+
+    # token k of a completion is predicted by the state before it: the prompt's last for k = 0
+    first = out.last_hidden_state[rows % b, prompt_len - 1]  # [2B, D]
+    rest = comp_valid[:, 1:]  # [2B, C-1]: token k+1 exists
+    hidden = torch.cat([first, hidden_c[:, :-1][rest]])
+    targets = torch.cat([comp_ids[:, 0], comp_ids[:, 1:][rest]])
+    logps = token_logps(hidden, head, targets, softcap)
+    owner = torch.cat([rows, rows[:, None].expand_as(rest)[rest]])
+    sums = torch.zeros(n, dtype=logps.dtype, device=dev).index_add(0, owner, logps)
+    return sums, plan.completion_len.to(logps.dtype)
 
 
 def logp_rows(model, batch: PairBatch) -> dict[str, Tensor]:
