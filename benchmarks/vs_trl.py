@@ -70,6 +70,7 @@ import math
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -237,7 +238,7 @@ def worker_trl(args, precompute: bool) -> None:
         return {"prompt": p.prompt_text(), "chosen": p.chosen, "rejected": p.rejected}  # TRL appends EOS, as PairTokenizer does
 
     ds = datasets.Dataset.from_list([row(pairs[i]) for i in order])
-    out_dir = tempfile.mkdtemp(prefix="vs_trl_")
+    out_dir = tempfile.mkdtemp(prefix="trl_out_", dir=os.environ.get("INNERPO_CACHE"))  # removed with the parent's cache root
     targs = DPOConfig(
         output_dir=out_dir,
         per_device_train_batch_size=BATCH,
@@ -356,7 +357,7 @@ def worker_innerpo(args, name: str) -> None:
     # reference table: a miss (build) into a fresh root, then a hit as the next seed's run sees it
     assert method.loss.uses_reference and method.cacheable_reference
     settings = {**pair_tok.settings(), **model_settings(cfg.model), **method.reference_settings()}
-    root = Path(tempfile.mkdtemp(prefix="vs_trl_ref_"))
+    root = Path(tempfile.mkdtemp(prefix="ref_", dir=os.environ.get("INNERPO_CACHE")))  # removed with the parent's cache root
     t = time.perf_counter()
     table, hit = ref_cache.reference_table(model, items, tok.pad_token_id, cfg.eval.batch_size, settings, method.reference_rows, root=root)
     build_s = time.perf_counter() - t
@@ -744,6 +745,20 @@ def main(argv=None) -> None:
     print(f"vs_trl: {args.model}, data {args.data}, configurations {','.join(configs)}; {os.cpu_count()} CPUs, {load_snapshot()} at start; worker logs in {log_dir}", flush=True)
     t_all = time.perf_counter()
     results: dict[str, dict] = {}
+    try:
+        run_all(args, datasets, configs, env, log_dir, results)
+    finally:
+        shutil.rmtree(cache_root, ignore_errors=True)  # reference tables, TRL output dirs; the model symlink, not its target
+    speedups = []
+    for dataset in datasets:
+        _, sp = report(dataset, args, results[dataset])
+        speedups.append(sp)
+    print(f"\ntotal wall time {time.perf_counter() - t_all:.0f} s; {load_snapshot()} at the end")
+    main_speedup = next((x for x in speedups if x is not None), None)
+    print(f"speedup_vs_trl={fmt(main_speedup, '.3f', 'nan')}")
+
+
+def run_all(args, datasets, configs, env, log_dir, results) -> None:
     for dataset in datasets:
         runs: dict[str, list[dict]] = {c: [] for c in configs if c not in SECONDARY_CONFIGS or args.secondary_repeats > 0}
         for rep in range(args.repeats):
@@ -755,13 +770,6 @@ def main(argv=None) -> None:
                 brief = f"median step {med(r['step_s']):.3f} s" if "step_s" in r else f"bare {med(r['bare_s']):.2f} s, cached {med(r['cached_s']):.2f} s"
                 print(f"  [{dataset} {rep + 1}/{args.repeats}] {c:<15} {brief}  ({r['wall_s']:.0f} s wall, {load_snapshot()})", flush=True)
         results[dataset] = summarize(runs)
-    speedups = []
-    for dataset in datasets:
-        _, sp = report(dataset, args, results[dataset])
-        speedups.append(sp)
-    print(f"\ntotal wall time {time.perf_counter() - t_all:.0f} s; {load_snapshot()} at the end")
-    main_speedup = next((x for x in speedups if x is not None), None)
-    print(f"speedup_vs_trl={fmt(main_speedup, '.3f', 'nan')}")
 
 
 if __name__ == "__main__":
