@@ -1,5 +1,7 @@
 """Hidden-state methods on tiny-random: collection, no extra pass, cache parity, transforms."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -48,29 +50,59 @@ def test_side_collects_projection_inputs_of_the_chosen_blocks(setup):
     assert inputs.hidden.pooled["3.down_proj"].policy_chosen.shape == (4, 128)  # MLP width
 
 
-def count_body_calls(model):
-    body = model.get_base_model().model
+def count_passes(monkeypatch):
+    """Count forward_pairs calls made by the methods (each is one policy or reference pass)."""
+    from innerpo.methods import base, hidden
+    from innerpo.models import forward
+
     calls = []
-    handle = body.register_forward_hook(lambda *a: calls.append(1))
-    return calls, handle
+
+    def counted(*a, **kw):
+        calls.append(1)
+        return forward.forward_pairs(*a, **kw)
+
+    monkeypatch.setattr(base, "forward_pairs", counted)
+    monkeypatch.setattr(hidden, "forward_pairs", counted)
+    return calls
 
 
-def test_no_extra_forward_and_cached_reference_matches_live(setup):
+def test_no_extra_forward_and_cached_reference_matches_live(setup, monkeypatch):
     model, tok, items, batch = setup
     m = method(model, transform="supr")
-    calls, handle = count_body_calls(model)
+    calls = count_passes(monkeypatch)
     live = m.loss_inputs(model, batch)
-    assert len(calls) == 2  # policy + reference, states captured in those passes
+    assert len(calls) == 2  # policy + reference, the passes DPO runs; states ride along
     table = ref_cache.compute_reference(model, items, tok.pad_token_id, 3, m.reference_rows)
     m.use_reference_table(table)
     calls.clear()
     cached = m.loss_inputs(model, batch)
-    handle.remove()
     assert len(calls) == 1  # the policy pass only
     for k in live.hidden.layers:
         for a, b in zip(live.hidden.pooled[k], cached.hidden.pooled[k]):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(live.ref_chosen.sum, cached.ref_chosen.sum, rtol=1e-5, atol=1e-5)
+
+
+def test_states_from_the_shared_prompt_pass_equal_the_plain_pass(setup):
+    """Capture keeps the faster shared-prompt pass; its pooled states match the plain one."""
+    from innerpo.models import forward
+
+    model, tok, items, batch = setup
+    m = method(model, layers="1,2")
+    assert forward._shared_prompt_plan(model, model.config, batch, observing_hooks=True) is not None
+    shared = m.loss_inputs(model, batch)
+    plain_batch = dataclasses.replace(batch, completion_mask=batch.completion_mask.clone())
+    import innerpo.methods.hidden as hidden
+
+    real = hidden.forward_pairs
+    hidden.forward_pairs = lambda model, batch, **kw: real(model, batch, output_hidden_states=True)  # forces one [2B, T] pass
+    try:
+        plain = m.loss_inputs(model, plain_batch)
+    finally:
+        hidden.forward_pairs = real
+    for k in shared.hidden.layers:
+        for a, b in zip(shared.hidden.pooled[k], plain.hidden.pooled[k]):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_supr_drops_the_first_collected_layer_and_needs_two(setup):

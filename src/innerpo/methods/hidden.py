@@ -72,14 +72,16 @@ class HiddenMethod(OutputMethod):
     def _forward(self, model, batch: PairBatch) -> tuple[ForwardOutput, dict[str, Tensor]]:
         """Log-probs plus, per point, pooled [2B, D] (and last-token / token states when needed)."""
         with capture(self.points, self.cfg.collect) as store:
-            out = forward_pairs(model, batch)
+            out = forward_pairs(model, batch, observing_hooks=True)
+        mask = out.completion_mask  # the layout of the captured states (last pass)
         rows = {}
         for k, states in store.items():
-            rows[f"pooled/{k}"] = masked_mean(states, batch.completion_mask, self.cfg.sink_threshold)
+            rows[f"pooled/{k}"] = masked_mean(states, mask, self.cfg.sink_threshold)
             if self.cfg.transform == "supr":
-                rows[f"last/{k}"] = last_real_token(states, batch.completion_mask)
+                rows[f"last/{k}"] = last_real_token(states, mask)
             if self.token_level:
                 rows[f"tokens/{k}"] = states
+                rows["token_mask"] = mask
         return out, rows
 
     def reference_rows(self, model, batch: PairBatch) -> dict[str, Tensor]:
@@ -109,7 +111,7 @@ class HiddenMethod(OutputMethod):
         elif self.transforms:
             pooled = {k: StateQuad(*(self.transforms[_key(k)](h) for h in q)) for k, q in pooled.items()}
         if self.token_level:
-            mask = batch.completion_mask
+            mask = rows["token_mask"]  # policy and (live) reference passes share the layout
             tokens = {k: quad("tokens", k) for k in pooled}
             inputs.hidden = HiddenInputs(pooled=pooled, tokens=tokens, chosen_mask=mask[:b], rejected_mask=mask[b:])
         else:

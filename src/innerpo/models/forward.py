@@ -37,6 +37,10 @@ class ForwardOutput:
     chosen: SeqLogps  # [B]
     rejected: SeqLogps  # [B]
     hidden_states: tuple[Tensor, ...] | None = None  # per layer [2B, T, D], when asked for
+    # Completion positions in the layout of the *last* body pass: [2B, T] for the single
+    # pass, [2B, C] for the completion pass of the shared-prompt path. Activations that
+    # hooks captured during the forward (the last pass overwrites) are pooled with it.
+    completion_mask: Tensor | None = None
 
 
 def _body_and_head(model):
@@ -53,14 +57,20 @@ def token_logps(hidden: Tensor, head, targets: Tensor, softcap: float | None = N
     return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
-def forward_pairs(model, batch: PairBatch, output_hidden_states: bool = False) -> ForwardOutput:
+def forward_pairs(model, batch: PairBatch, output_hidden_states: bool = False, observing_hooks: bool = False) -> ForwardOutput:
+    """Completion log-probs of chosen and rejected rows.
+
+    observing_hooks: the caller's forward hooks only read activations at completion
+    positions (hidden-state capture), so the shared-prompt path stays allowed; the
+    captured states then follow `ForwardOutput.completion_mask`.
+    """
     body, head, config = _body_and_head(model)
     softcap = getattr(config, "final_logit_softcapping", None)
-    plan = None if output_hidden_states else _shared_prompt_plan(model, config, batch)
+    plan = None if output_hidden_states else _shared_prompt_plan(model, config, batch, observing_hooks)
     hidden_states = None
     shared = _shared_prompt_logps(body, head, softcap, batch, plan) if plan is not None else None
     if shared is not None:
-        sums, ntok = shared
+        sums, ntok, mask = shared
     else:
         out = body(
             input_ids=batch.input_ids,
@@ -76,11 +86,13 @@ def forward_pairs(model, batch: PairBatch, output_hidden_states: bool = False) -
         sums = torch.zeros(hidden.shape[0], dtype=logps.dtype, device=logps.device).index_add(0, rows, logps)
         ntok = predicts.sum(dim=1).to(logps.dtype)
         hidden_states = out.hidden_states if output_hidden_states else None
+        mask = batch.completion_mask
     b = batch.num_pairs
     return ForwardOutput(
         chosen=SeqLogps(sums[:b], ntok[:b]),
         rejected=SeqLogps(sums[b:], ntok[b:]),
         hidden_states=hidden_states,
+        completion_mask=mask,
     )
 
 
@@ -97,14 +109,14 @@ class _Plan:
     completion_width: int  # max completion length
 
 
-def _shared_prompt_plan(model, config, batch) -> _Plan | None:
+def _shared_prompt_plan(model, config, batch, observing_hooks: bool = False) -> _Plan | None:
     """The shared-prompt layout of `batch` when that path is valid and cheaper, else None."""
     if not isinstance(batch, PairBatch):
         return None
     ids, attn, comp = batch.input_ids, batch.attention_mask, batch.completion_mask
     n, width = ids.shape
     b = batch.num_pairs
-    if n == 0 or n != 2 * b or not _full_attention(config) or _single_pass_only(model):
+    if n == 0 or n != 2 * b or not _full_attention(config) or _single_pass_only(model, observing_hooks):
         return None
     length = attn.sum(dim=1)
     completion_len = comp.sum(dim=1)
@@ -136,11 +148,14 @@ def _full_attention(config) -> bool:
     return not getattr(config, "is_encoder_decoder", False)
 
 
-def _single_pass_only(model) -> bool:
+def _single_pass_only(model, observing_hooks: bool = False) -> bool:
     """True when hooks may watch or edit per-pass activations or gradients, or when gradient
-    checkpointing is on (it drops the cache in training): then the single pass it is."""
+    checkpointing is on (it drops the cache in training): then the single pass it is.
+    With observing_hooks the caller vouches that its hooks only read completion states."""
     from torch.nn.modules import module as nn_module
 
+    if observing_hooks:
+        return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
     if nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks or nn_module._global_backward_hooks:
         return True
     for m in model.modules():
@@ -151,8 +166,9 @@ def _single_pass_only(model) -> bool:
     return False
 
 
-def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan) -> tuple[Tensor, Tensor] | None:
-    """Summed completion log-probs [2B] and completion token counts [2B], prompts run once.
+def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan) -> tuple[Tensor, Tensor, Tensor] | None:
+    """Summed completion log-probs [2B], completion token counts [2B] and the completion
+    pass's mask [2B, C], prompts run once.
 
     None when the model's cache is not the plain per-layer key/value kind this needs, or
     was not used by every layer (the caller then runs the single pass).
@@ -194,7 +210,7 @@ def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan) -> 
     logps = token_logps(hidden, head, targets, softcap)
     owner = torch.cat([rows, rows[:, None].expand_as(rest)[rest]])
     sums = torch.zeros(n, dtype=logps.dtype, device=dev).index_add(0, owner, logps)
-    return sums, plan.completion_len.to(logps.dtype)
+    return sums, plan.completion_len.to(logps.dtype), comp_valid
 
 
 def logp_rows(model, batch: PairBatch) -> dict[str, Tensor]:
