@@ -329,13 +329,12 @@ def worker_innerpo(args, name: str) -> None:
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import get_cosine_schedule_with_warmup
 
     from innerpo.config import MethodConfig
     from innerpo.methods.base import build_method
     from innerpo.models import ref_cache
     from innerpo.models.load import add_lora, load_base, model_settings
-    from innerpo.train.loop import _forever, make_loader, optimizer_step
+    from innerpo.train.loop import _forever, make_loader, optimizer_step, prepare_training
     from innerpo.train.metrics import StepMetrics
     from innerpo.train.run_dir import MetricsLog
 
@@ -372,13 +371,7 @@ def worker_innerpo(args, name: str) -> None:
     # --- from here on, innerpo.train.loop.train, step for step -------------------------
     loader = make_loader(items, cfg, tok.pad_token_id)
     total_steps = cfg.training.max_steps
-    params = [p for p in list(model.parameters()) + list(method.parameters()) if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.training.lr, weight_decay=cfg.training.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.training.warmup_ratio * total_steps), total_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    if any(p.requires_grad for p in method.parameters()):
-        method = accelerator.prepare(method)
-    model.train()
+    model, method, params, optimizer, loader, scheduler = prepare_training(accelerator, model, method, loader, cfg, total_steps)
     log = MetricsLog(root / "metrics.jsonl")
     batches = _forever(loader)
 

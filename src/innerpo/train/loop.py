@@ -80,13 +80,7 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     loader = make_loader(items, cfg, tok.pad_token_id)
     per_epoch = math.ceil(len(loader) / cfg.training.grad_accum)
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * per_epoch))
-    params = [p for p in list(model.parameters()) + list(method.parameters()) if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.training.lr, weight_decay=cfg.training.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.training.warmup_ratio * total_steps), total_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    if any(p.requires_grad for p in method.parameters()):
-        method = accelerator.prepare(method)
-    model.train()
+    model, method, params, optimizer, loader, scheduler = prepare_training(accelerator, model, method, loader, cfg, total_steps)
 
     log = MetricsLog(run_dir / "metrics.jsonl")
     if eval_items and cfg.training.eval_every:
@@ -127,6 +121,22 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
         print(tables(summary))
         print(f"results in {run_dir}")
     return run_dir
+
+
+def prepare_training(accelerator, model, method, loader, cfg: TrainConfig, total_steps: int):
+    """AdamW over the adapter's and the method's trainable parameters, warmup then cosine
+    decay, everything passed through accelerate; the model is left in train mode.
+
+    Returns (model, method, params, optimizer, loader, scheduler).
+    """
+    params = [p for p in list(model.parameters()) + list(method.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.training.lr, weight_decay=cfg.training.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.training.warmup_ratio * total_steps), total_steps)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if any(p.requires_grad for p in method.parameters()):
+        method = accelerator.prepare(method)
+    model.train()
+    return model, method, params, optimizer, loader, scheduler
 
 
 def make_loader(items, cfg: TrainConfig, pad_id: int) -> DataLoader:
