@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 from innerpo.cli import main
@@ -27,9 +28,23 @@ def test_train_then_eval_reloads_the_run(tmp_path, capsys):
     assert {"rewards/chosen", "rewards/margins", "rewards/accuracies", "logps/chosen", "lr", "grad_norm"} <= set(train_rows[0])
     assert [r["step"] for r in rows if "eval/accuracy" in r] == [0, 2, 3]
 
-    # A fresh process-equivalent: eval reloads adapter, config and tokenizer settings.
+    # Per-pair results agree with the summary: accuracy is the mean of the correct flags.
+    frame = pd.read_parquet(run / "pairs.parquet")
+    assert len(frame) == 12 * len(synthetic.SHIFTS) and frame["pair_id"].str.len().eq(16).all()
+    for name, s in summary["shifts"].items():
+        rows = frame[frame["shift"] == name]
+        assert rows["adapter_correct"].mean() == pytest.approx(s["adapter_accuracy"])
+        assert rows["base_correct"].mean() == pytest.approx(s["base_accuracy"])
+        nll = -rows["adapter_chosen_logp"].sum() / rows["chosen_tokens"].sum()
+        assert nll == pytest.approx(s["adapter_nll"], rel=1e-5)
+
+    # A fresh process-equivalent: eval reloads adapter, config and tokenizer settings, and
+    # writes beside the training-time results, never over them.
+    before = (run / "summary.json").read_bytes()
     main(["eval", str(run)])
-    again = json.loads((run / "summary.json").read_text())
+    assert (run / "summary.json").read_bytes() == before
+    again = json.loads((run / "eval-synthetic" / "summary.json").read_text())
+    assert pd.read_parquet(run / "eval-synthetic" / "pairs.parquet")["pair_id"].tolist() == frame["pair_id"].tolist()
     for name, s in summary["shifts"].items():
         assert again["shifts"][name]["adapter_accuracy"] == pytest.approx(s["adapter_accuracy"])
         assert again["shifts"][name]["adapter_nll"] == pytest.approx(s["adapter_nll"], rel=1e-5)

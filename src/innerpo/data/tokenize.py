@@ -113,11 +113,16 @@ class PairTokenizer:
         return TokenizedPair(tuple(prompt), tuple(chosen), tuple(rejected))
 
     def tokenize_all(self, pairs: list[Pair], source: str) -> tuple[list[TokenizedPair], TokenizeReport]:
+        kept, report = self.tokenize_indexed(pairs, source)
+        return [item for _, item in kept], report
+
+    def tokenize_indexed(self, pairs: list[Pair], source: str) -> tuple[list[tuple[int, TokenizedPair]], TokenizeReport]:
+        """Like tokenize_all, keeping each kept pair's index in `pairs` (for per-pair results)."""
         report = TokenizeReport()
-        out = [t for t in (self(p, report) for p in pairs) if t is not None]
-        if not out:
+        kept = [(i, t) for i, t in ((i, self(p, report)) for i, p in enumerate(pairs)) if t is not None]
+        if not kept:
             raise DataError(
                 f"{source}: all {len(pairs)} pairs are longer than --data.max_length={self.max_length} "
                 "(completions are never cut); raise the limit"
             )
-        return out, report
+        return kept, report

@@ -40,18 +40,25 @@ class Scores:
         )
 
 
-def score_pairs(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True, base_settings: dict | None = None) -> dict[str, Scores]:
-    """{"adapter": Scores, "base": Scores} (base only when `with_base` and the model has an adapter).
+def pair_rows(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True, base_settings: dict | None = None) -> dict[str, dict[str, torch.Tensor]]:
+    """Per-pair rows {"adapter": rows, "base": rows}; rows are [N] tensors chosen_sum,
+    chosen_ntok, rejected_sum, rejected_ntok (summed completion log-probs and token counts).
 
-    The base model's scores are reference values: with `base_settings` (what the cache
-    key needs besides weights and tokens) they come from the on-disk reference cache, so
-    evaluating many runs of one base model scores the base once.
+    base only when `with_base` and the model has an adapter. The base model's rows are
+    reference values: with `base_settings` (what the cache key needs besides weights and
+    tokens) they come from the on-disk reference cache, so evaluating many runs of one
+    base model scores the base once.
     """
-    scores = {"adapter": Scores.from_rows(rows_pass(model, items, pad_id, batch_size, logp_rows, adapter=True, desc=desc))}
+    out = {"adapter": rows_pass(model, items, pad_id, batch_size, logp_rows, adapter=True, desc=desc)}
     if with_base and hasattr(model, "disable_adapter"):
         if base_settings is not None:
-            rows, _ = reference_table(model, items, pad_id, batch_size, base_settings, logp_rows)
+            out["base"], _ = reference_table(model, items, pad_id, batch_size, base_settings, logp_rows)
         else:
-            rows = compute_reference(model, items, pad_id, batch_size, logp_rows)
-        scores["base"] = Scores.from_rows(rows)
-    return scores
+            out["base"] = compute_reference(model, items, pad_id, batch_size, logp_rows)
+    return out
+
+
+def score_pairs(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True, base_settings: dict | None = None) -> dict[str, Scores]:
+    """{"adapter": Scores, "base": Scores}: `pair_rows` aggregated."""
+    rows = pair_rows(model, items, pad_id, batch_size, desc, with_base, base_settings)
+    return {variant: Scores.from_rows(r) for variant, r in rows.items()}

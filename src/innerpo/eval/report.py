@@ -1,4 +1,4 @@
-"""Evaluate a model on a suite and write the tables and summary.json."""
+"""Evaluate a model on a suite and write the tables, summary.json and per-pair results."""
 
 from __future__ import annotations
 
@@ -8,25 +8,32 @@ from pathlib import Path
 from innerpo.config import DataConfig, EvalConfig
 from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer
-from innerpo.eval.accuracy import Scores, score_pairs
+import pandas as pd
+
+from innerpo.eval.accuracy import Scores, pair_rows
+from innerpo.eval.pair_results import shift_frame, write_pair_results
 from innerpo.eval.suites import get_suite
 from innerpo.io import write_atomic
 
 
-def evaluate_suite(model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: DataConfig, model_settings: dict) -> dict:
-    """Per shift: base and adapter Scores. Returns the summary dict (JSON-ready).
+def evaluate_suite(model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: DataConfig, model_settings: dict) -> tuple[dict, pd.DataFrame]:
+    """Per shift: base and adapter Scores. Returns (summary dict, JSON-ready; per-pair frame,
+    see innerpo.eval.pair_results).
 
     model_settings: the base model's name and dtype, part of the base scores' cache key.
     """
     suite = get_suite(cfg.suite)
-    shifts = {}
+    shifts, frames = {}, []
     for name, shift in suite.shifts.items():
         pairs = load_pairs(shift.dataset, shift.split, data.genies_dir)
         if cfg.max_pairs is not None:
             pairs = pairs[: cfg.max_pairs]
-        items, report = pair_tok.tokenize_all(pairs, f"{name} ({shift.dataset})")
+        kept, report = pair_tok.tokenize_indexed(pairs, f"{name} ({shift.dataset})")
+        items = [item for _, item in kept]
         base_key = {**pair_tok.settings(), **model_settings}
-        scores = score_pairs(model, items, tok.pad_token_id, cfg.batch_size, desc=f"eval {name}", base_settings=base_key)
+        rows = pair_rows(model, items, tok.pad_token_id, cfg.batch_size, desc=f"eval {name}", base_settings=base_key)
+        frames.append(shift_frame(suite.name, name, shift.dataset, shift.split, kept, pairs, rows))
+        scores = {variant: Scores.from_rows(r) for variant, r in rows.items()}
         shifts[name] = {
             "dataset": shift.dataset,
             "split": shift.split,
@@ -38,7 +45,8 @@ def evaluate_suite(model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: D
             delta = scores["adapter"].nll - scores["base"].nll
             shifts[name]["coherence_delta_nll"] = delta
             shifts[name]["coherence_flag"] = delta > cfg.coherence_threshold
-    return {"suite": suite.name, "coherence_threshold": cfg.coherence_threshold, "shifts": shifts}
+    summary = {"suite": suite.name, "coherence_threshold": cfg.coherence_threshold, "shifts": shifts}
+    return summary, pd.concat(frames, ignore_index=True)
 
 
 def tables(summary: dict) -> str:
@@ -66,9 +74,15 @@ def tables(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(run_dir: Path, summary: dict, default_suite: bool) -> Path:
-    """summary.json / results.md for the run's own suite; *-<suite>.* for others."""
-    suffix = "" if default_suite else "-" + Path(summary["suite"]).stem
-    write_atomic(run_dir / f"summary{suffix}.json", json.dumps(summary, indent=2))
-    write_atomic(run_dir / f"results{suffix}.md", tables(summary))
-    return run_dir / f"summary{suffix}.json"
+def write_results(out_dir: Path, summary: dict, frame: pd.DataFrame) -> Path:
+    """summary.json, results.md and pairs.parquet in `out_dir` (created), each written atomically.
+
+    The training-time evaluation writes into the run directory itself; `innerpo eval`
+    writes into a subdirectory of it (innerpo.eval.run), so it never overwrites these.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_pair_results(out_dir, frame)
+    write_atomic(out_dir / "results.md", tables(summary))
+    write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
+    return out_dir / "summary.json"

@@ -26,8 +26,9 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None, genies
     settings = load_tokenization(run_dir)
     pair_tok = PairTokenizer(tok, settings["max_length"], settings["truncation"], settings["chat_template"])
     model = load_adapter(base, run_dir / "adapter")
-    summary = evaluate_suite(model, tok, pair_tok, eval_cfg, data_cfg, model_settings(cfg.model))
-    path = write_results(run_dir, summary, default_suite=eval_cfg.suite == cfg.eval.suite)
+    summary, pair_frame = evaluate_suite(model, tok, pair_tok, eval_cfg, data_cfg, model_settings(cfg.model))
+    # Never over the training-time results in run_dir itself.
+    path = write_results(run_dir / f"eval-{Path(summary['suite']).stem}", summary, pair_frame)
     print(tables(summary))
     print(f"summary written to {path}")
     return summary

@@ -116,8 +116,8 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     save_adapter(run_dir, model)
     accelerator.print(f"adapter saved in {run_dir / 'adapter'} ({time.time() - t0:.0f} s)")
     if evaluate and accelerator.is_main_process:
-        summary = evaluate_suite(model, tok, pair_tok, cfg.eval, cfg.data, model_settings(cfg.model))
-        write_results(run_dir, summary, default_suite=True)
+        summary, pair_frame = evaluate_suite(model, tok, pair_tok, cfg.eval, cfg.data, model_settings(cfg.model))
+        write_results(run_dir, summary, pair_frame)
         print(tables(summary))
         print(f"results in {run_dir}")
     return run_dir

@@ -6,7 +6,8 @@ RUN/
   tokenizer/         the tokenizer files
   adapter/           the LoRA adapter (peft format), replaced atomically
   metrics.jsonl      one JSON row per logged optimizer step or evaluation
-  summary.json, results.md   evaluation on the run's suite (others: summary-<suite>.json)
+  summary.json, results.md, pairs.parquet   the training-time evaluation on the run's suite
+  eval-<name>/       the same three files for each later `innerpo eval` (never over the above)
 """
 
 from __future__ import annotations
