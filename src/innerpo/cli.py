@@ -24,6 +24,7 @@ preference generalizes across distribution shifts.
 commands:
   train NAME [flags]     train an adapter with method NAME (innerpo train --help lists them)
   train --resume RUN     continue a run from its newest checkpoint
+  train NAME --num_processes N [flags]   data-parallel training in N processes (accelerate)
   eval RUN_DIR [flags]   evaluate a trained run on an eval suite (base and adapter)
   data {list,show}       list data sources and eval suites, or show pairs from one
 """
@@ -56,11 +57,24 @@ def _flag_value(args: list[str], flag: str) -> str | None:
     return None
 
 
+def _drop_flag(args: list[str], flag: str) -> list[str]:
+    """args without `--flag=V` / `--flag V` (flags handled before tyro parses the rest)."""
+    return [a for i, a in enumerate(args) if not (a == flag or a.startswith(flag + "=") or (i and args[i - 1] == flag))]
+
+
 def _train(args: list[str]) -> None:
     from innerpo.methods.presets import PRESETS, preset_config
 
+    processes = _flag_value(args, "--num_processes")  # data parallel: relaunch through accelerate
+    args = _drop_flag(args, "--num_processes")
+    if processes is not None and int(processes) > 1:
+        import subprocess
+
+        from innerpo.train.distributed import launch_command
+
+        sys.exit(subprocess.call(launch_command(int(processes), args)))
     resume = _flag_value(args, "--resume")  # RUN_DIR or auto: continue a run from its newest checkpoint
-    args = [a for i, a in enumerate(args) if not (a == "--resume" or a.startswith("--resume=") or (i and args[i - 1] == "--resume"))]
+    args = _drop_flag(args, "--resume")
     saved = _resumed_config(resume) if resume not in (None, "auto") else None
     if saved is not None and (not args or args[0] not in PRESETS):
         args = [saved.method_name, *args]  # `innerpo train --resume RUN` needs no method name

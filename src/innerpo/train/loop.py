@@ -186,7 +186,10 @@ def prepare_training(accelerator, model, method, loader, cfg: TrainConfig, total
 def make_loader(items, cfg: TrainConfig, pad_id: int) -> DataLoader:
     lengths = [item_length(i) for i in items]
     sampler = EpochBatchSampler(len(items), cfg.data.batch_size, seed=cfg.training.seed, lengths=lengths if cfg.data.group_by_length else None)
-    return DataLoader(list(enumerate(items)), batch_sampler=sampler, collate_fn=partial(collate_items_indexed, pad_id=pad_id))
+    # Its own generator: a DataLoader draws a base seed each time an iterator starts, and
+    # from the global torch RNG that would shift dropout after a resume (which starts one more).
+    generator = torch.Generator().manual_seed(cfg.training.seed)
+    return DataLoader(list(enumerate(items)), batch_sampler=sampler, collate_fn=partial(collate_items_indexed, pad_id=pad_id), generator=generator)
 
 
 def optimizer_step(accelerator, params, optimizer, scheduler, max_grad_norm: float) -> float:
