@@ -124,6 +124,8 @@ class EvalArgs:
     eval: EvalConfig = field(default_factory=EvalConfig)
     genies_dir: str | None = None
     """Local GENIES directory for genies-* suites (default: the run's --data.genies_dir)."""
+    checkpoint: str | None = None
+    """Evaluate a checkpoint instead of the final adapter: `step-50` (results beside it in RUN/checkpoints/step-50/), or `all` (a table of accuracy per shift against step, RUN/checkpoints/accuracy.md)."""
 
 
 def _eval(args: list[str]) -> None:
@@ -141,7 +143,12 @@ def _eval(args: list[str]) -> None:
 
     from innerpo.eval.run import evaluate_run
 
-    evaluate_run(parsed.run_dir, parsed.eval, parsed.genies_dir)
+    if parsed.checkpoint == "all":
+        from innerpo.eval.checkpoints import evaluate_checkpoints
+
+        evaluate_checkpoints(parsed.run_dir, parsed.eval, parsed.genies_dir)
+    else:
+        evaluate_run(parsed.run_dir, parsed.eval, parsed.genies_dir, parsed.checkpoint)
 
 
 @dataclass

@@ -100,6 +100,15 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def checkpoint_dir(run_dir: Path, name: str) -> Path:
+    """RUN/checkpoints/step-N for `step-N` or `N`; the error lists the run's checkpoints."""
+    path = Path(run_dir) / CHECKPOINTS / (name if name.startswith("step-") else f"step-{name}")
+    if not path.is_dir():
+        have = ", ".join(p.name for p in checkpoint_dirs(run_dir)) or "none"
+        raise FileNotFoundError(f"{run_dir} has no checkpoint {name!r} (it has: {have})")
+    return path
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
