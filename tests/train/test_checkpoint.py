@@ -214,3 +214,14 @@ def test_resume_auto_starts_fresh_or_continues(reference_run, monkeypatch):
     fresh = root / "fresh"
     main(run_args(root, fresh, "--resume=auto", "--training.max_steps=2", "--training.eval_every=0"))
     assert [r["step"] for r in rows(fresh)] == [1, 2]
+
+
+def test_a_fresh_start_never_mixes_with_an_unfinished_run(reference_run, monkeypatch):
+    root, a = reference_run
+    h = root / "h"
+    _interrupted_copy(a, h, "step-2")
+    with pytest.raises(FileExistsError, match=f"holds checkpoints of an unfinished run: continue it with --resume {h}"):
+        main(run_args(root, h))
+    with pytest.raises(ValueError, match="--training.keep_last must be >= 1"):
+        main(run_args(root, root / "i", "--training.keep_last=0"))
+    assert not (root / "i").exists()

@@ -229,6 +229,16 @@ def resume_conflicts(saved, given) -> list[str]:
     return [f"--{k}={b[k]!r} (the run has {a[k]!r})" for k in a if a[k] != b.get(k) and k not in RESUME_MAY_CHANGE and k != "output_dir"]
 
 
+def check_settings(training) -> None:
+    """Checkpoint and schedule settings that cannot work, named with their flag."""
+    if training.save_every < 0:
+        raise ValueError(f"--training.save_every must be >= 0 (0: no periodic checkpoints), got {training.save_every}")
+    if training.keep_last is not None and training.keep_last < 1:
+        raise ValueError(f"--training.keep_last must be >= 1 (or None to keep all), got {training.keep_last}")
+    if training.warmup_steps is not None and training.warmup_steps < 0:
+        raise ValueError(f"--training.warmup_steps must be >= 0, got {training.warmup_steps}")
+
+
 def resolve_resume(cfg, resume: str | None):
     """(config to train with, whether to resume) for `innerpo train ... --resume RUN|auto`.
 

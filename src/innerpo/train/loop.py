@@ -36,7 +36,7 @@ from innerpo.methods.base import build_method
 from innerpo.methods.kto import unpaired_method
 from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.models.ref_cache import reference_table
-from innerpo.train.checkpoint import BatchStream, TrainState, load_checkpoint, resume_checkpoint, save_checkpoint
+from innerpo.train.checkpoint import BatchStream, TrainState, check_settings, load_checkpoint, resume_checkpoint, save_checkpoint
 from innerpo.train.distributed import any_process, average_gradients, cpu_only, shared_run_dir
 from innerpo.train.metrics import StepMetrics
 from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_method_params, save_tokenizer
@@ -61,6 +61,7 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
     set_seed(cfg.training.seed)
     method = build_method(cfg.method)  # validates hyperparameters before any slow work
     trackers = parse_trackers(cfg.training.report_to)  # a missing extra fails before any output too
+    check_settings(cfg.training)
     processes = PartialState(cpu=cpu_only())
     if cfg.data.batch_size % processes.num_processes:
         raise ValueError(f"--data.batch_size={cfg.data.batch_size} must be a multiple of the {processes.num_processes} processes (each takes an equal shard of every batch)")
@@ -124,7 +125,7 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
             for micro in range(cfg.training.grad_accum):
                 batch = next(batches)
                 out = method.loss(method.loss_inputs(model, batch))
-                if not torch.isfinite(out.loss):
+                if any_process(accelerator, not torch.isfinite(out.loss)):  # every process stops together
                     _stop(run_dir, model, f"loss is {out.loss.item()} at optimizer step {step}, micro-batch {micro + 1}/{cfg.training.grad_accum}", step)
                 accelerator.backward(out.loss / cfg.training.grad_accum)
                 window.add({"loss": out.loss.detach(), **out.metrics, "padding_share": batch.padding_share}, batch.num_pairs)
@@ -236,7 +237,8 @@ def _periodic_eval(model, items, tok, cfg: TrainConfig, log: MetricsLog, step: i
 
 def _stop(run_dir: Path, model, where: str, step: int) -> None:
     """Keep the last good adapter (weights before this step) and stop with a clear message."""
-    save_adapter(run_dir, model)
+    if PartialState().is_main_process:
+        save_adapter(run_dir, model)
     raise NonFiniteLossError(
         f"non-finite value: {where}. Training stopped; the adapter after step {step - 1} is saved in "
         f"{run_dir / 'adapter'}. Lower --training.lr or check the data."

@@ -32,7 +32,10 @@ def new_run_dir(cfg: TrainConfig) -> Path:
         path = Path("outputs") / f"{cfg.method_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if (path / "adapter").exists():
         raise FileExistsError(f"{path} already holds a trained adapter; choose another --output_dir")
+    if any((path / "checkpoints").glob("step-*")):
+        raise FileExistsError(f"{path} holds checkpoints of an unfinished run: continue it with --resume {path}, or choose another --output_dir")
     path.mkdir(parents=True, exist_ok=True)
+    (path / "metrics.jsonl").unlink(missing_ok=True)  # rows of a run killed before its first checkpoint
     return path
 
 
