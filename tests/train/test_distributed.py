@@ -50,3 +50,11 @@ def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
     # the same reference tables as one process (built by the main process, read by the other)
     names = {p.name for p in (tmp_path / "cache" / "reference").glob("*.safetensors")}
     assert {p.name for p in (tmp_path / "cache2" / "reference").glob("*.safetensors")} == names
+
+
+@pytest.mark.parametrize("flag", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
+def test_sharded_backends_are_refused_before_any_output(tmp_path, monkeypatch, flag):
+    monkeypatch.setenv(flag, "true")
+    with pytest.raises(ValueError, match="is not supported by innerpo's loop"):
+        main(run_args(tmp_path, tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

@@ -28,6 +28,18 @@ def cpu_only() -> bool:
     return parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available()
 
 
+def check_backend() -> None:
+    """Refuse FSDP and DeepSpeed launches before any output: they shard parameters and
+    gather them in the wrapped model's forward, which `forward_pairs` never calls."""
+    for flag, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+        if parse_flag_from_env(flag):
+            raise ValueError(
+                f"{name} is not supported by innerpo's loop: it gathers sharded parameters in the wrapped model's forward, which the "
+                "loop's shared-prompt pass bypasses. For LoRA, plain data parallelism (accelerate launch --multi_gpu, or --num_processes N) "
+                "keeps one copy of the frozen base per GPU and averages only the adapter's gradients."
+            )
+
+
 def launch_command(num_processes: int, train_args: list[str]) -> list[str]:
     """`accelerate launch` starting `innerpo train ARGS` in `num_processes` processes
     (torchrun underneath; gloo on CPU, see `cpu_only`), on a free local port."""

@@ -37,7 +37,7 @@ from innerpo.methods.kto import unpaired_method
 from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.models.ref_cache import reference_table
 from innerpo.train.checkpoint import BatchStream, TrainState, check_settings, load_checkpoint, resume_checkpoint, save_checkpoint
-from innerpo.train.distributed import any_process, average_gradients, cpu_only, shared_run_dir
+from innerpo.train.distributed import any_process, average_gradients, check_backend, cpu_only, shared_run_dir
 from innerpo.train.metrics import StepMetrics
 from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_method_params, save_tokenizer
 from innerpo.train.signals import Interrupted, stop_requests
@@ -62,6 +62,7 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
     method = build_method(cfg.method)  # validates hyperparameters before any slow work
     trackers = parse_trackers(cfg.training.report_to)  # a missing extra fails before any output too
     check_settings(cfg.training)
+    check_backend()
     processes = PartialState(cpu=cpu_only())
     if cfg.data.batch_size % processes.num_processes:
         raise ValueError(f"--data.batch_size={cfg.data.batch_size} must be a multiple of the {processes.num_processes} processes (each takes an equal shard of every batch)")
