@@ -91,7 +91,7 @@ class TrainingConfig:
     keep_last: int | None = None
     """Keep only the newest K checkpoints; None keeps all."""
     report_to: list[str] = field(default_factory=list)
-    """Experiment trackers to stream metrics to: any of wandb, tensorboard, trackio (empty: none)."""
+    """Experiment trackers to stream metrics to: any of wandb, tensorboard, trackio, comma or space separated (empty: none)."""
     tracker_project: str = "innerpo"
     """Tracker project name (W&B project; TensorBoard writes under RUN/tensorboard/)."""
     tracker_group: str | None = None
