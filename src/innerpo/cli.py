@@ -67,10 +67,13 @@ def _train(args: list[str]) -> None:
 
     processes = _flag_value(args, "--num_processes")  # data parallel: relaunch through accelerate
     args = _drop_flag(args, "--num_processes")
-    if processes is not None and int(processes) > 1:
-        import subprocess
+    if processes is not None and not processes.isdigit():
+        print(f"innerpo train: --num_processes must be a whole number, got {processes!r}", file=sys.stderr)
+        sys.exit(2)
+    from innerpo.train.distributed import in_launched_process, launch_command
 
-        from innerpo.train.distributed import launch_command
+    if processes is not None and int(processes) > 1 and not in_launched_process():
+        import subprocess
 
         sys.exit(subprocess.call(launch_command(int(processes), args)))
     resume = _flag_value(args, "--resume")  # RUN_DIR or auto: continue a run from its newest checkpoint

@@ -76,3 +76,19 @@ def test_wandb_runs_offline_without_credentials(tmp_path, monkeypatch):
     raw = record.read_bytes()  # protobuf records: their strings appear as they are
     assert b"dpo-base_model=tiny-random-lora_r=4" in raw and b"sweep1" in raw  # run name and group
     assert b"training.lr" in raw and b"rewards/margins" in raw and b"final/in_domain/adapter_accuracy" in raw
+
+
+def test_trackio_logs_locally(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))  # read when trackio is first imported
+    trackio_utils = pytest.importorskip("trackio.utils", reason="the trackio extra is not installed (pip install 'innerpo[trackio]')")
+    if str(trackio_utils.TRACKIO_DIR) != str(tmp_path / "trackio"):
+        pytest.skip("trackio was imported earlier with another TRACKIO_DIR")
+    import sqlite3
+
+    monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
+    main(run_args(tmp_path, "--training.report_to=trackio", "--training.tracker_project=proj"))
+    db = sqlite3.connect(tmp_path / "trackio" / "proj.db")
+    logged = {step: json.loads(m) for step, m in db.execute("select step, metrics from metrics")}
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert logged[1]["loss"] == pytest.approx(next(r["loss"] for r in rows if r["step"] == 1))
+    assert "final/in_domain/adapter_accuracy" in logged[2]
