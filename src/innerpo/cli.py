@@ -23,6 +23,8 @@ preference generalizes across distribution shifts.
 
 commands:
   train NAME [flags]     train an adapter with method NAME (innerpo train --help lists them)
+  train --resume RUN     continue a run from its newest checkpoint
+  train NAME --num_processes N [flags]   data-parallel training in N processes (accelerate)
   eval RUN_DIR [flags]   evaluate a trained run on an eval suite (base and adapter)
   data {list,show}       list data sources and eval suites, or show pairs from one
 """
@@ -55,22 +57,65 @@ def _flag_value(args: list[str], flag: str) -> str | None:
     return None
 
 
+def _drop_flag(args: list[str], flag: str) -> list[str]:
+    """args without `--flag=V` / `--flag V` (flags handled before tyro parses the rest)."""
+    return [a for i, a in enumerate(args) if not (a == flag or a.startswith(flag + "=") or (i and args[i - 1] == flag))]
+
+
 def _train(args: list[str]) -> None:
     from innerpo.methods.presets import PRESETS, preset_config
 
+    processes = _flag_value(args, "--num_processes")  # data parallel: relaunch through accelerate
+    args = _drop_flag(args, "--num_processes")
+    if processes is not None and not processes.isdigit():
+        print(f"innerpo train: --num_processes must be a whole number, got {processes!r}", file=sys.stderr)
+        sys.exit(2)
+    from innerpo.train.distributed import in_launched_process, launch_command
+
+    if processes is not None and int(processes) > 1 and not in_launched_process():
+        import subprocess
+
+        sys.exit(subprocess.call(launch_command(int(processes), args)))
+    resume = _flag_value(args, "--resume")  # RUN_DIR or auto: continue a run from its newest checkpoint
+    args = _drop_flag(args, "--resume")
+    saved = _resumed_config(resume) if resume not in (None, "auto") else None
+    if saved is not None and (not args or args[0] not in PRESETS):
+        args = [saved.method_name, *args]  # `innerpo train --resume RUN` needs no method name
     config_file = _flag_value(args, "--config")
     defaults = {}
     for name in PRESETS:
-        cfg = preset_config(name)
+        cfg = saved if saved is not None and name == saved.method_name else preset_config(name)
         defaults[name] = apply_yaml(cfg, config_file) if config_file else cfg
-        defaults[name] = dataclasses.replace(defaults[name], method_name=name, config=config_file)
+        defaults[name] = dataclasses.replace(defaults[name], method_name=name, config=config_file or defaults[name].config)
     descriptions = {name: p.description for name, p in PRESETS.items()}
     cls = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
     cfg = tyro.cli(cls, args=args, prog="innerpo train", description="Train a LoRA adapter with a preference objective, then evaluate it.", use_underscores=True)
 
+    from innerpo.train.checkpoint import ResumeError, resolve_resume
     from innerpo.train.loop import train
+    from innerpo.train.signals import Interrupted
+    from innerpo.train.trackers import MissingExtra
 
-    train(cfg)
+    try:
+        cfg, resuming = resolve_resume(cfg, resume)
+        train(cfg, resume=resuming)
+    except (ResumeError, MissingExtra) as e:
+        print(f"innerpo train: {e}", file=sys.stderr)
+        sys.exit(2)
+    except Interrupted as e:
+        print(f"innerpo train: {e}", file=sys.stderr)
+        sys.exit(128 + e.signum)
+
+
+def _resumed_config(run_dir: str):
+    """The saved config of the run `--resume` names (exit 2 when there is none)."""
+    from innerpo.train.run_dir import load_config
+
+    try:
+        return load_config(run_dir)
+    except FileNotFoundError as e:
+        print(f"innerpo train --resume: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 @dataclass
@@ -82,6 +127,8 @@ class EvalArgs:
     eval: EvalConfig = field(default_factory=EvalConfig)
     genies_dir: str | None = None
     """Local GENIES directory for genies-* suites (default: the run's --data.genies_dir)."""
+    checkpoint: str | None = None
+    """Evaluate a checkpoint instead of the final adapter: `step-50` (results in RUN/checkpoints/step-50/eval-<suite>/), or `all` (a table of accuracy per shift against step, RUN/checkpoints/accuracy.md)."""
 
 
 def _eval(args: list[str]) -> None:
@@ -99,7 +146,12 @@ def _eval(args: list[str]) -> None:
 
     from innerpo.eval.run import evaluate_run
 
-    evaluate_run(parsed.run_dir, parsed.eval, parsed.genies_dir)
+    if parsed.checkpoint == "all":
+        from innerpo.eval.checkpoints import evaluate_checkpoints
+
+        evaluate_checkpoints(parsed.run_dir, parsed.eval, parsed.genies_dir)
+    else:
+        evaluate_run(parsed.run_dir, parsed.eval, parsed.genies_dir, parsed.checkpoint)
 
 
 @dataclass

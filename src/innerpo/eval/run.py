@@ -11,24 +11,27 @@ from innerpo.config import EvalConfig
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.eval.report import evaluate_suite, tables, write_results
 from innerpo.models.load import load_adapter, load_base, model_settings
+from innerpo.train.checkpoint import checkpoint_dir
 from innerpo.train.run_dir import load_config, load_tokenization
 
 
-def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None, genies_dir: str | None = None) -> dict:
+def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None, genies_dir: str | None = None, checkpoint: str | None = None) -> dict:
+    """checkpoint: evaluate RUN/checkpoints/<checkpoint>/adapter (results written beside it) instead of RUN/adapter."""
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
-    if not (run_dir / "adapter" / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"{run_dir} has no trained adapter (adapter/adapter_config.json missing)")
+    out_dir = run_dir if checkpoint is None else checkpoint_dir(run_dir, checkpoint)
+    if not (out_dir / "adapter" / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{out_dir} has no trained adapter (adapter/adapter_config.json missing)")
     eval_cfg = eval_cfg or cfg.eval
     data_cfg = dataclasses.replace(cfg.data, genies_dir=genies_dir or cfg.data.genies_dir)
     base, _ = load_base(cfg.model)
     tok = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
     settings = load_tokenization(run_dir)
     pair_tok = PairTokenizer(tok, settings["max_length"], settings["truncation"], settings["chat_template"])
-    model = load_adapter(base, run_dir / "adapter")
+    model = load_adapter(base, out_dir / "adapter")
     summary, pair_frame = evaluate_suite(model, tok, pair_tok, eval_cfg, data_cfg, model_settings(cfg.model))
-    # Never over the training-time results in run_dir itself.
-    path = write_results(run_dir / f"eval-{Path(summary['suite']).stem}", summary, pair_frame)
+    # Never over the training-time results: a subdirectory of the run (or of the checkpoint).
+    path = write_results(out_dir / f"eval-{Path(summary['suite']).stem}", summary, pair_frame)
     print(tables(summary))
     print(f"summary written to {path}")
     return summary
