@@ -1,4 +1,5 @@
-"""Reroute/retain on hidden states, circuit-breaker style (ReprPO's "MSE" loss)."""
+"""Reroute/retain on hidden states, circuit-breaker style (this project's redesign of
+ReprPO's "MSE" loss; the source's own definition is :mod:`innerpo.inner.mse`)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,9 @@ class RerouteRetainLoss(PreferenceLoss):
     *chosen* reference state instead has gradient −d_ref/n² there: the rejected state
     leaves the place the reference puts it, in the anti-preference direction, so s = d_π·u
     rises (consistent with the InnerDPO margins). ReprPO's version minimised this same
-    distance (pulling rejected toward chosen, lowering s); the sign here is the
-    circuit-breaker one. The trust region τ bounds the reward (log distances are
+    distance (pulling rejected toward chosen, lowering s; that is the ``mse`` loss,
+    :class:`~innerpo.inner.mse.ReprPOMSELoss`); the sign here is the circuit-breaker one,
+    and this loss is named ``reroute``. The trust region τ bounds the reward (log distances are
     unbounded above); retain uses log1p so it is 0 with zero gradient at the reference.
 
     Args:

@@ -50,7 +50,7 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     t0 = time.time()
     set_seed(cfg.training.seed)
     accelerator = Accelerator()
-    method = build_method(cfg.method)  # validates hyperparameters before any slow work
+    method = build_method(cfg.method, cfg.method_name)  # validates hyperparameters before any slow work
     run_dir = new_run_dir(cfg)
     save_config(run_dir, cfg)
 
