@@ -114,7 +114,7 @@ def test_finite_value_and_gradient(name, case):
     assert all(not v.requires_grad for v in out.metrics.values())
 
 
-@pytest.mark.parametrize("method", sorted(ALIGN_METHODS))
+@pytest.mark.parametrize("method", sorted(set(ALIGN_METHODS) - {"cosine_cross_model", "orth"}))  # undirected by design
 def test_inner_dpo_every_align_method_raises_s(method, make_states):
     states = make_states(noise=0.05, dtype=torch.float64)  # some margins move s by < float32 resolution
     _, _, new, _ = _descend(InnerDPOLoss(method), states)
@@ -295,7 +295,7 @@ def test_errors(make_states):
 
 
 def test_registry_and_flags():
-    assert set(HIDDEN_LOSSES) == {"inner_dpo", "prefvec", "reroute_retain", "rank"}
+    assert set(HIDDEN_LOSSES) == {"inner_dpo", "prefvec", "mse", "reroute_retain", "rank"}
     for cls in HIDDEN_LOSSES.values():
         assert cls.needs_hidden and cls.needs_reference
 

@@ -271,17 +271,18 @@ def para(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float =
 
 
 def orth(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
-    """−log1p(‖d_π − s·u‖₁ / ‖d_ref‖₁): penalise the orthogonal remainder only.
+    """−log1p(o²/n²): penalise the orthogonal remainder only, relative to the reference separation.
 
     Source: ReprPO ``innerdpo.py`` at commit 351560d, ``orth``: −β·log(‖o‖₁ + eps).
-    Departure: log(o + eps) is −log(eps) ≈ +28 at initialisation (o = 0) with a 1/eps
-    gradient as soon as o moves; log1p of o relative to the reference separation is 0
-    there and bounded in slope. At its maximum by design: at initialisation the value is 0
-    and the gradient is 0 (the L1 norm's subgradient at 0), and it never rewards s; it only
-    resists drift across u once another loss has moved the policy.
+    Departures: log(o + eps) is −log(eps) ≈ +28 at initialisation (o = 0) with a 1/eps
+    gradient as soon as o moves; and a norm has a kink at o = 0, where float noise in o
+    (policy = reference up to rounding) would pick the gradient's direction at random. The
+    squared Euclidean size relative to n² is smooth there: value 0 and gradient exactly 0
+    at initialisation. At its maximum by design: it never rewards s; it only resists drift
+    across u once another loss has moved the policy.
     """
     g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
-    return -torch.log1p(_l1(g.orth) / (_l1(g.d_ref) + eps))
+    return -torch.log1p((g.orth * g.orth).sum(-1) / (g.ref_norm * g.ref_norm))
 
 
 def para_orth(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
@@ -349,7 +350,7 @@ STATIONARY_AT_INIT = frozenset({"cosine_cross_model", "cosine_pref_direction", "
 
 #: Margins built only from inner products and Euclidean norms of the four states, which
 #: an orthogonal transform of all four leaves unchanged (the L1-norm ones are not).
-ROTATION_INVARIANT = frozenset(ALIGN_METHODS) - {"para", "orth", "para_orth", "para_orth2"}
+ROTATION_INVARIANT = frozenset(ALIGN_METHODS) - {"para", "para_orth", "para_orth2"}
 
 
 def get_align_method(name: str) -> AlignFn:

@@ -65,7 +65,7 @@ def inert_transform_reason(cfg: MethodConfig) -> str | None:
             "reads them only through inner products and Euclidean norms, which an orthogonal map preserves: the loss, "
             f"its gradient and the trained adapter are identical to transform 'none' and the {cfg.transform} "
             "parameters never receive gradient. Use transform none or etherplus, a loss that reads coordinates "
-            "(rank; innerpo with align para, orth, para_orth or para_orth2), or pass "
+            "(rank; innerpo with align para, para_orth or para_orth2), or pass "
             "--method.allow_inert_transform=True for an ablation row that should equal 'none'"
         )
     return None
