@@ -50,6 +50,12 @@ ORTHOGONAL = ("ether", "oft", "hra", "ortho")
 INNER_PRODUCT_LOSSES = ("prefvec", "mse", "reroute")  # and innerpo with a ROTATION_INVARIANT margin
 
 
+INERT_GRAD_TOL = 1e-5
+"""A hidden term's gradient norm below this counts as zero. Policy and reference passes
+that agree up to rounding (the adapter starts at zero) leave ~1e-7 of float noise in a
+stationary term's gradient; a term that trains has O(0.01–1)."""
+
+
 class InertHiddenTermError(ConfigError):
     """The hidden-state term cannot move the model as configured; the message names the cause."""
 
@@ -66,7 +72,7 @@ def inert_transform_reason(cfg: MethodConfig) -> str | None:
             f"its gradient and the trained adapter are identical to transform 'none' and the {cfg.transform} "
             "parameters never receive gradient. Use transform none or etherplus, a loss that reads coordinates "
             "(rank; innerpo with align para, para_orth or para_orth2), or pass "
-            "--method.allow_inert_transform=True for an ablation row that should equal 'none'"
+            "--method.allow_inert_transform for an ablation row that should equal 'none'"
         )
     return None
 
@@ -84,6 +90,7 @@ class HiddenMethod(OutputMethod):
         if reason and not cfg.allow_inert_transform:
             raise ConfigError(f"--method.transform={cfg.transform} with --method.hidden_loss={cfg.hidden_loss} is refused: {reason}")
         self.cfg = cfg
+        self._inert_allowed = reason is not None  # an ablation that asked for the transform's inertness
         self.token_level = cfg.hidden_loss == "innerpo" and cfg.token_constraint > 0  # only InnerDPO reads tokens
         # Token-level states cannot come from the compact reference table.
         self.cacheable_reference = not self.token_level
@@ -94,6 +101,13 @@ class HiddenMethod(OutputMethod):
         self._check = "first"  # inert check: first → (after an update) second → done
         self._supr_kept: dict[str, float] = {}  # share of coordinates supr kept, per point, last batch
         self._stationary = cfg.hidden_loss == "innerpo" and cfg.align_method in STATIONARY_AT_INIT
+        if self._stationary and len(self.loss.components) == 1:
+            raise ConfigError(
+                f"align method {cfg.align_method!r} is at its stationary point at initialisation (value and gradient 0 "
+                "while policy = reference) and acts only once another loss has moved the policy; with "
+                "--method.output_loss=none nothing does, so the run would be driven by float noise. Add an output loss "
+                "(e.g. --method.output_loss=dpo) or choose a directional align method (pars_rat, logodds, ...)"
+            )
         self.loss.components[cfg.hidden_loss].register_forward_hook(self._inert_check)
 
     def bind(self, model) -> None:
@@ -198,7 +212,8 @@ class HiddenMethod(OutputMethod):
             return
         first = self._check == "first"
         name = self.cfg.hidden_loss
-        adapter, own = self._watched, [p for p in self.transforms.parameters() if p.requires_grad]
+        adapter = self._watched
+        own = [] if self._inert_allowed else [p for p in self.transforms.parameters() if p.requires_grad]
         if not output.loss.requires_grad:
             raise InertHiddenTermError(self._inert_message(f"the hidden term {name!r} does not depend on any trainable parameter"))
         grads = torch.autograd.grad(output.loss, adapter + own, retain_graph=True, allow_unused=True)
@@ -207,13 +222,13 @@ class HiddenMethod(OutputMethod):
         own_norm = math.sqrt(sum(n * n for n in norms[len(adapter):]))
         if not (math.isfinite(adapter_norm) and math.isfinite(own_norm)):
             raise InertHiddenTermError(f"the hidden term {name!r} has a non-finite gradient at the first step (value {float(output.loss.detach()):.4g}); check the states' scale and --method.hidden_beta")
-        if adapter_norm == 0.0:
+        if adapter_norm < INERT_GRAD_TOL:
             if first and self._stationary:
                 self._check = "wait"  # at its stationary point at initialisation by design: check once the policy has moved
                 return
             when = "at the first step" if first else "after the first update"
-            raise InertHiddenTermError(self._inert_message(f"the hidden term {name!r} has zero gradient with respect to all {len(adapter)} trainable adapter tensors {when} (value {float(output.loss.detach()):.4g})"))
-        if own and not first and own_norm == 0.0:
+            raise InertHiddenTermError(self._inert_message(f"the hidden term {name!r} has zero gradient with respect to all {len(adapter)} trainable adapter tensors {when} (norm {adapter_norm:.2g}, value {float(output.loss.detach()):.4g})"))
+        if own and not first and own_norm < INERT_GRAD_TOL:
             raise InertHiddenTermError(f"transform {self.cfg.transform!r} receives no gradient from the hidden term {name!r} after the first update, so it would never train; see --method.transform")
         # Transforms are flat at initialisation (policy = reference): check them after an update.
         self._check = "wait" if first and (own or self._stationary) else "done"
