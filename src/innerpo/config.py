@@ -159,8 +159,8 @@ class MethodConfig:
     """supr: keep coordinates whose rise between collected layers exceeds this, in hidden-state units; None: 0.1 × the RMS of that row's rise (scale free; ReprPO's fixed 0.1 suits only models whose states are O(1))."""
     allow_inert_transform: bool = False
     """Train an orthogonal transform (ether, oft, hra, ortho) with a loss that reads only inner products, which it provably cannot change (an ablation row identical to `none`)."""
-    transform_lr_scale: float = 100.0
-    """Trainable transforms: their parameters move this many times faster than the adapter's (a reparametrization, so AdamW's step on them is scaled; ETHER/HRA train at ~1e-2 while LoRA trains at ~1e-4)."""
+    transform_lr_scale: float = 10.0
+    """Trainable transforms (ether, etherplus, oft, hra): their parameters take steps this many times larger than the adapter's (a reparametrization, see innerpo.inner.transforms.scale_steps); at 1 they barely move in a short run."""
     hidden_loss_type: Literal["dpo", "ipo", "simper"] = "dpo"
     """Form of the InnerDPO term on its margin z: `dpo` −log σ(β·z), `ipo` (z − 1/(2β))², `simper` −symlog(z) (no β); rank reads dpo/ipo."""
     trust_region_scope: Literal["pair_layer", "pair", "batch"] = "pair_layer"

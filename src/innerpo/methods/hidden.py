@@ -18,9 +18,11 @@ Never inert. On its first training call the method takes the hidden term's own g
 with respect to every trainable parameter (torch.autograd.grad, graph retained for the
 loop's backward) and stops with :class:`InertHiddenTermError`, naming the cause, when it
 is zero or not finite. Terms at a stationary point at initialisation by design (see
-``innerpo.inner.align.STATIONARY_AT_INIT``) are checked on the second call instead, once
-the other losses have moved the policy; trainable transforms are checked there too (at
-initialisation policy = reference, and every hidden loss is then flat in the transform).
+``innerpo.inner.align.STATIONARY_AT_INIT``) are checked after the first update instead,
+once the other losses have moved the policy. (Trainable transforms get no gradient on the
+first step by construction: at initialisation policy = reference and every hidden loss is
+flat in the transform; they train from the second step on, with their steps scaled by
+``transform_lr_scale``.)
 
 Orthogonal transforms (ether, oft, hra, ortho) with a loss that reads states only through
 inner products and Euclidean norms (InnerDPO with those align methods, PrefVec, mse,
@@ -39,6 +41,7 @@ from innerpo.config import ConfigError, MethodConfig
 from innerpo.data.batching import PairBatch
 from innerpo.inner import HiddenInputs, StateQuad, head_projector, last_real_token, make_transform, masked_mean, parse_layers, supr_masks
 from innerpo.inner.align import ROTATION_INVARIANT, STATIONARY_AT_INIT
+from innerpo.inner.transforms import scale_steps
 from innerpo.losses.base import LossInputs, SeqLogps
 from innerpo.methods.base import OutputMethod
 from innerpo.methods.kto import mismatched_kl_logps, needs_kl_inputs
@@ -90,7 +93,6 @@ class HiddenMethod(OutputMethod):
         if reason and not cfg.allow_inert_transform:
             raise ConfigError(f"--method.transform={cfg.transform} with --method.hidden_loss={cfg.hidden_loss} is refused: {reason}")
         self.cfg = cfg
-        self._inert_allowed = reason is not None  # an ablation that asked for the transform's inertness
         self.token_level = cfg.hidden_loss == "innerpo" and cfg.token_constraint > 0  # only InnerDPO reads tokens
         # Token-level states cannot come from the compact reference table.
         self.cacheable_reference = not self.token_level
@@ -122,7 +124,7 @@ class HiddenMethod(OutputMethod):
             self.register_buffer("projector", head_projector(head.weight), persistent=False)
         elif self.cfg.transform in TRAINABLE:
             dims = {k: _input_dim(m) if self.cfg.collect == "side" else model.config.hidden_size for k, m in self.points.items()}
-            self.transforms = nn.ModuleDict({_key(k): make_transform(self.cfg.transform, d) for k, d in dims.items()})
+            self.transforms = nn.ModuleDict({_key(k): scale_steps(make_transform(self.cfg.transform, d), self.cfg.transform_lr_scale) for k, d in dims.items()})
         self._watched = [p for p in model.parameters() if p.requires_grad]
 
     def reference_settings(self) -> dict:
@@ -207,31 +209,26 @@ class HiddenMethod(OutputMethod):
         return out
 
     def _inert_check(self, module, inputs, output) -> None:
-        """Forward hook on the hidden term: its gradient must reach the trainable parameters."""
+        """Forward hook on the hidden term: its gradient must reach the adapter, finite and non-zero."""
         if not torch.is_grad_enabled() or self._check in ("wait", "done"):
             return
         first = self._check == "first"
         name = self.cfg.hidden_loss
-        adapter = self._watched
-        own = [] if self._inert_allowed else [p for p in self.transforms.parameters() if p.requires_grad]
         if not output.loss.requires_grad:
             raise InertHiddenTermError(self._inert_message(f"the hidden term {name!r} does not depend on any trainable parameter"))
-        grads = torch.autograd.grad(output.loss, adapter + own, retain_graph=True, allow_unused=True)
-        norms = [float(g.detach().float().norm()) if g is not None else 0.0 for g in grads]
-        adapter_norm = math.sqrt(sum(n * n for n in norms[: len(adapter)]))
-        own_norm = math.sqrt(sum(n * n for n in norms[len(adapter):]))
-        if not (math.isfinite(adapter_norm) and math.isfinite(own_norm)):
-            raise InertHiddenTermError(f"the hidden term {name!r} has a non-finite gradient at the first step (value {float(output.loss.detach()):.4g}); check the states' scale and --method.hidden_beta")
-        if adapter_norm < INERT_GRAD_TOL:
+        grads = torch.autograd.grad(output.loss, self._watched, retain_graph=True, allow_unused=True)
+        norm = math.sqrt(sum(float(g.detach().float().norm()) ** 2 for g in grads if g is not None))
+        value = float(output.loss.detach())
+        if not math.isfinite(norm):
+            raise InertHiddenTermError(f"the hidden term {name!r} has a non-finite gradient (value {value:.4g}); check the states' scale and --method.hidden_beta")
+        if norm < INERT_GRAD_TOL:
             if first and self._stationary:
                 self._check = "wait"  # at its stationary point at initialisation by design: check once the policy has moved
                 return
             when = "at the first step" if first else "after the first update"
-            raise InertHiddenTermError(self._inert_message(f"the hidden term {name!r} has zero gradient with respect to all {len(adapter)} trainable adapter tensors {when} (norm {adapter_norm:.2g}, value {float(output.loss.detach()):.4g})"))
-        if own and not first and own_norm < INERT_GRAD_TOL:
-            raise InertHiddenTermError(f"transform {self.cfg.transform!r} receives no gradient from the hidden term {name!r} after the first update, so it would never train; see --method.transform")
-        # Transforms are flat at initialisation (policy = reference): check them after an update.
-        self._check = "wait" if first and (own or self._stationary) else "done"
+            raise InertHiddenTermError(self._inert_message(
+                f"the hidden term {name!r} has zero gradient with respect to all {len(self._watched)} trainable adapter tensors {when} (norm {norm:.2g}, value {value:.4g})"))
+        self._check = "done"
 
     def _inert_message(self, what: str) -> str:
         empty = [k for k, v in self._supr_kept.items() if v == 0.0]

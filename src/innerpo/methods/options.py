@@ -95,7 +95,7 @@ def method_reads(cfg: MethodConfig) -> set[str]:
         reads |= hidden_term_reads(cfg) | HIDDEN_METHOD_READS
         if cfg.transform != "supr":
             reads.discard("supr_threshold")
-        if cfg.transform not in TRAINABLE:
+        if cfg.transform not in TRAINABLE or cfg.transform == "ortho":  # ortho keeps its own parametrization
             reads.discard("transform_lr_scale")
         if inert_transform_reason(cfg) is None:
             reads.discard("allow_inert_transform")
@@ -109,7 +109,7 @@ READ_CONDITIONS = {
     "stabilized_floor": "with align_method stabilized_ratio",
     "stabilized_floor_mode": "with align_method stabilized_ratio",
     "supr_threshold": "with transform supr",
-    "transform_lr_scale": "with a trainable transform",
+    "transform_lr_scale": "with transform ether, etherplus, oft or hra",
     "allow_inert_transform": "with an orthogonal transform and a loss it cannot change",
     "hidden_beta": "innerpo only with hidden_loss_type dpo or ipo",
     "losses": "when --method.output_loss is unset",
