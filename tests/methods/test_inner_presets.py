@@ -4,11 +4,12 @@ refused up front with its reason; research-code names resolve; set options must 
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import pytest
 
 from innerpo.cli import main
-from innerpo.config import ConfigError, MethodConfig
+from innerpo.config import ConfigError, MethodConfig, apply_yaml
 from innerpo.inner.align import ALIGN_METHODS
 from innerpo.methods.base import build_method
 from innerpo.methods.hidden import inert_transform_reason
@@ -191,3 +192,25 @@ def test_token_constraint_keeps_the_reference_cache_only_where_it_is_read():
     assert not innerpo.cacheable_reference  # InnerDPO reads token states: live reference
     rank = build_method(dataclasses.replace(preset_config("hs-none-rank").method, token_constraint=0.0), "hs-none-rank")
     assert rank.cacheable_reference
+
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+@pytest.mark.parametrize("preset", ["dpo", "hs-supr-innerpo", "hs-none-prefvec"])
+def test_shipped_configs_parse_and_build(path, preset):
+    from innerpo.eval.suites import get_suite
+
+    cfg = apply_yaml(preset_config(preset), path)
+    build_method(cfg.method, cfg.method_name)
+    get_suite(cfg.eval.suite)
+    assert {p.name for p in CONFIGS} >= {"dev.yaml", "llama-3-2-1b.yaml", "llama-3-2-3b.yaml"}
+
+
+def test_dev_config_trains(tmp_path, monkeypatch):
+    monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    main(["train", "innerpo-supr", f"--config={Path(__file__).parents[2] / 'configs' / 'dev.yaml'}", "--training.max_steps=2", "--data.max_train_pairs=16",
+          "--eval.max_pairs=4", "--training.eval_every=0", f"--output_dir={run}"])
+    assert last_train_row(run)["step"] == 2
