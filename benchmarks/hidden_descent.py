@@ -76,8 +76,7 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=None, help="row names (default: all)")
     args = p.parse_args()
     names = args.only or list(ROWS)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ.setdefault("INNERPO_CACHE", str(Path(tmp) / "cache"))
+    with tempfile.TemporaryDirectory() as tmp:  # run directories; model and reference caches stay in $INNERPO_CACHE
         results = [run(n, args, Path(tmp)) for n in names]
     print(f"\n{args.model}: hidden term alone, {args.steps} steps x {args.batch} synthetic pairs, lr {args.lr}, no warmup\n")
     print("| row | loss step 1 → last | margin | step 1 → last | descends, margin as documented |")

@@ -12,6 +12,7 @@ from innerpo.inner.losses import (
     InnerDPOLoss,
     PrefVecLoss,
     RankLoss,
+    ReprPOMSELoss,
     RerouteRetainLoss,
     StateQuad,
     token_drift,
@@ -45,10 +46,11 @@ LOSS_CONFIGS = {
     "prefvec": lambda: PrefVecLoss(),
     "prefvec/angle": lambda: PrefVecLoss(angle_weight=1.0, trust_region=2.0),
     "reroute_retain": lambda: RerouteRetainLoss(),
+    "mse": lambda: ReprPOMSELoss(),
     "rank": lambda: RankLoss(),
     "rank/ipo": lambda: RankLoss(loss_type="ipo"),
 }
-S_RAISING = [k for k in LOSS_CONFIGS if not k.startswith("rank")]
+S_RAISING = [k for k in LOSS_CONFIGS if not k.startswith(("rank", "mse"))]  # mse lowers s by design
 
 
 def _descend(loss, states, lr=1e-3):
@@ -317,3 +319,52 @@ def test_loss_owns_and_trains_its_transform(make_states):
     hidden, _ = _pooled(states)
     InnerDPOLoss("pars_rat", transform=ortho)(_x(hidden)).loss.backward()
     assert all(p.grad is None or p.grad.abs().max() < 1e-5 for p in ortho.parameters())
+
+
+def test_inner_dpo_trust_region_scopes_by_hand():
+    # layers: pars_rat 0.5 (layer 0) and −3 (layer 1); τ = 1, upper
+    layer1 = [torch.tensor([[-4.0, 0.0]]), torch.tensor([[0.0, 0.0]]), torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])]
+    pair = _hand(InnerDPOLoss("pars_rat", trust_region=1.0, trust_region_scope="pair"), layer1)
+    assert pair.metrics["hidden/margin"].item() == pytest.approx(-1.25)  # min(mean(0.5, −3), 1)
+    high = [torch.tensor([[10.0, 0.0]]), torch.tensor([[0.0, 0.0]]), torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])]  # pars_rat 4
+    pl = _hand(InnerDPOLoss("pars_rat", trust_region=1.0), high)  # per layer: (0.5 + 1)/2
+    pr = _hand(InnerDPOLoss("pars_rat", trust_region=1.0, trust_region_scope="pair"), high)  # min(2.25, 1)
+    assert pl.metrics["hidden/margin"].item() == pytest.approx(0.75)
+    assert pr.metrics["hidden/margin"].item() == pytest.approx(1.0)
+
+
+def test_inner_dpo_batch_scope_stops_the_whole_batch_beyond_tau(make_states):
+    h_pc, h_pr, h_rc, h_rr = make_states(noise=0.0)
+    far = h_rc + 2 * (h_rc - h_rr)  # pars_rat 2 for every pair
+    hidden, leaves = _pooled([far, h_pr, h_rc, h_rr])
+    out = InnerDPOLoss("pars_rat", trust_region=0.5, trust_region_scope="batch")(_x(hidden))
+    assert out.metrics["hidden/margin"].item() == pytest.approx(0.5, abs=1e-5)  # batch mean shifted to τ
+    out.loss.backward()
+    assert all(pc.grad.abs().max() == 0 for pc, _ in leaves)
+    hidden, leaves = _pooled(make_states(noise=0.05))  # near init: below τ, the gradient flows
+    InnerDPOLoss("pars_rat", trust_region=0.5, trust_region_scope="batch")(_x(hidden)).loss.backward()
+    assert all(pc.grad.abs().max() > 0 for pc, _ in leaves)
+
+
+def test_inner_dpo_simper_form_by_hand_and_direction(make_states):
+    # pars_rat 0.5 at both layers: −symlog(0.5) = −log 1.5
+    assert _hand(InnerDPOLoss("pars_rat", loss_type="simper")).loss.item() == pytest.approx(-math.log(1.5), rel=1e-6)
+    states = make_states(noise=0.05, dtype=torch.float64)
+    _, _, new, _ = _descend(InnerDPOLoss("para_signed", loss_type="simper"), states)
+    s0 = decompose(*states).para
+    assert all((decompose(pc, pr, *states[2:]).para > s0).all() for pc, pr in new)
+
+
+def test_mse_hand_values_and_its_documented_direction(make_states):
+    # n = 2; ‖h_rc − h_pr‖ = 4 → reroute log 2; ‖h_rc − h_pc‖ = 1 → retain log1p(0.5)
+    h_rc, h_rr = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])
+    h_pc, h_pr = torch.tensor([[2.0, 1.0]]), torch.tensor([[-2.0, 0.0]])
+    out = ReprPOMSELoss(alpha=0.6)(_x(HiddenInputs(pooled={"0": StateQuad(h_pc, h_pr, h_rc, h_rr)})))
+    assert out.loss.item() == pytest.approx(math.log(2) + 0.6 * math.log1p(0.5), rel=1e-5)
+    # the source's direction: rejected pulled toward the reference's chosen state, so s falls
+    states = make_states(noise=0.05, dtype=torch.float64)
+    _, leaves, new, _ = _descend(ReprPOMSELoss(), states)
+    h_rc = states[2]
+    for (pc, pr), (npc, npr) in zip(leaves, new):
+        assert ((npr - h_rc).norm(dim=-1) < (pr - h_rc).norm(dim=-1)).all()
+        assert (decompose(npc, npr, *states[2:]).para < decompose(pc.detach(), pr.detach(), *states[2:]).para).all()
