@@ -9,13 +9,18 @@ d_π = h_pc − h_pr, s = d_π·u, o = ‖d_π − s·u‖.
 Conventions shared by every method
 ----------------------------------
 * **Sign.** Increasing the margin moves the policy's chosen-minus-rejected difference d_π
-  along the reference preference direction u. For the ten methods built from (s, o, n),
-  ∂margin/∂s > 0 everywhere and the orthogonal term only moves d_π across u, so a
-  gradient-ascent step on the policy states strictly raises s, whatever the sign of s.
-  For ``cosine_cross_model`` the step's component along u is ≥ 0 everywhere; for
-  ``cosine_policy_margin`` it is ≥ 0 at the reference point (d_π ∥ u) and, by
-  continuity, near it. Where a source formula had the opposite sign, the docstring says
-  what was negated and why.
+  along the reference preference direction u. For the methods built from (s, o, n) (all
+  but the cosines and ``orth``), ∂margin/∂s > 0 everywhere and the orthogonal term only
+  moves d_π across u, so a gradient-ascent step on the policy states strictly raises s,
+  whatever the sign of s. For ``cosine_pref_direction`` the step's component along u is
+  ≥ 0 everywhere; for ``cosine_policy_margin`` it is ≥ 0 at the reference point (d_π ∥ u)
+  and, by continuity, near it. Two methods have no preference direction by design, as in
+  their source: ``cosine_cross_model`` (state mimicry) and ``orth`` (penalises the
+  orthogonal part only). Where a source formula had the opposite sign, or a definition
+  that cannot train, the docstring says what was changed and why.
+* **Stationary at initialisation** (:data:`STATIONARY_AT_INIT`): ``cosine_cross_model``,
+  ``cosine_pref_direction`` and ``orth`` have value and gradient 0 while policy =
+  reference; they act once another loss has moved the policy.
 * **Zero at initialisation** (policy = reference, so d_π = d_ref, s = n, o = 0) for the
   relative methods, so the margin reads "how much better than the reference"; the
   absolute ones (``para_signed``, ``para_signed_log``, ``para_orth_signed``,
@@ -28,7 +33,9 @@ Conventions shared by every method
   computation is in float32 even for bfloat16 inputs.
 
 Source: the InnerDPO loss of ReprPO (wassname, github.com/wassname/repr-preference-optimization,
-``reprpo/interventions/losses/innerdpo.py``). Definitions here follow its names; departures
+``reprpo/interventions/losses/innerdpo.py`` on branch ``vast2``; the journal's earlier
+methods ``para``, ``para_orth``, ``para_orth2``, ``orth``, ``direct_projection`` at commit
+351560d; the cosine ones at commit 93e3b8c). Definitions here follow its names; departures
 (signs, logs of signed quantities, the logodds reference term) are documented per method.
 """
 
