@@ -89,6 +89,10 @@ class HiddenMethod(OutputMethod):
             raise ValueError("HiddenMethod needs a hidden-state loss (--method.hidden_loss)")
         if not (math.isfinite(cfg.alpha) and cfg.alpha > 0):
             raise ConfigError(f"--method.alpha={cfg.alpha}: the hidden term's weight must be > 0 (0 trains the output loss alone; use its own preset)")
+        if not (math.isfinite(cfg.transform_lr_scale) and cfg.transform_lr_scale > 0):
+            raise ConfigError(f"--method.transform_lr_scale={cfg.transform_lr_scale} must be a finite number > 0")
+        if cfg.supr_threshold is not None and not math.isfinite(cfg.supr_threshold):
+            raise ConfigError(f"--method.supr_threshold={cfg.supr_threshold} must be finite (or None for the relative cut)")
         reason = inert_transform_reason(cfg)
         if reason and not cfg.allow_inert_transform:
             raise ConfigError(f"--method.transform={cfg.transform} with --method.hidden_loss={cfg.hidden_loss} is refused: {reason}")
