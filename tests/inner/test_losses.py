@@ -256,11 +256,11 @@ def test_prefvec_hand_values():
 
 
 def test_reroute_hand_values():
-    # n = 2; ‖h_pr − h_rc‖ = 4 → reroute log 2; ‖h_pc − h_rc‖ = 1 → retain log1p(0.5)
+    # n = 2; ‖h_pr − h_rc‖ = 4 → reroute log 2; ‖h_pc − h_rc‖² = 1 → retain log1p(1/4)
     h_rc, h_rr = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])
     h_pc, h_pr = torch.tensor([[2.0, 1.0]]), torch.tensor([[-2.0, 0.0]])
     out = RerouteRetainLoss(alpha=3.0, trust_region=None)(_x(HiddenInputs(pooled={"0": StateQuad(h_pc, h_pr, h_rc, h_rr)})))
-    assert out.loss.item() == pytest.approx(-math.log(2) + 3 * math.log1p(0.5), rel=1e-5)
+    assert out.loss.item() == pytest.approx(-math.log(2) + 3 * math.log1p(0.25), rel=1e-5)
     capped = RerouteRetainLoss(alpha=0.0, trust_region=0.5)(_x(HiddenInputs(pooled={"0": StateQuad(h_pc, h_pr, h_rc, h_rr)})))
     assert capped.loss.item() == pytest.approx(-0.5, rel=1e-5)
 
@@ -356,11 +356,11 @@ def test_inner_dpo_simper_form_by_hand_and_direction(make_states):
 
 
 def test_mse_hand_values_and_its_documented_direction(make_states):
-    # n = 2; ‖h_rc − h_pr‖ = 4 → reroute log 2; ‖h_rc − h_pc‖ = 1 → retain log1p(0.5)
+    # n = 2; ‖h_rc − h_pr‖ = 4 → reroute log 2; ‖h_rc − h_pc‖² = 1 → retain log1p(1/4)
     h_rc, h_rr = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])
     h_pc, h_pr = torch.tensor([[2.0, 1.0]]), torch.tensor([[-2.0, 0.0]])
     out = ReprPOMSELoss(alpha=0.6)(_x(HiddenInputs(pooled={"0": StateQuad(h_pc, h_pr, h_rc, h_rr)})))
-    assert out.loss.item() == pytest.approx(math.log(2) + 0.6 * math.log1p(0.5), rel=1e-5)
+    assert out.loss.item() == pytest.approx(math.log(2) + 0.6 * math.log1p(0.25), rel=1e-5)
     # the source's direction: rejected pulled toward the reference's chosen state, so s falls
     states = make_states(noise=0.05, dtype=torch.float64)
     _, leaves, new, _ = _descend(ReprPOMSELoss(), states)

@@ -33,7 +33,7 @@ class RerouteRetainLoss(PreferenceLoss):
 
         reroute = log(‖h_pr − h_rc‖ / ν)     how far the rejected state is from the
                                              reference's chosen state (0 at init if n ≥ φ·mean n)
-        retain  = log1p(‖h_pc − h_rc‖ / ν)   how far the chosen state drifted (0 at init)
+        retain  = log1p(‖h_pc − h_rc‖² / ν²) how far the chosen state drifted (0 at init)
         L = mean_pairs mean_layers [ −min(reroute, τ) + α·retain ]
 
     Design: the literal circuit-breaker reroute (distance, or cosine, between h_pr and
@@ -45,7 +45,10 @@ class RerouteRetainLoss(PreferenceLoss):
     distance (pulling rejected toward chosen, lowering s; that is the ``mse`` loss,
     :class:`~innerpo.inner.mse.ReprPOMSELoss`); the sign here is the circuit-breaker one,
     and this loss is named ``reroute``. The trust region τ bounds the reward (log distances are
-    unbounded above); retain uses log1p so it is 0 with zero gradient at the reference.
+    unbounded above). Retain is log1p of the squared relative drift: 0 with zero gradient at
+    the reference and second order in the drift. (With the plain distance, first order,
+    the term trained alone on SmolLM2 rose from 0 to 0.068 in 6 steps at lr 3e-4: AdamW's
+    first steps move every weight by ~lr and raised retain faster than reroute rewarded.)
 
     Args:
         alpha: α ≥ 0, retain weight (default 1.0).
@@ -84,7 +87,7 @@ class RerouteRetainLoss(PreferenceLoss):
         n = decompose(h_pc, h_pr, h_rc, h_rr, self.eps).ref_norm.detach()
         nu = torch.maximum(n, self.floor * n.mean())
         reroute = torch.log(safe_norm(h_pr - h_rc, eps=self.eps) / nu)
-        retain = torch.log1p(safe_norm(h_pc - h_rc, eps=self.eps) / nu)
+        retain = torch.log1p((h_pc - h_rc).pow(2).sum(-1) / nu**2)
         return {"reroute": reroute, "retain": retain}
 
     def forward(self, x: LossInputs) -> LossOutput:

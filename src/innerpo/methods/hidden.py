@@ -105,6 +105,7 @@ class HiddenMethod(OutputMethod):
         self.transforms = nn.ModuleDict()
         self._watched: list[nn.Parameter] = []  # the adapter's trainable parameters (bind)
         self._check = "first"  # inert check: first → (after an update) second → done
+        self.checked_grad_norm: float | None = None
         self._supr_kept: dict[str, float] = {}  # share of coordinates supr kept, per point, last batch
         self._stationary = cfg.hidden_loss == "innerpo" and cfg.align_method in STATIONARY_AT_INIT
         if self._stationary and len(self.loss.components) == 1:
@@ -223,6 +224,7 @@ class HiddenMethod(OutputMethod):
         grads = torch.autograd.grad(output.loss, self._watched, retain_graph=True, allow_unused=True)
         norm = math.sqrt(sum(float(g.detach().float().norm()) ** 2 for g in grads if g is not None))
         value = float(output.loss.detach())
+        self.checked_grad_norm = norm  # the hidden term's own gradient norm w.r.t. the adapter, as checked
         if not math.isfinite(norm):
             raise InertHiddenTermError(f"the hidden term {name!r} has a non-finite gradient (value {value:.4g}); check the states' scale and --method.hidden_beta")
         if norm < INERT_GRAD_TOL:
