@@ -41,6 +41,7 @@ ROWS = {  # name → (preset, extra method settings, margin metric, documented d
     "hs-none-reroute": ("hs-none-reroute", {}, "hidden/para_ratio", +1),
     "hs-none-rank": ("hs-none-rank", {}, "rank/rho", +1),
     "hs-hra-rank": ("hs-hra-rank", {}, "rank/rho", +1),
+    "hs-hra-rank transform_lr_scale=100": ("hs-hra-rank", {"transform_lr_scale": 100.0}, "rank/rho", +1),
     "hs-ether-rank": ("hs-ether-rank", {}, "rank/rho", +1),
     "hs-ortho-rank": ("hs-ortho-rank", {}, "rank/rho", +1),
 }
