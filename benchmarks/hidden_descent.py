@@ -14,7 +14,7 @@ works ends below its initial value and moves its margin the documented way:
 Transforms compare against the same loss without a transform (a trainable transform
 that never changes would give the `none` row to 4 decimals).
 
-    .venv/bin/python benchmarks/hidden_descent.py                 # all rows, ~10 min on 2 CPU cores
+    .venv/bin/python benchmarks/hidden_descent.py                 # all rows (minutes per row on a busy 2-core CPU)
     .venv/bin/python benchmarks/hidden_descent.py --only hs-none-mse hs-hra-rank
     .venv/bin/python benchmarks/hidden_descent.py --model tiny-random --steps 4   # seconds
 """
