@@ -63,7 +63,20 @@ def _drop_flag(args: list[str], flag: str) -> list[str]:
 
 
 def _train(args: list[str]) -> None:
-    from innerpo.methods.presets import PRESETS, preset_config
+    from innerpo.config import ConfigError
+    from innerpo.methods.presets import resolve_method_name
+
+    try:
+        if args and not args[0].startswith("-"):
+            args = [resolve_method_name(args[0]), *args[1:]]  # research-code names and any case
+        _train_parsed(args)
+    except ConfigError as e:  # a setting the method cannot use: nothing half-done, exit code 2
+        print(f"innerpo train: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _train_parsed(args: list[str]) -> None:
+    from innerpo.methods.presets import PRESETS, aliases, preset_config
 
     processes = _flag_value(args, "--num_processes")  # data parallel: relaunch through accelerate
     args = _drop_flag(args, "--num_processes")
@@ -87,7 +100,7 @@ def _train(args: list[str]) -> None:
         cfg = saved if saved is not None and name == saved.method_name else preset_config(name)
         defaults[name] = apply_yaml(cfg, config_file) if config_file else cfg
         defaults[name] = dataclasses.replace(defaults[name], method_name=name, config=config_file or defaults[name].config)
-    descriptions = {name: p.description for name, p in PRESETS.items()}
+    descriptions = {name: p.description + (f" (also: {', '.join(aliases(name))})" if aliases(name) else "") for name, p in PRESETS.items()}
     cls = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
     cfg = tyro.cli(cls, args=args, prog="innerpo train", description="Train a LoRA adapter with a preference objective, then evaluate it.", use_underscores=True)
 

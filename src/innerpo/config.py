@@ -147,7 +147,7 @@ class MethodConfig:
     proj_clip: float | None = None
     """Projection: cap each projected gradient vector's norm at this multiple of the RMS norm of the original vectors in the same call (lora_B columns; completion tokens); None: off."""
     # --- hidden-state methods (InnerPO) ---
-    hidden_loss: Literal["none", "innerpo", "prefvec", "mse", "rank"] = "none"
+    hidden_loss: Literal["none", "innerpo", "prefvec", "mse", "reroute", "rank"] = "none"
     """Hidden-state term added to the output-level losses with weight `alpha`."""
     alpha: float = 1.0
     """Weight of the hidden-state term."""
@@ -171,6 +171,28 @@ class MethodConfig:
     """Weight of the penalty on the rejected side drifting further from the reference than the chosen side (token level; 0 = off)."""
     sink_threshold: float | None = None
     """Drop "attention sink" tokens whose norm exceeds this multiple of the row's median before pooling (None: keep all)."""
+    supr_threshold: float | None = None
+    """supr: keep coordinates whose rise between collected layers exceeds this, in hidden-state units; None: 0.1 × the RMS of that row's rise (scale free; ReprPO's fixed 0.1 suits only models whose states are O(1))."""
+    allow_inert_transform: bool = False
+    """Train an orthogonal transform (ether, oft, hra, ortho) with a loss that reads only inner products, which it provably cannot change (an ablation row identical to `none`)."""
+    transform_lr_scale: float = 10.0
+    """Trainable transforms (ether, etherplus, oft, hra): their parameters take steps this many times larger than the adapter's (a reparametrization, see innerpo.inner.transforms.scale_steps); at 1 they barely move in a short run."""
+    hidden_loss_type: Literal["dpo", "ipo", "simper"] = "dpo"
+    """Form of the InnerDPO term on its margin z: `dpo` −log σ(β·z), `ipo` (z − 1/(2β))², `simper` −symlog(z) (no β); rank reads dpo/ipo."""
+    trust_region_scope: Literal["pair_layer", "pair", "batch"] = "pair_layer"
+    """What the InnerDPO trust region clamps: each pair's margin at each layer, each pair's layer-averaged margin, or the batch mean of those."""
+    stabilized_floor_mode: Literal["percentile", "mean_fraction"] = "percentile"
+    """stabilized_ratio: floor the denominator at a percentile of the batch's reference separations (ReprPO's journal) or at a fraction of their mean."""
+    stabilized_floor: float = 0.1
+    """stabilized_ratio: the percentile as a fraction in (0, 1] (0.1 = 10th percentile) or the mean fraction φ."""
+    logodds_smoothing: float = 0.1
+    """logodds / odds: smoothing κ > 0 (c = κ·‖d_ref‖)."""
+    prefvec_orth_weight: float = 0.0
+    """PrefVec: weight of the sideways-movement penalty (ReprPO's use_orth_loss, off by default there)."""
+    prefvec_angle_weight: float = 0.0
+    """PrefVec: weight of the 1 − cos(d_π, d_ref) penalty (ReprPO's use_angle_loss, off by default there)."""
+    retain_weight: float | None = None
+    """mse / reroute: weight of the retain term (None: the loss's own default, 0.6 for mse as in ReprPO, 1.0 for reroute)."""
 
 
 @dataclass
@@ -186,6 +208,10 @@ class TrainConfig:
     """Run directory; default ./outputs/<method>-<timestamp>."""
     config: str | None = None
     """YAML file whose values override the preset; command-line flags override both."""
+
+
+class ConfigError(ValueError):
+    """A setting cannot be used as given; the message names the option and what to change (CLI exit code 2)."""
 
 
 def to_dict(cfg) -> dict:

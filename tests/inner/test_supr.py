@@ -26,7 +26,7 @@ def test_mask_is_positive_change_above_threshold_for_full_rank_head():
     w = torch.randn(40, 6)
     x0 = torch.zeros(2, 6)
     x1 = torch.tensor([[0.5, -0.5, 0.05, 0.2, 0.0, 1.0], [0.0, 0.3, -1.0, 0.0, 0.11, 0.09]])
-    masks = supr_masks([x0, x1], w)
+    masks = supr_masks([x0, x1], w, threshold=0.1)
     expected = x1 > 0.1
     assert torch.equal(masks[0], expected)
 
@@ -38,7 +38,7 @@ def test_rank_deficient_head_ignores_changes_it_cannot_read():
     w[5:, 1] = 1.0
     x0 = torch.zeros(1, 4)
     x1 = torch.tensor([[1.0, 0.0, 0.0, 5.0]])
-    (mask,) = supr_masks([x0, x1], w)
+    (mask,) = supr_masks([x0, x1], w, threshold=0.1)
     assert mask.tolist() == [[True, False, False, False]]
 
 
@@ -70,3 +70,16 @@ def test_supr_bfloat16_and_errors():
         supr(x)
     with pytest.raises(ValueError, match="masks"):
         supr(x, masks=[])
+
+
+def test_default_threshold_is_relative_to_each_rows_rise():
+    # ReprPO's absolute 0.1 keeps nothing when states are small (tiny-random's scale);
+    # the default cut, 0.1 × RMS of the row's change, keeps the same coordinates at any scale.
+    x0 = torch.zeros(1, 4)
+    x1 = torch.tensor([[0.02, -0.01, 0.001, 0.03]])
+    assert not supr_masks([x0, x1], projector=torch.eye(4), threshold=0.1)[0].any()
+    rms = x1.pow(2).mean().sqrt()
+    (mask,) = supr_masks([x0, x1], projector=torch.eye(4))
+    assert mask.tolist() == (x1 > 0.1 * rms).tolist() == [[True, False, False, True]]
+    (scaled,) = supr_masks([x0 * 1000, x1 * 1000], projector=torch.eye(4))
+    assert torch.equal(scaled, mask)

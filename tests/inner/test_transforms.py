@@ -160,3 +160,23 @@ def test_layer_transforms_apply_to_hidden_inputs():
     with pytest.raises(KeyError, match="no transform for layer"):
         lt("9", quads["7"].ref_chosen)
     assert len(list(lt.parameters())) == 4  # u, v per layer
+
+
+@pytest.mark.parametrize("name", ["ether", "etherplus", "oft", "hra"])
+def test_scaled_steps_keep_the_map_and_scale_adams_step(name):
+    from innerpo.inner.transforms import scale_steps
+
+    torch.manual_seed(0)
+    plain = make_transform(name, D)
+    torch.manual_seed(0)
+    scaled = scale_steps(make_transform(name, D), 10.0)
+    torch.testing.assert_close(plain.matrix(), scaled.matrix())  # same map at the start
+    x = torch.randn(5, D)
+    moved = {}
+    for key, t in (("plain", plain), ("scaled", scaled)):
+        before = t.matrix().detach().clone()
+        opt = torch.optim.Adam(t.parameters(), lr=1e-3)
+        (t(x) ** 3).sum().backward()  # not invariant to the map
+        opt.step()
+        moved[key] = (t.matrix() - before).abs().max().item()
+    assert moved["scaled"] > 5 * moved["plain"] > 0

@@ -15,7 +15,7 @@ EXPECTED = {
     "dpo", "ipo", "hinge", "robust", "nca", "bco", "sppo", "apo-zero", "apo-down", "exo", "discopop",
     "aot", "aot-unpaired", "dpo-norm", "simper", "simpo", "cpo", "orpo", "kto", "sft",
 }
-HIDDEN = {"innerpo", "prefvec", "mse", "rank"}  # hidden-state terms, tested in tests/inner and tests/methods
+HIDDEN = {"innerpo", "prefvec", "mse", "reroute", "rank"}  # hidden-state terms, tested in tests/inner and tests/methods
 REFERENCE_FREE = {"simper", "simpo", "cpo", "orpo", "sft"}
 # names that cannot build from the default config, and the setting each needs
 NEEDS = {"exo": {"label_smoothing": 1e-3}}

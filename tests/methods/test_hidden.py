@@ -142,3 +142,31 @@ def test_kto_as_the_output_loss_gets_its_kl_inputs(setup):
     m.bind(model)
     out = m.loss(m.loss_inputs(model, batch))
     assert torch.isfinite(out.loss) and "kl" in out.metrics
+
+
+def test_supr_masks_come_from_the_reference_and_are_shared_within_each_side(setup):
+    """A step of the adapter must not move supr's masks: policy and reference states of a side
+    keep the same coordinates (those the reference's state selects)."""
+    model, tok, items, batch = setup
+    m = method(model, transform="supr", layers="1,2,3")
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)  # policy ≠ reference
+    inputs = m.loss_inputs(model, batch)
+    for k, q in inputs.hidden.pooled.items():
+        assert torch.equal(q.policy_chosen == 0, q.ref_chosen == 0), k
+        assert torch.equal(q.policy_rejected == 0, q.ref_rejected == 0), k
+        assert 0 < (q.ref_chosen != 0).float().mean() < 1
+    assert set(m.after_backward(model)) == {"supr/kept/2", "supr/kept/3"}
+
+
+def test_first_step_check_names_supr_as_the_cause(setup):
+    from innerpo.methods.hidden import InertHiddenTermError
+
+    model, tok, items, batch = setup
+    m = method(model, transform="supr", layers="1,2,3", supr_threshold=1e6)
+    with pytest.raises(InertHiddenTermError, match="supr kept no coordinates at layer 2: threshold 1000000.0 is above every rise"):
+        m.loss(m.loss_inputs(model, batch))
+    with torch.no_grad():  # evaluation-time calls are not checked
+        method(model, transform="supr", layers="1,2,3", supr_threshold=1e6).loss(m.loss_inputs(model, batch))

@@ -8,6 +8,7 @@ tmp_path.
 
 import json
 import math
+import re
 
 import pytest
 
@@ -118,17 +119,19 @@ def test_a_reference_method_does_use_the_reference(tiny_args, tmp_path, monkeypa
         (["dpo", "--method.losses", "dpo", "sft", "--method.weights", "1.0"], r"2 losses but 1 weights"),
     ],
 )
-def test_bad_hyperparameters_are_refused_before_any_run_directory(args, message, tiny_args, tmp_path):
+def test_bad_hyperparameters_are_refused_before_any_run_directory(args, message, tiny_args, tmp_path, capsys):
     run = tmp_path / "run"
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SystemExit) as exit_:  # a configuration error: exit code 2 with the message
         main(["train", *args, *tiny_args, f"--output_dir={run}"])
+    assert exit_.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
     assert not run.exists()
 
 
 def test_label_smoothing_readers_are_the_losses_that_store_it():
     """READS_LABEL_SMOOTHING (the refusal's list) matches what each loss actually keeps."""
     for name in LOSSES:
-        if name in ("innerpo", "prefvec", "mse", "rank"):
+        if name in ("innerpo", "prefvec", "mse", "reroute", "rank"):
             continue
         loss = build_loss(name, MethodConfig(losses=[name], label_smoothing=0.1))
         assert hasattr(loss, "label_smoothing") == (name in READS_LABEL_SMOOTHING), name

@@ -10,8 +10,8 @@ Pure, tensor-level pieces, each in its own module:
 - :mod:`~innerpo.inner.align`: InnerDPO margins, registered by name.
 - :mod:`~innerpo.inner.hidden_inputs`: :class:`HiddenInputs`, what the loop puts in
   ``LossInputs.hidden``.
-- :mod:`~innerpo.inner.losses`: the hidden-state losses (InnerDPO, PrefVec,
-  reroute/retain, rank).
+- :mod:`~innerpo.inner.losses`: the hidden-state losses (InnerDPO, PrefVec, ReprPO's
+  MSE, reroute/retain, rank).
 - :mod:`~innerpo.inner.transforms`: trainable maps applied to states before a loss;
   :mod:`~innerpo.inner.supr`: the suppressed-activations selection.
 - :mod:`~innerpo.inner.metrics`: detached geometry diagnostics logged by every hidden loss.

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from innerpo.inner.align import get_align_method
 from innerpo.inner.common import check_nonnegative, check_optional_positive, check_positive, hidden_inputs
-from innerpo.inner.geometry import EPS, safe_norm, upcast
+from innerpo.inner.geometry import EPS, safe_norm, symlog, upcast
 from innerpo.inner.hidden_inputs import HiddenInputs, StateQuad
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
@@ -59,12 +59,23 @@ class InnerDPOLoss(PreferenceLoss):
         z_i   = mean_l m_il
         L     = mean_i −log σ(β·z_i)                         loss_type="dpo"
                 mean_i (z_i − 1/(2β))²                       loss_type="ipo"
+                mean_i −symlog(z_i)                          loss_type="simper" (no β)
 
     Minimising L raises z while the trust region is not binding. The trust region stops
     rewarding separation beyond τ (in the align method's units, e.g. for ``pars_rat``
     τ = 1 means "twice the reference's separation"): the clamped part has zero gradient.
     Two-sided clamping also stops the gradient for margins below −τ (the pair is then
     left alone rather than pulled back), which one-sided clamping keeps.
+    ``trust_region_scope`` says what is clamped: ``pair_layer`` (above, as ReprPO's code
+    does), ``pair`` (each pair's layer-averaged margin z_i, the journal's proposal: a pair
+    may exceed τ at one layer if it is below at another), or ``batch`` (the batch mean z̄:
+    once z̄ > τ every pair is shifted by τ − z̄ and gets no gradient from this term).
+
+    ``loss_type="simper"`` is ReprPO's InnerDPO with ``dpo_loss="SimPER"`` (vast2
+    ``innerdpo.py``), which adds symlog(signed_proj) *to be minimised*, lowering the
+    projection s it means to raise; here the sign follows the intention and z (the chosen
+    align method's margin) replaces signed_proj, so ``align_method=para_signed`` gives the
+    source's quantity. Like SimPER it has no β.
 
     Token constraint: drift_side = mean_t ‖h_π,t − h_ref,t‖ / mean_t ‖h_ref,t‖ over the
     side's completion tokens (:func:`token_drift`). It penalises the rejected side
@@ -76,9 +87,10 @@ class InnerDPOLoss(PreferenceLoss):
         align_method: a name in :data:`~innerpo.inner.align.ALIGN_METHODS` (default ``pars_rat``).
         beta: β_h > 0, scale of the margin inside the loss (typ. 0.1–10, depends on the
             align method's units; for IPO the target margin is 1/(2β)).
-        loss_type: ``dpo`` (−log σ) or ``ipo`` (squared distance to 1/(2β)).
+        loss_type: ``dpo`` (−log σ), ``ipo`` (squared distance to 1/(2β)) or ``simper`` (−symlog).
         trust_region: τ > 0, or None (default) for no clamping.
         trust_region_mode: ``upper`` (default) or ``both``.
+        trust_region_scope: ``pair_layer`` (default), ``pair`` or ``batch``.
         token_constraint: λ ≥ 0 (default 0 = off); typical 0.1–1.
         align_kwargs: extra keyword arguments of the align method (``smoothing`` for
             logodds/odds, ``floor`` for stabilized_ratio).
@@ -105,6 +117,7 @@ class InnerDPOLoss(PreferenceLoss):
         trust_region: float | None = None,
         trust_region_mode: Literal["upper", "both"] = "upper",
         token_constraint: float = 0.0,
+        trust_region_scope: Literal["pair_layer", "pair", "batch"] = "pair_layer",
         align_kwargs: dict | None = None,
         transform: LayerTransforms | HiddenTransform | None = None,
         eps: float = EPS,
@@ -122,16 +135,19 @@ class InnerDPOLoss(PreferenceLoss):
                 f"it accepts {sorted(accepted) or 'no extra arguments'}"
             )
         check_positive(beta, "beta", name)
-        if loss_type not in ("dpo", "ipo"):
-            raise ValueError(f"{name}: loss_type must be 'dpo' or 'ipo', got {loss_type!r}")
+        if loss_type not in ("dpo", "ipo", "simper"):
+            raise ValueError(f"{name}: loss_type must be 'dpo', 'ipo' or 'simper', got {loss_type!r}")
         check_optional_positive(trust_region, "trust_region", name)
         if trust_region_mode not in ("upper", "both"):
             raise ValueError(f"{name}: trust_region_mode must be 'upper' or 'both', got {trust_region_mode!r}")
+        if trust_region_scope not in ("pair_layer", "pair", "batch"):
+            raise ValueError(f"{name}: trust_region_scope must be 'pair_layer', 'pair' or 'batch', got {trust_region_scope!r}")
         check_nonnegative(token_constraint, "token_constraint", name)
         self.beta = beta
         self.loss_type = loss_type
         self.trust_region = trust_region
         self.trust_region_mode = trust_region_mode
+        self.trust_region_scope = trust_region_scope
         self.token_constraint = token_constraint
         self.transform = transform
         self.eps = eps
@@ -156,29 +172,42 @@ class InnerDPOLoss(PreferenceLoss):
         raw = self.layer_margins(hidden)
         metrics: dict[str, Tensor] = {f"hidden/margin/{k}": m.detach().mean() for k, m in raw.items()}
         per_layer, clamped, penalties = [], [], []
-        tau = self.trust_region
         for k, m in raw.items():
-            if tau is not None:
-                if self.trust_region_mode == "both":
-                    clamped.append((m.detach().abs() > tau).float())
-                    m = m.clamp(-tau, tau)
-                else:
-                    clamped.append((m.detach() > tau).float())
-                    m = m.clamp(max=tau)
+            if self.trust_region_scope == "pair_layer":
+                m = self._clamp(m, clamped)
             if self.token_constraint > 0:
                 pen = self._token_penalty(hidden, k)
                 penalties.append(pen)
                 m = m - self.token_constraint * pen
             per_layer.append(m)
         z = torch.stack(per_layer, -1).mean(-1)  # [B]
+        if self.trust_region_scope == "pair":
+            z = self._clamp(z, clamped)
+        elif self.trust_region_scope == "batch" and self.trust_region is not None:
+            zbar = z.mean()
+            clamped_z = self._clamp(zbar, clamped)  # τ (or −τ) once outside, else z̄ itself
+            z = torch.where(clamped_z.detach() != zbar.detach(), z.detach() + (clamped_z - zbar).detach(), z)
         if self.loss_type == "dpo":
             losses = -F.logsigmoid(self.beta * z)
-        else:
+        elif self.loss_type == "ipo":
             losses = (z - 1.0 / (2.0 * self.beta)) ** 2
+        else:
+            losses = -symlog(z)
         metrics["hidden/margin"] = z.detach().mean()
         if clamped:
-            metrics["hidden/clamped"] = torch.stack(clamped).mean()
+            metrics["hidden/clamped"] = torch.cat(clamped).mean()
         if penalties:
             metrics["hidden/token_penalty"] = torch.stack(penalties).detach().mean()
         metrics.update(geometry_metrics(hidden.pooled))
         return LossOutput(losses.mean(), metrics)
+
+    def _clamp(self, m: Tensor, clamped: list[Tensor]) -> Tensor:
+        """The trust region on margins m (any shape); records which were cut."""
+        tau = self.trust_region
+        if tau is None:
+            return m
+        if self.trust_region_mode == "both":
+            clamped.append((m.detach().abs() > tau).float().reshape(-1))
+            return m.clamp(-tau, tau)
+        clamped.append((m.detach() > tau).float().reshape(-1))
+        return m.clamp(max=tau)

@@ -3,7 +3,8 @@
 ======================  ============================================================
 ``inner_dpo``           :class:`InnerDPOLoss`: DPO/IPO on an align-method margin
 ``prefvec``             :class:`PrefVecLoss`: chosen forward / rejected backward along u
-``reroute_retain``      :class:`RerouteRetainLoss`: circuit-breaker reroute + retain (ReprPO "MSE")
+``mse``                 :class:`ReprPOMSELoss`: ReprPO's MSE, rejected pulled toward chosen
+``reroute_retain``      :class:`RerouteRetainLoss`: circuit-breaker reroute + retain (redesigned MSE)
 ``rank``                :class:`RankLoss`: DPO over hidden dimensions via log-softmax
 ======================  ============================================================
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from innerpo.inner.hidden_inputs import HiddenInputs, StateQuad
 from innerpo.inner.innerdpo import InnerDPOLoss, token_drift
+from innerpo.inner.mse import ReprPOMSELoss
 from innerpo.inner.prefvec import PrefVecLoss
 from innerpo.inner.rank import RankLoss
 from innerpo.inner.reroute import RerouteRetainLoss
@@ -23,6 +25,7 @@ from innerpo.inner.reroute import RerouteRetainLoss
 HIDDEN_LOSSES = {
     "inner_dpo": InnerDPOLoss,
     "prefvec": PrefVecLoss,
+    "mse": ReprPOMSELoss,
     "reroute_retain": RerouteRetainLoss,
     "rank": RankLoss,
 }
@@ -33,6 +36,7 @@ __all__ = [
     "InnerDPOLoss",
     "PrefVecLoss",
     "RankLoss",
+    "ReprPOMSELoss",
     "RerouteRetainLoss",
     "StateQuad",
     "token_drift",

@@ -16,8 +16,22 @@ from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss
 class PrefVecLoss(PreferenceLoss):
     """PrefVec: steer each side's hidden-state movement along the preference vector.
 
-    Source: ReprPO by wassname, ``reprpo/interventions/losses/prefvec.py`` (its
-    ``use_proj_rel`` variant, with the orthogonal and angle penalties).
+    Source: ReprPO by wassname, ``reprpo/interventions/losses/prefvec.py`` (branch ``main``),
+    whose stated intention is "moves the hidden states of the chosen and rejected hidden
+    states along the preference vector, with some constraints": punish orthogonal movement
+    by distance (``use_orth_loss``) and by angle (``use_angle_loss``), both *off* by
+    default there, and keep the chosen answer preferred (its DPO term, here the method's
+    output loss). Defaults here follow the source's: w_orth = w_angle = 0.
+
+    Departures from the code, each because the code contradicts that intention:
+    - its projection term is ``a_proj.mean(dim=-1)``, the mean over coordinates of the
+      projection *vector* s·u, i.e. s·mean(u), whose sign depends on the basis; here the
+      scalar projection s is used.
+    - its default ``use_proj_abs_loss`` minimises |−s·mean(u)|, which drives the projection
+      to 0 (collapsing the preference); here −proj is minimised, raising it.
+    - its ×1e5/×1e6 scale factors are dropped; the projection is measured relative to the
+      reference separation (ν below), which makes it scale free instead.
+    - its angle term −|cos| rewards anti-alignment as much as alignment; here 1 − cos.
 
     Intuition: the reference already separates chosen from rejected along
     u = d_ref/‖d_ref‖. Reward the policy for moving its chosen state forward along u
@@ -38,10 +52,13 @@ class PrefVecLoss(PreferenceLoss):
     backward); the orthogonal and angle terms never lower s (their gradients are
     orthogonal to u, or, for the angle, have a non-negative component along u). All
     terms are 0 at initialisation; the orthogonal term's gradient is 0 there too.
+    Trained alone with w_orth > 0, a LoRA step moves states sideways as well as along u,
+    so the orthogonal penalty (first order in the movement) can outgrow the projection
+    gain and the loss rise above 0: that is why it stays off by default.
 
     Args:
-        orth_weight: w_orth ≥ 0 (default 1.0).
-        angle_weight: w_angle ≥ 0 (default 0.0 = off).
+        orth_weight: w_orth ≥ 0 (default 0.0 = off, as the source).
+        angle_weight: w_angle ≥ 0 (default 0.0 = off, as the source).
         trust_region: τ > 0 caps the rewarded proj (None = no cap).
         floor: φ in [0, 1] (default 0.1).
         transform: optional transforms applied to all four states first.
@@ -54,7 +71,7 @@ class PrefVecLoss(PreferenceLoss):
 
     def __init__(
         self,
-        orth_weight: float = 1.0,
+        orth_weight: float = 0.0,
         angle_weight: float = 0.0,
         trust_region: float | None = None,
         floor: float = STABILIZED_FLOOR,

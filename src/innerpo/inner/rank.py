@@ -45,9 +45,13 @@ class RankLoss(PreferenceLoss):
     to every coordinate; it responds to the *shape* of the state. Unlike the InnerDPO
     margins it is not rotation invariant, so orthogonal transforms do change it.
 
-    Sign: ReprPO's code minimised −log σ(−β·ρ), which rewards the opposite (chosen
-    dimensions losing weight); here the DPO sign is used so "chosen preferred" means the
-    same as in every other loss of this package.
+    Sign: ReprPO's code (``rank_loss``) minimised −log σ(−β·ρ), which rewards the opposite
+    (chosen dimensions losing weight); its docstring states the intention: "make a loss of
+    the log ratios (ptheta), making the chosen hs more likely, and the rejected less". The
+    code's sign contradicts that sentence, so this loss follows the sentence (the DPO sign,
+    so "chosen preferred" means the same as in every other loss of this package). The
+    source's retain terms (relu of the DPO and NLL ratios) are output-level and left to the
+    method's output loss.
 
     token_level: False (default) applies log_softmax to the pooled states; True applies
     it per token and then takes the masked mean over completion tokens (ReprPO's order;

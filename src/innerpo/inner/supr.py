@@ -31,9 +31,20 @@ to the raw residual stream (no final norm), as in ReprPO. Differences from ReprP
 last *real* token per row (ReprPO took position −1, which is padding for right-padded
 rows), and an explicit projector instead of a dense pseudo-inverse.
 
-Each of the four states (policy/reference × chosen/rejected) gets its own mask by
-default, as in ReprPO; pass ``masks=`` (e.g. computed from the reference states with
-:func:`supr_masks`) to select the same coordinates for all four.
+Threshold: ReprPO cuts at a fixed 0.1 in hidden-state units, which keeps nothing on a
+model whose states are small (``tiny-random``: every rise is below 0.1, all four states
+become 0 and the hidden term has no gradient) and almost every rising coordinate on a model
+whose states are large. ``threshold=None`` (the default here) cuts each row at
+0.1 × the RMS of its own pulled-back change (:data:`SUPR_RELATIVE`), which is scale free;
+a number gives ReprPO's absolute cut.
+
+Each of the four states (policy/reference × chosen/rejected) gets its own mask when
+``supr`` computes them from the states it is given, as in ReprPO. Then a training step
+moves the policy's masks (its loss is not even continuous in the adapter); the method
+layer (:mod:`innerpo.methods.hidden`) therefore computes the masks from the *reference*
+states and passes them with ``masks=``, so policy and reference states of a pair keep the
+same coordinates (chosen side: the reference chosen state's mask; rejected side: the
+reference rejected state's).
 """
 
 from __future__ import annotations
@@ -45,6 +56,9 @@ from torch import Tensor
 
 SUPR_THRESHOLD = 0.1
 """ReprPO's cut on the pulled-back change, in hidden-state units."""
+
+SUPR_RELATIVE = 0.1
+"""Default cut: this fraction of the RMS (over coordinates) of each row's pulled-back change."""
 
 
 def head_projector(lm_head_weight: Tensor, rank: int | None = None, rtol: float | None = None) -> Tensor:
@@ -72,9 +86,12 @@ def supr_masks(
     lm_head_weight: Tensor | None = None,
     *,
     projector: Tensor | None = None,
-    threshold: float = SUPR_THRESHOLD,
+    threshold: float | None = None,
 ) -> list[Tensor]:
     """Bool masks [B, D] for collected layers 1 … L−1 (see the module docstring).
+
+    threshold: absolute cut in hidden-state units (ReprPO: 0.1), or None for
+        :data:`SUPR_RELATIVE` × the RMS of each row's pulled-back change.
 
     last_token_states: per collected layer, in depth order, [B, D] (last real completion
         token of each row). Give ``projector`` (from :func:`head_projector`) or
@@ -93,7 +110,8 @@ def supr_masks(
                 raise ValueError(f"supr: expected [B, D] states of one shape, got {tuple(prev.shape)}, {tuple(cur.shape)}")
             delta = cur.float() - prev.float()
             pulled = delta @ projector.to(delta.device)  # P symmetric
-            masks.append(pulled > threshold)
+            cut = SUPR_RELATIVE * pulled.pow(2).mean(-1, keepdim=True).sqrt() if threshold is None else threshold
+            masks.append(pulled > cut)
     return masks
 
 
@@ -103,7 +121,7 @@ def supr(
     *,
     last_token_states: Sequence[Tensor] | None = None,
     projector: Tensor | None = None,
-    threshold: float = SUPR_THRESHOLD,
+    threshold: float | None = None,
     masks: Sequence[Tensor] | None = None,
 ) -> list[Tensor]:
     """Suppressed states for collected layers 1 … L−1: ``states[i] * mask_i``.

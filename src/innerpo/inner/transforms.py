@@ -215,6 +215,39 @@ TRANSFORMS: dict[str, Callable[..., HiddenTransform]] = {
 }
 
 
+class _Scaled(nn.Module):
+    """Parametrization value = k · stored; the stored tensor starts at value / k."""
+
+    def __init__(self, k: float):
+        super().__init__()
+        self.k = k
+
+    def forward(self, stored: Tensor) -> Tensor:
+        return self.k * stored
+
+    def right_inverse(self, value: Tensor) -> Tensor:
+        return value / self.k
+
+
+def scale_steps(transform: nn.Module, k: float) -> nn.Module:
+    """Make AdamW's steps on `transform`'s own parameters k times larger, without an optimizer
+    parameter group: each parameter p becomes k·p' with p' trained (Adam's step on p' is
+    ~lr whatever the gradient's scale, so p moves ~k·lr). The map is unchanged at the start.
+
+    Written by hand because the loop has one AdamW group for adapter and transforms;
+    ``torch.nn.utils.parametrize`` does the bookkeeping. Parameters already under a
+    parametrization (``ortho``'s) are left as they are.
+    """
+    if k == 1.0:
+        return transform
+    for module in list(transform.modules()):
+        if nn.utils.parametrize.is_parametrized(module) or isinstance(module, nn.utils.parametrize.ParametrizationList):
+            continue
+        for name, _ in list(module.named_parameters(recurse=False)):
+            nn.utils.parametrize.register_parametrization(module, name, _Scaled(k))
+    return transform
+
+
 def make_transform(name: str, dim: int, **kwargs) -> HiddenTransform:
     """One transform by name (see the module table); kwargs go to its constructor."""
     if name == "supr":

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Callable
 
 from innerpo.config import MethodConfig
-from innerpo.inner.losses import InnerDPOLoss, PrefVecLoss, RankLoss, RerouteRetainLoss
+from innerpo.inner.losses import InnerDPOLoss, PrefVecLoss, RankLoss, ReprPOMSELoss, RerouteRetainLoss
+from innerpo.inner.mse import MSE_RETAIN_WEIGHT
 from innerpo.losses.base import PreferenceLoss, check_beta
 from innerpo.losses.combined import CombinedLoss
 from innerpo.losses.aot import AOTLoss
@@ -63,14 +64,27 @@ LOSSES: dict[str, Callable[[MethodConfig], PreferenceLoss]] = {
     "innerpo": lambda c: InnerDPOLoss(
         align_method=c.align_method,
         beta=c.hidden_beta,
+        loss_type=c.hidden_loss_type,
         trust_region=c.trust_region,
         trust_region_mode=c.trust_region_mode,
+        trust_region_scope=c.trust_region_scope,
         token_constraint=c.token_constraint,
+        align_kwargs=_align_kwargs(c),
     ),
-    "prefvec": lambda c: PrefVecLoss(trust_region=c.trust_region),
-    "mse": lambda c: RerouteRetainLoss(),
-    "rank": lambda c: RankLoss(beta=c.hidden_beta),
+    "prefvec": lambda c: PrefVecLoss(orth_weight=c.prefvec_orth_weight, angle_weight=c.prefvec_angle_weight, trust_region=c.trust_region),
+    "mse": lambda c: ReprPOMSELoss(alpha=MSE_RETAIN_WEIGHT if c.retain_weight is None else c.retain_weight),
+    "reroute": lambda c: RerouteRetainLoss(alpha=1.0 if c.retain_weight is None else c.retain_weight),
+    "rank": lambda c: RankLoss(beta=c.hidden_beta, loss_type=c.hidden_loss_type),
 }
+
+
+def _align_kwargs(c: MethodConfig) -> dict:
+    """The settings of the chosen InnerDPO align method that MethodConfig carries."""
+    if c.align_method in ("logodds", "odds"):
+        return {"smoothing": c.logodds_smoothing}
+    if c.align_method == "stabilized_ratio":
+        return {"floor": c.stabilized_floor, "floor_mode": c.stabilized_floor_mode}
+    return {}
 
 
 def build_loss(name: str, cfg: MethodConfig) -> PreferenceLoss:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from innerpo.config import MethodConfig
+from innerpo.config import ConfigError, MethodConfig
 from innerpo.data.batching import PairBatch
 from innerpo.losses.base import LossInputs, SeqLogps
 from innerpo.losses.combined import CombinedLoss
@@ -71,13 +71,27 @@ class OutputMethod(nn.Module):
         return {}
 
 
-def build_method(cfg: MethodConfig) -> OutputMethod:
-    if cfg.projection != "none":
-        from innerpo.methods.projection import build_projection_method
+def build_method(cfg: MethodConfig, preset: str | None = None) -> OutputMethod:
+    """The method `cfg` describes, its settings checked: a bad value, or an option set away
+    from `preset`'s value (MethodConfig's defaults without a preset) that the method does
+    not read (methods.options), raises ConfigError."""
+    from innerpo.methods.options import check_options_read
+    from innerpo.methods.presets import PRESETS, preset_config
 
-        return build_projection_method(cfg, cfg.projection)
-    if cfg.hidden_loss != "none":
-        from innerpo.methods.hidden import HiddenMethod
+    try:
+        if cfg.projection != "none":
+            from innerpo.methods.projection import build_projection_method
 
-        return HiddenMethod(cfg)
-    return OutputMethod(cfg)
+            method = build_projection_method(cfg, cfg.projection)
+        elif cfg.hidden_loss != "none":
+            from innerpo.methods.hidden import HiddenMethod
+
+            method = HiddenMethod(cfg)
+        else:
+            method = OutputMethod(cfg)
+    except ConfigError:
+        raise
+    except ValueError as e:  # a component's own validation: a configuration error too
+        raise ConfigError(str(e)) from e
+    check_options_read(cfg, preset_config(preset).method if preset in PRESETS else None)
+    return method

@@ -8,26 +8,40 @@ pooled reference states too). Nothing runs an extra forward.
 Pipeline per collected point k (a block for `hs`, a block's o_proj/down_proj input for
 `side`): states [2B, T, D] → masked mean over completion tokens (optional sink filter)
 → StateQuad(policy chosen, policy rejected, reference chosen, reference rejected), each
-[B, D] → transform (`supr` keeps, per state, the coordinates that rose between
-consecutive collected points, read at the last real completion token; `ether`, `hra`,
-`ortho`, ... map the states with trainable parameters owned by this method) →
-HiddenInputs for the hidden loss.
+[B, D] → transform (`supr` keeps the coordinates that rose between consecutive collected
+points, read at the last real completion token of the *reference* states, the same
+coordinates for policy and reference of each side of a pair; `ether`, `hra`, `ortho`, ...
+map the states with trainable parameters owned by this method) → HiddenInputs for the
+hidden loss.
 
-Note on orthogonal transforms (ether, oft, hra, ortho): InnerDPO, PrefVec and the
-reroute/retain loss read states only through inner products and norms, which an
-orthogonal map preserves, so with those losses these transforms change nothing and get
-no gradient. They matter for `rank` (log-softmax over coordinates) and `etherplus`
-(not orthogonal).
+Never inert. On its first training call the method takes the hidden term's own gradient
+with respect to every trainable parameter (torch.autograd.grad, graph retained for the
+loop's backward) and stops with :class:`InertHiddenTermError`, naming the cause, when it
+is zero or not finite. Terms at a stationary point at initialisation by design (see
+``innerpo.inner.align.STATIONARY_AT_INIT``) are checked after the first update instead,
+once the other losses have moved the policy. (Trainable transforms get no gradient on the
+first step by construction: at initialisation policy = reference and every hidden loss is
+flat in the transform; they train from the second step on, with their steps scaled by
+``transform_lr_scale``.)
+
+Orthogonal transforms (ether, oft, hra, ortho) with a loss that reads states only through
+inner products and Euclidean norms (InnerDPO with those align methods, PrefVec, mse,
+reroute) provably change nothing; :func:`inert_transform_reason` says so and the method
+refuses such a combination unless ``allow_inert_transform`` is set.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
-from innerpo.config import MethodConfig
+from innerpo.config import ConfigError, MethodConfig
 from innerpo.data.batching import PairBatch
-from innerpo.inner import HiddenInputs, StateQuad, head_projector, last_real_token, make_transform, masked_mean, parse_layers, supr
+from innerpo.inner import HiddenInputs, StateQuad, head_projector, last_real_token, make_transform, masked_mean, parse_layers, supr_masks
+from innerpo.inner.align import ROTATION_INVARIANT, STATIONARY_AT_INIT
+from innerpo.inner.transforms import scale_steps
 from innerpo.losses.base import LossInputs, SeqLogps
 from innerpo.methods.base import OutputMethod
 from innerpo.methods.kto import mismatched_kl_logps, needs_kl_inputs
@@ -35,6 +49,35 @@ from innerpo.models.capture import capture, capture_points, decoder_layers
 from innerpo.models.forward import ForwardOutput, _body_and_head, forward_pairs
 
 TRAINABLE = ("ether", "etherplus", "oft", "hra", "ortho")
+ORTHOGONAL = ("ether", "oft", "hra", "ortho")
+INNER_PRODUCT_LOSSES = ("prefvec", "mse", "reroute")  # and innerpo with a ROTATION_INVARIANT margin
+
+
+INERT_GRAD_TOL = 1e-5
+"""A hidden term's gradient norm below this counts as zero. Policy and reference passes
+that agree up to rounding (the adapter starts at zero) leave ~1e-7 of float noise in a
+stationary term's gradient; a term that trains has O(0.01–1)."""
+
+
+class InertHiddenTermError(ConfigError):
+    """The hidden-state term cannot move the model as configured; the message names the cause."""
+
+
+def inert_transform_reason(cfg: MethodConfig) -> str | None:
+    """Why this transform + loss cannot change the loss, or None when it can."""
+    if cfg.transform not in ORTHOGONAL:
+        return None
+    if cfg.hidden_loss in INNER_PRODUCT_LOSSES or (cfg.hidden_loss == "innerpo" and cfg.align_method in ROTATION_INVARIANT):
+        what = f"innerpo with align method {cfg.align_method!r}" if cfg.hidden_loss == "innerpo" else repr(cfg.hidden_loss)
+        return (
+            f"transform {cfg.transform!r} is orthogonal and is applied to all four states, and the hidden loss {what} "
+            "reads them only through inner products and Euclidean norms, which an orthogonal map preserves: the loss, "
+            f"its gradient and the trained adapter are identical to transform 'none' and the {cfg.transform} "
+            "parameters never receive gradient. Use transform none or etherplus, a loss that reads coordinates "
+            "(rank; innerpo with align para, para_orth or para_orth2), or pass "
+            "--method.allow_inert_transform for an ablation row that should equal 'none'"
+        )
+    return None
 
 
 class HiddenMethod(OutputMethod):
@@ -44,13 +87,35 @@ class HiddenMethod(OutputMethod):
         super().__init__(cfg)
         if not self.loss.uses_hidden:
             raise ValueError("HiddenMethod needs a hidden-state loss (--method.hidden_loss)")
+        if not (math.isfinite(cfg.alpha) and cfg.alpha > 0):
+            raise ConfigError(f"--method.alpha={cfg.alpha}: the hidden term's weight must be > 0 (0 trains the output loss alone; use its own preset)")
+        if not (math.isfinite(cfg.transform_lr_scale) and cfg.transform_lr_scale > 0):
+            raise ConfigError(f"--method.transform_lr_scale={cfg.transform_lr_scale} must be a finite number > 0")
+        if cfg.supr_threshold is not None and not math.isfinite(cfg.supr_threshold):
+            raise ConfigError(f"--method.supr_threshold={cfg.supr_threshold} must be finite (or None for the relative cut)")
+        reason = inert_transform_reason(cfg)
+        if reason and not cfg.allow_inert_transform:
+            raise ConfigError(f"--method.transform={cfg.transform} with --method.hidden_loss={cfg.hidden_loss} is refused: {reason}")
         self.cfg = cfg
-        self.token_level = cfg.token_constraint > 0
+        self.token_level = cfg.hidden_loss == "innerpo" and cfg.token_constraint > 0  # only InnerDPO reads tokens
         # Token-level states cannot come from the compact reference table.
         self.cacheable_reference = not self.token_level
         self.points: dict[str, nn.Module] = {}
         self.layers: list[int] = []
         self.transforms = nn.ModuleDict()
+        self._watched: list[nn.Parameter] = []  # the adapter's trainable parameters (bind)
+        self._check = "first"  # inert check: first → (after an update) second → done
+        self.checked_grad_norm: float | None = None
+        self._supr_kept: dict[str, float] = {}  # share of coordinates supr kept, per point, last batch
+        self._stationary = cfg.hidden_loss == "innerpo" and cfg.align_method in STATIONARY_AT_INIT
+        if self._stationary and len(self.loss.components) == 1:
+            raise ConfigError(
+                f"align method {cfg.align_method!r} is at its stationary point at initialisation (value and gradient 0 "
+                "while policy = reference) and acts only once another loss has moved the policy; with "
+                "--method.output_loss=none nothing does, so the run would be driven by float noise. Add an output loss "
+                "(e.g. --method.output_loss=dpo) or choose a directional align method (pars_rat, logodds, ...)"
+            )
+        self.loss.components[cfg.hidden_loss].register_forward_hook(self._inert_check)
 
     def bind(self, model) -> None:
         """Resolve layers and capture points on the loaded model; build transforms."""
@@ -64,10 +129,16 @@ class HiddenMethod(OutputMethod):
             self.register_buffer("projector", head_projector(head.weight), persistent=False)
         elif self.cfg.transform in TRAINABLE:
             dims = {k: _input_dim(m) if self.cfg.collect == "side" else model.config.hidden_size for k, m in self.points.items()}
-            self.transforms = nn.ModuleDict({_key(k): make_transform(self.cfg.transform, d) for k, d in dims.items()})
+            self.transforms = nn.ModuleDict({_key(k): scale_steps(make_transform(self.cfg.transform, d), self.cfg.transform_lr_scale) for k, d in dims.items()})
+        self._watched = [p for p in model.parameters() if p.requires_grad]
 
     def reference_settings(self) -> dict:
         return {"collect": self.cfg.collect, "layers": self.layers, "sink_threshold": self.cfg.sink_threshold, "supr": self.cfg.transform == "supr"}
+
+    def after_backward(self, model) -> dict[str, float]:
+        if self._check == "wait":  # the optimizer step that follows moves the policy
+            self._check = "second"
+        return {f"supr/kept/{k}": v for k, v in self._supr_kept.items()}
 
     def _forward(self, model, batch: PairBatch) -> tuple[ForwardOutput, dict[str, Tensor]]:
         """Log-probs plus, per point, pooled [2B, D] (and last-token / token states when needed)."""
@@ -77,7 +148,7 @@ class HiddenMethod(OutputMethod):
         rows = {}
         for k, states in store.items():
             rows[f"pooled/{k}"] = masked_mean(states, mask, self.cfg.sink_threshold)
-            if self.cfg.transform == "supr":
+            if self.cfg.transform == "supr":  # masks come from the reference pass's rows
                 rows[f"last/{k}"] = last_real_token(states, mask)
             if self.token_level:
                 rows[f"tokens/{k}"] = states
@@ -107,7 +178,7 @@ class HiddenMethod(OutputMethod):
         keys = list(self.points)
         pooled = {k: quad("pooled", k) for k in keys}
         if self.cfg.transform == "supr":
-            pooled = self._supr(pooled, {k: quad("last", k) for k in keys})
+            pooled = self._supr(pooled, {k: ref[f"last/{k}"] for k in keys})
         elif self.transforms:
             pooled = {k: StateQuad(*(self.transforms[_key(k)](h) for h in q)) for k, q in pooled.items()}
         if self.token_level:
@@ -118,17 +189,62 @@ class HiddenMethod(OutputMethod):
             inputs.hidden = HiddenInputs(pooled=pooled)
         return inputs
 
-    def _supr(self, pooled: dict[str, StateQuad], last: dict[str, StateQuad]) -> dict[str, StateQuad]:
-        """Apply supr along each series of consecutive points of the same kind."""
+    def _supr(self, pooled: dict[str, StateQuad], ref_last: dict[str, Tensor]) -> dict[str, StateQuad]:
+        """Apply supr along each series of consecutive points of the same kind.
+
+        ref_last: per point, the reference's last-token states [B, 2, D] (chosen, rejected).
+        Masks come from them: the chosen side's mask selects the coordinates of policy and
+        reference chosen states, the rejected side's those of both rejected states, so a
+        step of the adapter never moves a mask and d_π, d_ref live on the same coordinates.
+        """
         out = {}
+        self._supr_kept = {}
         for series in _series(list(pooled)):
             # The head projector lives in the residual stream; side activations of other
             # widths use the identity (the mask is then "coordinates that rose").
-            proj = self.projector if pooled[series[0]][0].shape[-1] == self.projector.shape[0] else torch.eye(pooled[series[0]][0].shape[-1], device=self.projector.device)
-            per_state = [supr([pooled[k][i] for k in series], last_token_states=[last[k][i] for k in series], projector=proj) for i in range(4)]
+            width = pooled[series[0]][0].shape[-1]
+            proj = self.projector if width == self.projector.shape[0] else torch.eye(width, device=self.projector.device)
+            side_masks = [supr_masks([ref_last[k][:, i] for k in series], projector=proj, threshold=self.cfg.supr_threshold) for i in (0, 1)]
             for j, k in enumerate(series[1:]):
-                out[k] = StateQuad(*(per_state[i][j] for i in range(4)))
+                mc, mr = side_masks[0][j], side_masks[1][j]
+                self._supr_kept[k] = float(torch.cat([mc, mr]).float().mean())
+                q = pooled[k]
+                fc, fr = mc.to(q[0].dtype), mr.to(q[0].dtype)
+                out[k] = StateQuad(q[0] * fc, q[1] * fr, q[2] * fc, q[3] * fr)
         return out
+
+    def _inert_check(self, module, inputs, output) -> None:
+        """Forward hook on the hidden term: its gradient must reach the adapter, finite and non-zero."""
+        if not torch.is_grad_enabled() or self._check in ("wait", "done"):
+            return
+        first = self._check == "first"
+        name = self.cfg.hidden_loss
+        if not output.loss.requires_grad:
+            raise InertHiddenTermError(self._inert_message(f"the hidden term {name!r} does not depend on any trainable parameter"))
+        grads = torch.autograd.grad(output.loss, self._watched, retain_graph=True, allow_unused=True)
+        norm = math.sqrt(sum(float(g.detach().float().norm()) ** 2 for g in grads if g is not None))
+        value = float(output.loss.detach())
+        self.checked_grad_norm = norm  # the hidden term's own gradient norm w.r.t. the adapter, as checked
+        if not math.isfinite(norm):
+            raise InertHiddenTermError(f"the hidden term {name!r} has a non-finite gradient (value {value:.4g}); check the states' scale and --method.hidden_beta")
+        if norm < INERT_GRAD_TOL:
+            if first and self._stationary:
+                self._check = "wait"  # at its stationary point at initialisation by design: check once the policy has moved
+                return
+            when = "at the first step" if first else "after the first update"
+            raise InertHiddenTermError(self._inert_message(
+                f"the hidden term {name!r} has zero gradient with respect to all {len(self._watched)} trainable adapter tensors {when} (norm {norm:.2g}, value {value:.4g})"))
+        self._check = "done"
+
+    def _inert_message(self, what: str) -> str:
+        empty = [k for k, v in self._supr_kept.items() if v == 0.0]
+        if empty:
+            thr = self.cfg.supr_threshold
+            cut = f"threshold {thr}" if thr is not None else "the relative threshold (0.1 × each row's RMS rise)"
+            return f"{what}: supr kept no coordinates at layer {empty[0]}: {cut} is above every rise; see --method.supr_threshold"
+        if self.cfg.hidden_loss == "innerpo" and self.cfg.trust_region is not None:
+            return f"{what}: every margin may be beyond the trust region {self.cfg.trust_region}; see --method.trust_region"
+        return f"{what}; the policy's hidden states at layers {self.layers} do not move the term (check --method.layers and --model.target_modules)"
 
 
 def _series(keys: list[str]) -> list[list[str]]:

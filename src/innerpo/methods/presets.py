@@ -25,8 +25,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from innerpo.config import MethodConfig, TrainConfig
-from innerpo.methods.inner_presets import INNER_PRESETS
+from innerpo.config import ConfigError, MethodConfig, TrainConfig
+from innerpo.methods.inner_presets import INNER_PRESETS, SOURCE_LOSS, SOURCE_TRANSFORM, inner_aliases
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,41 @@ PRESETS: dict[str, Preset] = {
 PRESETS.update({name: Preset(text, settings) for name, (text, settings) in INNER_PRESETS.items()})
 
 
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+# Normalized name → (canonical preset, listed in --help). Canonical names match too, in any case.
+_ALIASES: dict[str, tuple[str, bool]] = {**inner_aliases(), **{_normalize(n): (n, False) for n in PRESETS}}
+
+
+def resolve_method_name(name: str) -> str:
+    """The canonical preset for `name`: a preset or an alias, case-insensitive, `_` and `-` alike."""
+    try:
+        return _ALIASES[_normalize(name)][0]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(_normalize(name), list(_ALIASES), n=3)
+        hint = f"; did you mean {', '.join(_ALIASES[c][0] for c in close)}?" if close else ""
+        raise ConfigError(f"unknown method {name!r}{hint} (`innerpo train --help` lists them)") from None
+
+
+def aliases(canonical: str) -> list[str]:
+    """The names listed beside `canonical` in --help (the research code's spellings)."""
+    out = []
+    for alias, (target, shown) in _ALIASES.items():
+        if target == canonical and shown and alias != canonical:
+            parts = alias.split("-")
+            if len(parts) == 3 and parts[0] == "hs":  # show the source's capitalisation
+                t = next((v for v in SOURCE_TRANSFORM.values() if v.lower() == parts[1]), parts[1])
+                l = next((v for v in SOURCE_LOSS.values() if v.lower() == parts[2]), parts[2])
+                alias = f"hs-{t}-{l}"
+            out.append(alias)
+    return out
+
+
 def preset_config(name: str) -> TrainConfig:
-    if name not in PRESETS:
-        raise ValueError(f"unknown method {name!r}; known: {', '.join(PRESETS)}")
+    name = resolve_method_name(name)
     method = dataclasses.replace(MethodConfig(), **PRESETS[name].method)
     return TrainConfig(method=method, method_name=name)

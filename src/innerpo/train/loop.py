@@ -59,7 +59,7 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
     """
     t0 = time.time()
     set_seed(cfg.training.seed)
-    method = build_method(cfg.method)  # validates hyperparameters before any slow work
+    method = build_method(cfg.method, cfg.method_name)  # validates hyperparameters before any slow work
     trackers = parse_trackers(cfg.training.report_to)  # a missing extra fails before any output too
     check_settings(cfg.training)
     check_backend()
