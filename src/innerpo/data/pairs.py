@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from innerpo.errors import InputError
+
 Messages = list[dict[str, str]]
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A data source or row cannot be used; the message names where and why."""
 
 
