@@ -15,6 +15,7 @@ from typing import Annotated
 import tyro
 
 from innerpo.config import EvalConfig, apply_yaml
+from innerpo.errors import InputError
 
 USAGE = """usage: innerpo {train,eval,data} ...
 
@@ -34,15 +35,19 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     command, rest = argv[0], argv[1:]
-    if command == "train":
-        _train(rest)
-    elif command == "eval":
-        _eval(rest)
-    elif command == "data":
-        _data(rest)
-    else:
-        print(USAGE, file=sys.stderr)
-        sys.exit(f"innerpo: unknown command {command!r}")
+    try:
+        if command == "train":
+            _train(rest)
+        elif command == "eval":
+            _eval(rest)
+        elif command == "data":
+            _data(rest)
+        else:
+            print(USAGE, file=sys.stderr)
+            sys.exit(f"innerpo: unknown command {command!r}")
+    except InputError as e:  # a bad config, option, suite or data file: one line, exit 2 (like a bad flag)
+        print(f"innerpo {command}: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _flag_value(args: list[str], flag: str) -> str | None:

@@ -13,6 +13,8 @@ from typing import Literal
 
 import yaml
 
+from innerpo.errors import ConfigError
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
@@ -190,11 +192,11 @@ def _merge(dc, values: dict, where: str):
     updates = {}
     for key, value in values.items():
         if key not in names:
-            raise ValueError(f"{where}: unknown setting {key!r}; known: {', '.join(sorted(names))}")
+            raise ConfigError(f"{where}: unknown setting {key!r}; known: {', '.join(sorted(names))}")
         current = getattr(dc, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise ValueError(f"{where}: {key!r} must be a mapping")
+                raise ConfigError(f"{where}: {key!r} must be a mapping")
             value = _merge(current, value, f"{where}.{key}")
         updates[key] = value
     return dataclasses.replace(dc, **updates)
@@ -204,10 +206,13 @@ def apply_yaml(cfg: TrainConfig, path: str | Path) -> TrainConfig:
     """Overlay a YAML file (same nesting as the CLI flags) onto a config."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    values = yaml.safe_load(path.read_text()) or {}
+        raise ConfigError(f"--config: file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping at the top level")
     return _merge(cfg, values, str(path))
 
 

@@ -96,6 +96,11 @@ def parse_prompt(row: Any, columns: tuple[str, ...], where: str) -> str | tuple[
 
 
 def parse_pair(row: Any, where: str) -> Pair:
-    """Validate one row (a mapping with prompt/chosen/rejected); `where` names file and row."""
+    """Validate one row (a mapping with prompt/chosen/rejected, or TRL's implicit-prompt
+    conversations, innerpo.data.implicit_prompt); `where` names file and row."""
+    from innerpo.data.implicit_prompt import is_implicit_prompt_row, split_shared_prefix
+
+    if is_implicit_prompt_row(row):
+        row = split_shared_prefix(row, where)
     prompt = parse_prompt(row, ("prompt", "chosen", "rejected"), where)
     return Pair(prompt, _completion(row["chosen"], "chosen", where), _completion(row["rejected"], "rejected", where))

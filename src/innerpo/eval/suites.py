@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from innerpo.data import synthetic
+from innerpo.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -77,20 +78,36 @@ def get_suite(name: str) -> Suite:
     path = Path(name)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
-            raise FileNotFoundError(f"eval suite file not found: {path}")
+            raise ConfigError(f"eval suite file not found: {path}")
         return _from_yaml(path)
-    raise ValueError(f"unknown eval suite {name!r}; built-in: {', '.join(SUITES)}, or a .yaml file")
+    raise ConfigError(f"unknown eval suite {name!r}; built-in: {', '.join(SUITES)}, `auto`, or a .yaml file")
 
 
 def _from_yaml(path: Path) -> Suite:
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("shifts"), dict) or not data["shifts"]:
-        raise ValueError(f"{path}: expected a mapping with a non-empty 'shifts' mapping")
+        raise ConfigError(f"{path}: expected a mapping with a non-empty 'shifts' mapping")
     shifts = {}
     for key, value in data["shifts"].items():
         if isinstance(value, str):
             value = {"dataset": value}
         if not isinstance(value, dict) or not isinstance(value.get("dataset"), str) or set(value) - {"dataset", "split"}:
-            raise ValueError(f"{path}: shift {key!r} needs 'dataset' (and optionally 'split'), got {value!r}")
+            raise ConfigError(f"{path}: shift {key!r} needs 'dataset' (and optionally 'split'), got {value!r}")
         shifts[str(key)] = Shift(value["dataset"], str(value.get("split", "test")))
     return Suite(str(data.get("name", path.stem)), shifts, str(data.get("description", "")))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"{node.start_mark.name}, line {key_node.start_mark.line + 1}: {key!r} is given twice (duplicate shift name?)")
+            seen.add(key)
+        return super().construct_mapping(node, deep)

@@ -35,6 +35,7 @@ from innerpo.methods.kto import unpaired_method
 from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.models.ref_cache import reference_table
 from innerpo.train.metrics import StepMetrics
+from innerpo.train.validate import validate_train
 from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_tokenizer
 
 
@@ -48,6 +49,7 @@ class NonFiniteLossError(RuntimeError):
 def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     """Train an adapter as `cfg` says; returns the run directory."""
     t0 = time.time()
+    validate_train(cfg)  # settings, data, suite: a bad input stops here, before anything is written
     set_seed(cfg.training.seed)
     accelerator = Accelerator()
     method = build_method(cfg.method)  # validates hyperparameters before any slow work
