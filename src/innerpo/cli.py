@@ -98,7 +98,7 @@ def _eval(args: list[str]) -> None:
         try:
             run_cfg = load_config(run_dir)
         except FileNotFoundError as e:
-            sys.exit(f"innerpo eval: {e}")
+            raise InputError(str(e)) from None
         defaults = EvalArgs(run_dir=run_dir, eval=run_cfg.eval, genies_dir=run_cfg.data.genies_dir)
     parsed = tyro.cli(EvalArgs, args=args, default=defaults, prog="innerpo eval", use_underscores=True)
 

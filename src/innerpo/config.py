@@ -13,7 +13,7 @@ from typing import Literal
 
 import yaml
 
-from innerpo.errors import ConfigError
+from innerpo.errors import ConfigError, yaml_problem
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -210,7 +210,7 @@ def apply_yaml(cfg: TrainConfig, path: str | Path) -> TrainConfig:
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        raise ConfigError(yaml_problem(path, e)) from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return _merge(cfg, values, str(path))

@@ -13,3 +13,10 @@ class InputError(ValueError):
 
 class ConfigError(InputError):
     """A setting (flag, config file, eval suite) is invalid."""
+
+
+def yaml_problem(path, e) -> str:
+    """One line for a PyYAML error: the file, line and what the parser expected."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+    return f"{where}: not valid YAML ({getattr(e, 'problem', None) or type(e).__name__})"

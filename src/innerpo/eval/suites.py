@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from innerpo.data import synthetic
-from innerpo.errors import ConfigError
+from innerpo.errors import ConfigError, yaml_problem
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,15 @@ def get_suite(name: str) -> Suite:
         if not path.is_file():
             raise ConfigError(f"eval suite file not found: {path}")
         return _from_yaml(path)
-    raise ConfigError(f"unknown eval suite {name!r}; built-in: {', '.join(SUITES)}, `auto`, or a .yaml file")
+    raise ConfigError(f"--eval.suite={name!r}: unknown eval suite; built-in: {', '.join(SUITES)}, `auto`, or a .yaml file")
 
 
 def _from_yaml(path: Path) -> Suite:
     try:
-        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+        with path.open() as f:  # a stream, so errors name the file
+            data = yaml.load(f, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        raise ConfigError(yaml_problem(path, e)) from None
     if not isinstance(data, dict) or not isinstance(data.get("shifts"), dict) or not data["shifts"]:
         raise ConfigError(f"{path}: expected a mapping with a non-empty 'shifts' mapping")
     shifts = {}

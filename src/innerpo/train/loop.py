@@ -24,12 +24,11 @@ from transformers import get_cosine_schedule_with_warmup
 
 from innerpo.config import TrainConfig
 from innerpo.data.batching import EpochBatchSampler, collate_items_indexed, item_length
-from innerpo.data.sources import load_examples, load_pairs
+from innerpo.data.sources import load_examples
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.data.unpaired import is_unpaired, tokenize_examples
-from innerpo.eval.accuracy import score_pairs
+from innerpo.eval.periodic import held_out_eval
 from innerpo.eval.report import evaluate_suite, tables, write_results
-from innerpo.eval.suites import get_suite
 from innerpo.methods.base import build_method
 from innerpo.methods.kto import unpaired_method
 from innerpo.models.load import add_lora, load_base, model_settings
@@ -72,7 +71,7 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
         method.bind(model)
     items, report = tokenize_examples(pair_tok, pairs, cfg.data.dataset)
     accelerator.print(report.describe(f"train data {cfg.data.dataset}"))
-    eval_items = _eval_subset(cfg, pair_tok)
+    periodic = held_out_eval(cfg, pair_tok, pairs, tok.pad_token_id)  # None when off (said why)
     if method.loss.uses_reference and method.cacheable_reference and cfg.training.ref_cache:
         settings = {**pair_tok.settings(), **model_settings(cfg.model), **method.reference_settings()}
         table, hit = reference_table(model, items, tok.pad_token_id, cfg.eval.batch_size, settings, method.reference_rows)
@@ -85,8 +84,8 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     model, method, params, optimizer, loader, scheduler = prepare_training(accelerator, model, method, loader, cfg, total_steps)
 
     log = MetricsLog(run_dir / "metrics.jsonl")
-    if eval_items and cfg.training.eval_every:
-        _periodic_eval(model, eval_items, tok, cfg, log, step=0)
+    if periodic:
+        periodic(model, log, step=0)
     batches = _forever(loader)
     bar = tqdm(range(1, total_steps + 1), desc=f"train {cfg.method_name}", unit="step", disable=not accelerator.is_main_process)
     pairs_seen = 0
@@ -110,8 +109,8 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
         bar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means.get('rewards/accuracies', float('nan')):.2f}", margin=f"{means.get('rewards/margins', float('nan')):.3f}")
         if step % cfg.training.log_every == 0 or step == total_steps:
             log.write({"step": step, "pairs_seen": pairs_seen, "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, **means, **extra, "elapsed_s": round(time.time() - t0, 2)})
-        if eval_items and cfg.training.eval_every and (step % cfg.training.eval_every == 0 or step == total_steps):
-            _periodic_eval(model, eval_items, tok, cfg, log, step)
+        if periodic and periodic.due(step, total_steps):
+            periodic(model, log, step)
     bar.close()
 
     model = accelerator.unwrap_model(model)
@@ -169,25 +168,6 @@ def _forever(loader):
         loader.set_epoch(epoch)
         yield from loader
         epoch += 1
-
-
-def _eval_subset(cfg: TrainConfig, pair_tok: PairTokenizer):
-    """A fixed small held-out set for the periodic evaluation: the suite's in-domain shift."""
-    if not cfg.training.eval_every:
-        return []
-    suite = get_suite(cfg.eval.suite)
-    name = "in_domain" if "in_domain" in suite.shifts else next(iter(suite.shifts))
-    shift = suite.shifts[name]
-    pairs = load_pairs(shift.dataset, shift.split, cfg.data.genies_dir)[: cfg.training.eval_pairs]
-    return pair_tok.tokenize_all(pairs, f"periodic eval ({shift.dataset})")[0]
-
-
-def _periodic_eval(model, items, tok, cfg: TrainConfig, log: MetricsLog, step: int) -> None:
-    scores = score_pairs(model, items, tok.pad_token_id, cfg.eval.batch_size, desc="periodic eval", with_base=step == 0)
-    row = {"step": step, "eval/accuracy": scores["adapter"].accuracy, "eval/nll": scores["adapter"].nll}
-    if "base" in scores:
-        row.update({"eval/base_accuracy": scores["base"].accuracy, "eval/base_nll": scores["base"].nll})
-    log.write(row)
 
 
 def _stop(run_dir: Path, model, where: str, step: int) -> None:

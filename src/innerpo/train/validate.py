@@ -112,22 +112,30 @@ def _method(cfg: TrainConfig) -> None:
         _inputs(lambda: parse_layers(cfg.method.layers, n), f"--method.layers={cfg.method.layers!r} ({cfg.model.base_model} has {n} layers)")
 
 
+def check_eval_settings(eval_cfg: EvalConfig) -> None:
+    """check_settings for the evaluation settings alone (`innerpo eval`)."""
+    _check_section("eval", eval_cfg)
+
+
 def check_settings(cfg: TrainConfig) -> None:
     """Every setting has its declared type, is finite, and lies in its range (RANGES)."""
     for section in ("model", "data", "training", "eval", "method"):
-        sub = getattr(cfg, section)
-        hints = typing.get_type_hints(type(sub))
-        for f in dataclasses.fields(sub):
-            value = getattr(sub, f.name)
-            flag = f"--{section}.{f.name}"
-            if not _has_type(value, hints[f.name]):
-                raise ConfigError(f"{flag}={value!r}: expected {_describe(hints[f.name])}, got {type(value).__name__}"
-                                  + (" (YAML reads 1e-4 as text: write 1.0e-4)" if isinstance(value, str) and _numeric(value) else ""))
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{flag}={value}: expected a finite number")
-            rule = RANGES.get((section, f.name))
-            if rule is not None and value is not None and not rule[0](value):
-                raise ConfigError(f"{flag}={value}: expected {rule[1]}")
+        _check_section(section, getattr(cfg, section))
+
+
+def _check_section(section: str, sub) -> None:
+    hints = typing.get_type_hints(type(sub))
+    for f in dataclasses.fields(sub):
+        value = getattr(sub, f.name)
+        flag = f"--{section}.{f.name}"
+        if not _has_type(value, hints[f.name]):
+            hint = " (YAML reads 1e-4 as text: write 1.0e-4)" if isinstance(value, str) and _numeric(value) else ""
+            raise ConfigError(f"{flag}={value!r}: expected {_describe(hints[f.name])}, got {type(value).__name__}{hint}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{flag}={value}: expected a finite number")
+        rule = RANGES.get((section, f.name))
+        if rule is not None and value is not None and not rule[0](value):
+            raise ConfigError(f"{flag}={value}: expected {rule[1]}")
 
 
 def _numeric(text: str) -> bool:
