@@ -49,7 +49,7 @@ CASES = {
     "missing_genies_dir": ({}, ["--data.dataset=genies:alpaca_easy", "--data.genies_dir={tmp}/no-genies"], "dpo", r"GENIES file not found: .*no-genies/alpaca_easy/train.json; .*no-genies is not a directory"),
     "layer_past_depth": ({}, ["--method.layers=10"], "innerpo", r"--method.layers='10' \(tiny-random has 4 layers\): bad layer spec piece '10'.*out of range for 4 layers"),
     "unknown_align_method": ({}, ["--method.align_method=no_such_method"], "innerpo", r"unknown align method 'no_such_method'"),
-    "negative_lr": ({}, ["--training.lr=-0.001"], "dpo", r"--training.lr=-0.001: expected > 0"),
+    "negative_lr": ({}, ["--training.lr=-0.001"], "dpo", r"--training.lr=-0.001: expected >= 0"),
     "nan_beta": ({}, ["--method.beta=nan"], "dpo", r"--method.beta=nan: expected a finite number"),
     "zero_beta": ({}, ["--method.beta=0"], "dpo", r"method dpo: .*beta"),
     "dropout_out_of_range": ({}, ["--model.lora_dropout=1.5"], "dpo", r"--model.lora_dropout=1.5: expected in \[0, 1\)"),

@@ -97,7 +97,9 @@ def test_bad_hyperparameters_fail_before_any_output(tmp_path):
 
 def test_refuses_to_overwrite_a_finished_run(tmp_path):
     loop.train(tiny_cfg(tmp_path, max_steps=1), evaluate=False)
-    with pytest.raises(FileExistsError, match="already holds a trained adapter"):
+    from innerpo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="already holds a trained adapter"):  # refused by validation, before any write
         loop.train(tiny_cfg(tmp_path, max_steps=1), evaluate=False)
 
 

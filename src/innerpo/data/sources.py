@@ -2,6 +2,8 @@
 
 - `synthetic` or `synthetic:<shift>`: the built-in suite (in_domain when no shift);
 - `genies:<name>`: a GENIES distribution, from `genies_dir` or else the hub;
+- `ethics:<config>`, `medical`: the research notes' moral_transfer and orthogonal shifts,
+  from the hub (innerpo.data.research_sets);
 - a path to a .json / .jsonl / .parquet / .csv file with prompt/chosen/rejected columns
   (the split is ignored: a file is one split); rows without `prompt` whose chosen and
   rejected are whole conversations are split by their shared opening turns (TRL's
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from innerpo.data import genies, synthetic
 from innerpo.data.pairs import DataError, Pair, parse_pair, read_json_list
+from innerpo.data.research_sets import hub_location, is_research_spec
 from innerpo.data.unpaired import UnpairedExample, check_one_format, parse_example, parse_pair_only
 
 # The synthetic suite is generated with a fixed data seed so that every training seed
@@ -53,6 +56,9 @@ def _load(spec: str, split: str, genies_dir: str | None, parse) -> list:
             raise DataError(f"synthetic suite has splits {sorted(SYNTHETIC_SIZE)}, not {split!r}")
         rows = synthetic.generate(shift, split, SYNTHETIC_SIZE[split], seed=SYNTHETIC_SEED)
         return [parse_pair(r, f"{spec} ({split}), row {i}") for i, r in enumerate(rows)]
+    if is_research_spec(spec):  # ethics:<config>, medical (innerpo.data.research_sets)
+        hub_id, config, split = hub_location(spec, split)
+        return _load_hub_dataset(f"{hub_id}:{config}", split, parse)
     if spec.startswith("genies:"):
         name = spec.partition(":")[2]
         root = genies_dir or default_genies_dir()

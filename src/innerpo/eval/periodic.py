@@ -76,7 +76,7 @@ def held_out_eval(cfg: TrainConfig, pair_tok: PairTokenizer, train_pairs: list, 
     """The periodic evaluation for this run, or None (off, with the reason printed)."""
     if not cfg.training.eval_every:
         return None
-    suite = get_suite(cfg.eval.suite)
+    suite = get_suite(cfg.eval.suite, cfg.data.dataset)
     shift = suite.shifts.get("in_domain")
     if shift is None:
         print(f"periodic evaluation off: suite {suite.name!r} has no in_domain shift to hold out (shifts: {', '.join(suite.shifts)})")

@@ -32,7 +32,7 @@ def evaluate_suite(model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: D
     model_settings: the base model's name and dtype, part of the base scores' cache key.
     With `cfg.samples_per_shift` > 0 the summary also holds `samples` (innerpo.eval.samples).
     """
-    suite = get_suite(cfg.suite)
+    suite = get_suite(cfg.suite, data.dataset)
     shifts, frames, probes = {}, [], {}
     for name, shift in suite.shifts.items():
         pairs = load_pairs(shift.dataset, shift.split, data.genies_dir)

@@ -20,6 +20,7 @@ from innerpo.config import EvalConfig
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.errors import ConfigError
 from innerpo.eval.report import evaluate_suite, tables, write_results
+from innerpo.eval.suites import AUTO, auto_suite
 from innerpo.io import replace_dir
 from innerpo.models.load import load_adapter, load_base, model_settings
 from innerpo.train.run_dir import load_config, load_tokenization
@@ -54,6 +55,8 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None, genies
     if not (run_dir / "adapter" / "adapter_config.json").is_file():
         raise ConfigError(f"{run_dir} has no trained adapter (adapter/adapter_config.json missing)")
     eval_cfg = eval_cfg or cfg.eval
+    if eval_cfg.suite == AUTO:  # named after the suite it stands for
+        eval_cfg = dataclasses.replace(eval_cfg, suite=auto_suite(cfg.data.dataset))
     out_dir = run_dir / eval_dir_name(eval_cfg, cfg.eval)
     data_cfg = dataclasses.replace(cfg.data, genies_dir=genies_dir or cfg.data.genies_dir)
     check_eval_settings(eval_cfg)

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from innerpo.data import synthetic
+from innerpo.eval.shift_families import GENIES_PAIRS, MORAL_TRANSFER, ORTHOGONAL, RESEARCH_SOURCES
 from innerpo.errors import ConfigError, yaml_problem
 
 
@@ -72,7 +73,51 @@ SUITES: dict[str, Suite] = {
 }
 
 
-def get_suite(name: str) -> Suite:
+def _genies_pair_suites() -> dict[str, Suite]:
+    """The GENIES shift list's pairs, one suite per pair and one per source (innerpo.eval.shift_families)."""
+    out: dict[str, Suite] = {}
+    for source, target, category in GENIES_PAIRS:
+        out[f"genies-{source}-to-{target}"] = _genies(f"genies-{source}-to-{target}", f"GENIES pair ({category}): train on {source}", in_domain=source, **{category: target})
+    for source in dict.fromkeys(s for s, _, _ in GENIES_PAIRS):
+        targets = {t: c for s, t, c in GENIES_PAIRS if s == source}
+        shifts = {"in_domain": Shift(f"genies:{source}")}
+        # one target: named by its category (as in the per-pair suite); several: by the target
+        shifts.update({(c if len(targets) == 1 else t): Shift(f"genies:{t}") for t, c in targets.items()})
+        out[f"genies-from-{source}"] = Suite(f"genies-from-{source}", shifts, f"train on {source}; every GENIES target of it in the local data")
+    for source in RESEARCH_SOURCES:
+        shifts = dict(out[f"genies-from-{source}"].shifts)
+        shifts.update({"moral_transfer": Shift(MORAL_TRANSFER), "orthogonal": Shift(ORTHOGONAL, "data")})
+        out[f"research-{source}"] = Suite(f"research-{source}", shifts, f"the research journal's shifts for {source}: GENIES targets, moral_transfer (ETHICS justice) and orthogonal (medical) from the hub")
+    return out
+
+
+SUITES.update(_genies_pair_suites())
+
+AUTO = "auto"
+# Hand-written suites preferred by `auto` for their training source.
+_AUTO_PREFERRED = {"genies:alpaca_easy": "genies-alpaca", "genies:math_easy": "genies-math", "genies:code_easy": "genies-code"}
+
+
+def auto_suite(train_dataset: str) -> str:
+    """The suite for a training dataset (the research CLI's --eval.train_dataset): synthetic
+    for synthetic data; for GENIES data its hand-written suite, else `genies-from-<name>`."""
+    if train_dataset == "synthetic" or train_dataset.startswith("synthetic:"):
+        return "synthetic"
+    if train_dataset in _AUTO_PREFERRED:
+        return _AUTO_PREFERRED[train_dataset]
+    name = train_dataset.partition(":")[2] if train_dataset.startswith("genies:") else None
+    if name and f"genies-from-{name}" in SUITES:
+        return f"genies-from-{name}"
+    raise ConfigError(f"--eval.suite=auto: no suite is known for training data {train_dataset!r} "
+                      "(auto knows synthetic and GENIES sources with shifts); name one with --eval.suite")
+
+
+def get_suite(name: str, train_dataset: str | None = None) -> Suite:
+    """A built-in suite, a YAML file, or `auto` (needs the training dataset)."""
+    if name == AUTO:
+        if train_dataset is None:
+            raise ConfigError("--eval.suite=auto needs the training dataset to choose from")
+        name = auto_suite(train_dataset)
     if name in SUITES:
         return SUITES[name]
     path = Path(name)

@@ -35,7 +35,7 @@ RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("data", "max_train_pairs"): (lambda v: v >= 1, ">= 1 (or None for all)"),
     ("data", "batch_size"): (lambda v: v >= 1, ">= 1"),
     ("data", "max_length"): (lambda v: v > 8, "> 8 (the prompt keeps at least 8 tokens)"),
-    ("training", "lr"): (lambda v: v > 0, "> 0"),
+    ("training", "lr"): (lambda v: v >= 0, ">= 0"),
     ("training", "weight_decay"): (lambda v: v >= 0, ">= 0"),
     ("training", "warmup_ratio"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("training", "max_grad_norm"): (lambda v: v >= 0, ">= 0 (0 disables clipping)"),
@@ -78,7 +78,7 @@ def validate_suite(eval_cfg: EvalConfig, data: DataConfig, pair_tok: PairTokeniz
     pair_tok) has a pair that fits the length limit."""
     from innerpo.eval.suites import get_suite
 
-    suite = _inputs(lambda: get_suite(eval_cfg.suite), "--eval.suite")
+    suite = _inputs(lambda: get_suite(eval_cfg.suite, data.dataset), "--eval.suite")
     for name, shift in suite.shifts.items():
         where = f"eval suite {suite.name!r}, shift {name!r} ({shift.dataset}, {shift.split})"
         pairs = _inputs(lambda: load_pairs(shift.dataset, shift.split, data.genies_dir), where)
