@@ -23,8 +23,8 @@ from typing import Any, Literal
 from innerpo.config import DataConfig, EvalConfig, TrainConfig
 from innerpo.data.pairs import DataError
 from innerpo.data.sources import load_examples, load_pairs
-from innerpo.data.tokenize import PairTokenizer
-from innerpo.data.unpaired import tokenize_examples
+from innerpo.data.pairs import Pair
+from innerpo.data.tokenize import PairTokenizer, TokenizeReport
 from innerpo.errors import ConfigError, InputError
 
 # (section, field) -> (check, what is expected). Fields not listed are only type-checked.
@@ -69,7 +69,7 @@ def validate_train(cfg: TrainConfig) -> None:
     examples = _inputs(lambda: load_examples(cfg.data.dataset, cfg.data.split, cfg.data.genies_dir), "--data.dataset")
     if not examples:
         raise DataError(f"{source}: no rows; expected prompt/chosen/rejected pairs")
-    _inputs(lambda: tokenize_examples(pair_tok, examples, source), "--data.dataset")
+    _some_pair_fits(pair_tok, examples, source)
     validate_suite(cfg.eval, cfg.data, pair_tok)
 
 
@@ -85,7 +85,18 @@ def validate_suite(eval_cfg: EvalConfig, data: DataConfig, pair_tok: PairTokeniz
         if not pairs:
             raise DataError(f"{where}: no pairs; expected prompt/chosen/rejected rows")
         if pair_tok is not None:
-            _inputs(lambda: pair_tok.tokenize_all(pairs, f"shift {name!r} ({shift.dataset}, {shift.split})"), where)
+            _some_pair_fits(pair_tok, pairs, f"shift {name!r} ({shift.dataset}, {shift.split})")
+
+
+def _some_pair_fits(pair_tok: PairTokenizer, examples: list, source: str) -> None:
+    """Tokenize until one row fits the length rule (cheap when data is fine); else the
+    error naming the source and the max_length that would fit its shortest row."""
+    report = TokenizeReport()
+    for ex in examples:
+        pair = ex if isinstance(ex, Pair) else Pair(ex.prompt, ex.completion, ex.completion)  # unpaired: as tokenize_unpaired does
+        if _inputs(lambda: pair_tok(pair, report), source) is not None:
+            return
+    raise DataError(report.nothing_fits(source, len(examples), pair_tok.max_length, "pairs" if examples and isinstance(examples[0], Pair) else "examples"))
 
 
 def _inputs(load, where: str):
@@ -104,7 +115,7 @@ def _method(cfg: TrainConfig) -> None:
     from innerpo.methods.base import build_method
 
     _inputs(lambda: build_method(cfg.method), f"method {cfg.method_name}")
-    if cfg.method.hidden_loss != "none" or cfg.method.projection != "none":
+    if cfg.method.hidden_loss != "none":
         from innerpo.inner.layers import parse_layers
         from innerpo.models.load import num_layers
 
