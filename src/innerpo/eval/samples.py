@@ -62,15 +62,16 @@ def add_samples(summary: dict, model, tok, probes: dict[str, list[tuple[str, Tok
     probes: shift → [(prompt text, tokenized pair)]; the chosen completion is shown for reference.
     """
     variants = ["base", "adapter"] if hasattr(model, "disable_adapter") else ["adapter"]
+    # One generate call per variant for all shifts' probes (cheaper than one per shift).
+    prompts = [item.prompt for items in probes.values() for _, item in items]
+    outputs = {v: iter(greedy(model, tok, prompts, cfg.max_new_tokens, adapter=v == "adapter")) for v in variants}
     samples = {}
     for name, items in probes.items():
-        prompts = [item.prompt for _, item in items]
-        outputs = {v: greedy(model, tok, prompts, cfg.max_new_tokens, adapter=v == "adapter") for v in variants}
         rows = []
-        for j, (prompt_text, item) in enumerate(items):
+        for prompt_text, item in items:
             row = {"prompt": prompt_text, "chosen": tok.decode(list(item.chosen), skip_special_tokens=True).strip()}
             for v in variants:
-                text, ended = outputs[v][j]
+                text, ended = next(outputs[v])
                 row[v] = text
                 row[f"{v}_problems"] = problems(text, ended)
             rows.append(row)
