@@ -34,18 +34,22 @@ def test_paired_table_counts():
 
 
 def test_paired_interval_hand_computed():
-    # e=36, f=12, g=2, h=0 (n=50): D = 10/50 = 0.2.
+    # e=36, f=12, g=2, h=0 (n=50): D = 10/50 = 0.2; adjusted cells 12.5/52 and 2.5/52.
     adapter = [1] * 36 + [1] * 12 + [0] * 2
     base = [1] * 36 + [0] * 12 + [1] * 2
-    l1, u1 = wilson_by_hand(48, 50)
-    l2, u2 = wilson_by_hand(38, 50)
-    phi = (36 * 0 - 12 * 2) / math.sqrt(48 * 2 * 38 * 12)
-    p1, p2 = 0.96, 0.76
-    lower = 0.2 - math.sqrt((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)
-    upper = 0.2 + math.sqrt((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2)
+    pf, pg = 12.5 / 52, 2.5 / 52
+    half = Z * math.sqrt((pf + pg - (pf - pg) ** 2) / 52)
     d, lo, hi = paired_difference_interval(adapter, base)
-    assert d == pytest.approx(0.2) and lo == pytest.approx(lower, abs=1e-9) and hi == pytest.approx(upper, abs=1e-9)
-    assert (lo, hi) == pytest.approx((0.0569, 0.3404), abs=1e-4)
+    assert d == pytest.approx(0.2) and lo == pytest.approx(pf - pg - half, abs=1e-12) and hi == pytest.approx(pf - pg + half, abs=1e-12)
+    assert (lo, hi) == pytest.approx((0.0560, 0.3286), abs=1e-4)  # 0.19231 ∓ 1.95996·√(0.25148/52)
+
+
+def test_agreement_on_every_pair_still_leaves_room():
+    # 100 pairs, the two models right and wrong on exactly the same ones: change 0, and the
+    # interval is not zero-width (the weakness of Newcombe's interval here).
+    flags = [True] * 60 + [False] * 40
+    d, lo, hi = paired_difference_interval(flags, flags)
+    assert d == 0 and lo == pytest.approx(-hi) and 0.015 < hi < 0.03
 
 
 def test_paired_interval_direction_and_identity():

@@ -67,7 +67,7 @@ def evaluate_suite(model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: D
         "coherence_threshold": cfg.coherence_threshold,
         "min_pairs": cfg.min_pairs,
         "max_pairs": cfg.max_pairs,
-        "ci": f"{LEVEL:.0%}: Wilson score for an accuracy; Newcombe's paired hybrid score (method 10) for the change vs base",
+        "ci": f"{LEVEL:.0%}: Wilson score for an accuracy; Agresti–Min adjusted Wald on the paired flags for the change vs base",
         "shifts": shifts,
     }
     if cfg.samples_per_shift > 0:
@@ -100,7 +100,7 @@ def tables(summary: dict) -> str:
     min_pairs = summary.get("min_pairs", 0)
     lines = [f"## Preference accuracy: suite `{summary['suite']}`", ""]
     lines.append("Accuracy = share of pairs whose chosen completion has the higher mean per-token log-prob (summed variant in brackets); "
-                 "n = pairs scored; 95% CI: Wilson for an accuracy, paired (Newcombe) for the change.")
+                 "n = pairs scored; 95% CI: Wilson for an accuracy, paired (Agresti–Min) for the change.")
     lines.append("")
     head = "| shift | n | adapter | 95% CI |" + (" base | 95% CI | change (pp) | 95% CI (pp) |" if has_base else "")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 from innerpo.config import DataConfig, EvalConfig, TrainConfig
-from innerpo.data.pairs import DataError
+from innerpo.data.pairs import DataError, Pair
 from innerpo.data.sources import load_examples, load_pairs
-from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer, TokenizeReport
 from innerpo.errors import ConfigError, InputError
 
@@ -161,7 +161,7 @@ def _has_type(value: Any, hint: Any) -> bool:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Literal:
         return value in args
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return any(_has_type(value, a) for a in args)
     if hint is type(None):
         return value is None
