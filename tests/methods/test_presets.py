@@ -8,6 +8,7 @@ tmp_path.
 
 import json
 import math
+import re
 
 import pytest
 
@@ -118,10 +119,11 @@ def test_a_reference_method_does_use_the_reference(tiny_args, tmp_path, monkeypa
         (["dpo", "--method.losses", "dpo", "sft", "--method.weights", "1.0"], r"2 losses but 1 weights"),
     ],
 )
-def test_bad_hyperparameters_are_refused_before_any_run_directory(args, message, tiny_args, tmp_path):
+def test_bad_hyperparameters_are_refused_before_any_run_directory(args, message, tiny_args, tmp_path, capsys):
     run = tmp_path / "run"
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SystemExit) as e:  # the CLI prints input errors and exits with 2
         main(["train", *args, *tiny_args, f"--output_dir={run}"])
+    assert e.value.code == 2 and re.search(message, capsys.readouterr().err)
     assert not run.exists()
 
 
