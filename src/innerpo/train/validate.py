@@ -25,6 +25,7 @@ from innerpo.config import DataConfig, EvalConfig, TrainConfig
 from innerpo.data.pairs import DataError, Pair
 from innerpo.data.sources import load_examples, load_pairs
 from innerpo.data.tokenize import PairTokenizer, TokenizeReport
+from innerpo.data.unpaired import is_unpaired
 from innerpo.errors import ConfigError, InputError
 
 # (section, field) -> (check, what is expected). Fields not listed are only type-checked.
@@ -69,6 +70,10 @@ def validate_train(cfg: TrainConfig) -> None:
     examples = _inputs(lambda: load_examples(cfg.data.dataset, cfg.data.split, cfg.data.genies_dir), "--data.dataset")
     if not examples:
         raise DataError(f"{source}: no rows; expected prompt/chosen/rejected pairs")
+    if is_unpaired(examples):  # KTO's prompt/completion/label rows: the method must train on them, with both labels
+        from innerpo.methods.kto import unpaired_method
+
+        _inputs(lambda: unpaired_method(cfg.method, examples), source)
     _some_pair_fits(pair_tok, examples, source)
     validate_suite(cfg.eval, cfg.data, pair_tok)
 
