@@ -3,7 +3,6 @@ training on unpaired prompt/completion/label data (parsing, tokenization, batchi
 method, end to end through the CLI, refusals)."""
 
 import json
-
 import re
 
 import pytest
