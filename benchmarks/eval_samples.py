@@ -11,8 +11,6 @@ the reference cache after the first pass) and at 3, and prints each time and the
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 
 import torch
@@ -27,7 +25,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    os.environ.setdefault("INNERPO_CACHE", tempfile.mkdtemp(prefix="innerpo-bench-"))
 
     from innerpo.config import DataConfig, EvalConfig, ModelConfig
     from innerpo.data.tokenize import PairTokenizer
