@@ -15,6 +15,7 @@ from typing import Annotated
 import tyro
 
 from innerpo.config import EvalConfig, apply_yaml
+from innerpo.errors import InputError
 
 USAGE = """usage: innerpo {train,eval,data} ...
 
@@ -36,15 +37,19 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     command, rest = argv[0], argv[1:]
-    if command == "train":
-        _train(rest)
-    elif command == "eval":
-        _eval(rest)
-    elif command == "data":
-        _data(rest)
-    else:
-        print(USAGE, file=sys.stderr)
-        sys.exit(f"innerpo: unknown command {command!r}")
+    try:
+        if command == "train":
+            _train(rest)
+        elif command == "eval":
+            _eval(rest)
+        elif command == "data":
+            _data(rest)
+        else:
+            print(USAGE, file=sys.stderr)
+            sys.exit(f"innerpo: unknown command {command!r}")
+    except InputError as e:  # a bad config, option, suite or data file: one line, exit 2 (like a bad flag)
+        print(f"innerpo {command}: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _flag_value(args: list[str], flag: str) -> str | None:
@@ -63,20 +68,10 @@ def _drop_flag(args: list[str], flag: str) -> list[str]:
 
 
 def _train(args: list[str]) -> None:
-    from innerpo.config import ConfigError
-    from innerpo.methods.presets import resolve_method_name
+    from innerpo.methods.presets import PRESETS, aliases, preset_config, resolve_method_name
 
-    try:
-        if args and not args[0].startswith("-"):
-            args = [resolve_method_name(args[0]), *args[1:]]  # research-code names and any case
-        _train_parsed(args)
-    except ConfigError as e:  # a setting the method cannot use: nothing half-done, exit code 2
-        print(f"innerpo train: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
-def _train_parsed(args: list[str]) -> None:
-    from innerpo.methods.presets import PRESETS, aliases, preset_config
+    if args and not args[0].startswith("-"):
+        args = [resolve_method_name(args[0]), *args[1:]]  # research-code names and any case
 
     processes = _flag_value(args, "--num_processes")  # data parallel: relaunch through accelerate
     args = _drop_flag(args, "--num_processes")
@@ -104,17 +99,13 @@ def _train_parsed(args: list[str]) -> None:
     cls = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
     cfg = tyro.cli(cls, args=args, prog="innerpo train", description="Train a LoRA adapter with a preference objective, then evaluate it.", use_underscores=True)
 
-    from innerpo.train.checkpoint import ResumeError, resolve_resume
+    from innerpo.train.checkpoint import resolve_resume
     from innerpo.train.loop import train
     from innerpo.train.signals import Interrupted
-    from innerpo.train.trackers import MissingExtra
 
     try:
-        cfg, resuming = resolve_resume(cfg, resume)
+        cfg, resuming = resolve_resume(cfg, resume)  # ResumeError is an InputError: exit 2 in main()
         train(cfg, resume=resuming)
-    except (ResumeError, MissingExtra) as e:
-        print(f"innerpo train: {e}", file=sys.stderr)
-        sys.exit(2)
     except Interrupted as e:
         print(f"innerpo train: {e}", file=sys.stderr)
         sys.exit(128 + e.signum)
@@ -153,7 +144,7 @@ def _eval(args: list[str]) -> None:
         try:
             run_cfg = load_config(run_dir)
         except FileNotFoundError as e:
-            sys.exit(f"innerpo eval: {e}")
+            raise InputError(str(e)) from None
         defaults = EvalArgs(run_dir=run_dir, eval=run_cfg.eval, genies_dir=run_cfg.data.genies_dir)
     parsed = tyro.cli(EvalArgs, args=args, default=defaults, prog="innerpo eval", use_underscores=True)
 

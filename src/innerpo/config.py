@@ -13,6 +13,8 @@ from typing import Literal
 
 import yaml
 
+from innerpo.errors import ConfigError, yaml_problem
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
@@ -103,10 +105,18 @@ class EvalConfig:
     suite: str = "synthetic"
     """Eval suite: `synthetic`, `genies-alpaca`, `genies-math`, ... (see `innerpo data list`) or a YAML file."""
     max_pairs: int | None = 100
-    """Pairs per shift (first N in file order); None evaluates all."""
+    """Pairs per shift: the first N *scorable* pairs in file order (those the length rule keeps); None evaluates all."""
     batch_size: int = 16
     coherence_threshold: float = 0.5
     """Flag a shift when the adapter's chosen-completion NLL grows by more than this many nats per token over base."""
+    min_pairs: int = 50
+    """Mark a shift (table and summary) whose source has fewer scorable pairs than this: its accuracy is too uncertain to lean on."""
+    name: str | None = None
+    """`innerpo eval` writes into RUN/eval-<name>/; default: the suite plus the settings that differ from the run's own."""
+    samples_per_shift: int = 3
+    """Probe prompts per shift (the first scorable ones) whose greedy continuations, base and adapter, go to samples.md; 0: none."""
+    max_new_tokens: int = 48
+    """Longest generated continuation in samples.md (tokens)."""
 
 
 @dataclass
@@ -210,10 +220,6 @@ class TrainConfig:
     """YAML file whose values override the preset; command-line flags override both."""
 
 
-class ConfigError(ValueError):
-    """A setting cannot be used as given; the message names the option and what to change (CLI exit code 2)."""
-
-
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
@@ -235,11 +241,11 @@ def _merge(dc, values: dict, where: str):
     updates = {}
     for key, value in values.items():
         if key not in names:
-            raise ValueError(f"{where}: unknown setting {key!r}; known: {', '.join(sorted(names))}")
+            raise ConfigError(f"{where}: unknown setting {key!r}; known: {', '.join(sorted(names))}")
         current = getattr(dc, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise ValueError(f"{where}: {key!r} must be a mapping")
+                raise ConfigError(f"{where}: {key!r} must be a mapping")
             value = _merge(current, value, f"{where}.{key}")
         updates[key] = value
     return dataclasses.replace(dc, **updates)
@@ -249,10 +255,13 @@ def apply_yaml(cfg: TrainConfig, path: str | Path) -> TrainConfig:
     """Overlay a YAML file (same nesting as the CLI flags) onto a config."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    values = yaml.safe_load(path.read_text()) or {}
+        raise ConfigError(f"--config: file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(yaml_problem(path, e)) from None
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping at the top level")
     return _merge(cfg, values, str(path))
 
 

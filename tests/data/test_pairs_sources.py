@@ -62,9 +62,9 @@ def test_bad_files_name_file_and_row(tmp_path):
         load_pairs(str(missing_col))
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         load_pairs(str(tmp_path / "nope.jsonl"))
-    (tmp_path / "x.csv").write_text("a,b")
+    (tmp_path / "x.tsv").write_text("a\tb")
     with pytest.raises(DataError, match="unsupported file type"):
-        load_pairs(str(tmp_path / "x.csv"))
+        load_pairs(str(tmp_path / "x.tsv"))
 
 
 def test_saved_dataset_directory(tmp_path):

@@ -3,6 +3,7 @@ training on unpaired prompt/completion/label data (parsing, tokenization, batchi
 method, end to end through the CLI, refusals)."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -223,14 +224,17 @@ def test_kto_trains_end_to_end_on_unpaired_data(kto_args, tmp_path, capsys, monk
     assert summary["shifts"]["in_domain"]["n_pairs"] == 4
 
 
-def test_kto_refuses_unpaired_data_with_one_label(kto_args, tmp_path):
+def test_kto_refuses_unpaired_data_with_one_label(kto_args, tmp_path, capsys):
     data = write_unpaired(tmp_path / "good_only.jsonl", labels=[True] * 6)
-    with pytest.raises(ValueError, match=r"6 desirable \(label=True\) and 0 undesirable .* KTO needs both"):
+    with pytest.raises(SystemExit) as e:  # refused by validation: exit 2, nothing written
         main(["train", "kto", *kto_args, f"--data.dataset={data}", f"--output_dir={tmp_path / 'run'}"])
-    assert not (tmp_path / "run" / "adapter").exists()
+    assert e.value.code == 2 and re.search(r"6 desirable \(label=True\) and 0 undesirable .* KTO needs both", capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
 
 
-def test_pair_methods_refuse_unpaired_data(kto_args, tmp_path):
+def test_pair_methods_refuse_unpaired_data(kto_args, tmp_path, capsys):
     data = write_unpaired(tmp_path / "unpaired.jsonl")
-    with pytest.raises(ValueError, match=r"which only the kto loss trains on \(this method: dpo\)"):
+    with pytest.raises(SystemExit) as e:
         main(["train", "dpo", *kto_args, f"--data.dataset={data}", f"--output_dir={tmp_path / 'run'}"])
+    assert e.value.code == 2 and re.search(r"which only the kto loss trains on \(this method: dpo\)", capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()

@@ -26,7 +26,9 @@ def run_args(tmp_path, out, *extra):
         pairs = [{"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)} for i in range(12)]
         data.write_text("\n".join(json.dumps(r) for r in pairs))
     suite = tmp_path / "suite.yaml"
-    suite.write_text(f"shifts:\n  in_domain: {{dataset: {data}}}\n")
+    held_out = tmp_path / "held_out.jsonl"  # periodic evaluation scores held-out pairs only
+    held_out.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2}) for i in range(8)))
+    suite.write_text(f"shifts:\n  in_domain: {{dataset: {held_out}}}\n")
     return [
         "train", "dpo", "--model.base_model=tiny-random", "--model.lora_r=4", "--model.lora_dropout=0.1",
         f"--data.dataset={data}", "--data.batch_size=2", "--data.max_length=64", "--training.grad_accum=2",
@@ -216,12 +218,14 @@ def test_resume_auto_starts_fresh_or_continues(reference_run, monkeypatch):
     assert [r["step"] for r in rows(fresh)] == [1, 2]
 
 
-def test_a_fresh_start_never_mixes_with_an_unfinished_run(reference_run, monkeypatch):
+def test_a_fresh_start_never_mixes_with_an_unfinished_run(reference_run, monkeypatch, capsys):
     root, a = reference_run
     h = root / "h"
     _interrupted_copy(a, h, "step-2")
-    with pytest.raises(FileExistsError, match=f"holds checkpoints of an unfinished run: continue it with --resume {h}"):
+    with pytest.raises(SystemExit) as exit_:
         main(run_args(root, h))
-    with pytest.raises(ValueError, match="--training.keep_last must be >= 1"):
+    assert exit_.value.code == 2 and f"holds checkpoints of an unfinished run: continue it with --resume {h}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a bad setting: one line and exit code 2
         main(run_args(root, root / "i", "--training.keep_last=0"))
+    assert exit_.value.code == 2 and "--training.keep_last must be >= 1" in capsys.readouterr().err
     assert not (root / "i").exists()

@@ -17,7 +17,9 @@ def run_args(tmp_path, out, *extra):
     data = tmp_path / "pairs.jsonl"
     data.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)}) for i in range(12)))
     suite = tmp_path / "suite.yaml"
-    suite.write_text(f"shifts:\n  in_domain: {{dataset: {data}}}\n")
+    held_out = tmp_path / "held_out.jsonl"  # periodic evaluation scores held-out pairs only
+    held_out.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2}) for i in range(8)))
+    suite.write_text(f"shifts:\n  in_domain: {{dataset: {held_out}}}\n")
     return [
         "train", "dpo", "--model.base_model=tiny-random", "--model.lora_r=4", f"--data.dataset={data}", "--data.batch_size=4",
         "--data.max_length=64", "--training.grad_accum=2", "--training.max_steps=4", "--training.eval_every=2", "--training.eval_pairs=4",

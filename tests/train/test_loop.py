@@ -25,7 +25,9 @@ def write_pairs(path, n=12):
 def tiny_cfg(tmp_path, **training) -> TrainConfig:
     data = write_pairs(tmp_path / "pairs.jsonl")
     suite = tmp_path / "suite.yaml"
-    suite.write_text(f"shifts:\n  in_domain: {{dataset: {data}}}\n")
+    held_out = tmp_path / "held_out.jsonl"  # periodic evaluation scores held-out pairs only
+    held_out.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2}) for i in range(8)))
+    suite.write_text(f"shifts:\n  in_domain: {{dataset: {held_out}}}\n")
     return TrainConfig(
         model=ModelConfig(base_model="tiny-random", lora_r=4),
         data=DataConfig(dataset=data, batch_size=2, max_length=64),
@@ -97,7 +99,9 @@ def test_bad_hyperparameters_fail_before_any_output(tmp_path):
 
 def test_refuses_to_overwrite_a_finished_run(tmp_path):
     loop.train(tiny_cfg(tmp_path, max_steps=1), evaluate=False)
-    with pytest.raises(FileExistsError, match="already holds a trained adapter"):
+    from innerpo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="already holds a trained adapter"):  # refused by validation, before any write
         loop.train(tiny_cfg(tmp_path, max_steps=1), evaluate=False)
 
 

@@ -13,8 +13,10 @@ from innerpo.train import loop
 def tiny_cfg(tmp_path, **training) -> TrainConfig:
     data = tmp_path / "pairs.jsonl"
     data.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)}) for i in range(12)))
+    held_out = tmp_path / "held_out.jsonl"  # periodic evaluation scores held-out pairs only
+    held_out.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2}) for i in range(8)))
     suite = tmp_path / "suite.yaml"
-    suite.write_text(f"shifts:\n  in_domain: {{dataset: {data}}}\n")
+    suite.write_text(f"shifts:\n  in_domain: {{dataset: {held_out}}}\n")
     return TrainConfig(
         model=ModelConfig(base_model="tiny-random", lora_r=4),
         data=DataConfig(dataset=str(data), batch_size=2, max_length=64),

@@ -4,6 +4,7 @@ and a clear error naming the extra when a tracker's package is missing."""
 
 import dataclasses
 import json
+import time
 
 import pytest
 
@@ -16,7 +17,9 @@ def run_args(tmp_path, *extra):
     data = tmp_path / "pairs.jsonl"
     data.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)}) for i in range(8)))
     suite = tmp_path / "suite.yaml"
-    suite.write_text(f"shifts:\n  in_domain: {{dataset: {data}}}\n")
+    held_out = tmp_path / "held_out.jsonl"  # periodic evaluation scores held-out pairs only
+    held_out.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2}) for i in range(8)))
+    suite.write_text(f"shifts:\n  in_domain: {{dataset: {held_out}}}\n")
     return [
         "train", "dpo", "--model.base_model=tiny-random", "--model.lora_r=4", f"--data.dataset={data}", "--data.batch_size=2",
         "--data.max_length=64", "--training.max_steps=2", "--training.eval_every=2", "--training.eval_pairs=4",
@@ -73,7 +76,11 @@ def test_wandb_runs_offline_without_credentials(tmp_path, monkeypatch):
     main(run_args(tmp_path, "--training.report_to=wandb", "--training.lr=0.001", "--training.tracker_group=sweep1"))
     (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
     (record,) = run_dir.glob("*.wandb")  # the offline run's record, for `wandb sync`
-    raw = record.read_bytes()  # protobuf records: their strings appear as they are
+    # wandb's service process writes the record; on a busy machine its last flush can trail the
+    # run's return by a moment, so wait (bounded) for the final summary to land.
+    deadline = time.monotonic() + 60
+    while b"final/in_domain/adapter_accuracy" not in (raw := record.read_bytes()) and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert b"dpo-base_model=tiny-random-lora_r=4" in raw and b"sweep1" in raw  # run name and group
     assert b"training.lr" in raw and b"rewards/margins" in raw and b"final/in_domain/adapter_accuracy" in raw
 

@@ -14,7 +14,10 @@ def list_sources() -> str:
     lines += [f"  synthetic:{s:<20} {synthetic.DESCRIPTIONS[s]}" for s in synthetic.SHIFTS]
     lines += [
         "  genies:<name>                GENIES distribution from --data.genies_dir (e.g. ../shared/data/genies), else the hub",
-        "  path/to/file.{json,jsonl,parquet}   prompt/chosen/rejected rows (strings or chat messages),",
+        "  ethics:<config>              ETHICS as preferences (justice, commonsense, ...), hub wassname/ethics_expression_preferences",
+        "  medical                      medical QA preferences, hub wassname/medical-dpo-V2",
+        "  path/to/file.{json,jsonl,parquet,csv}   prompt/chosen/rejected rows (strings or chat messages;",
+        "                               chosen/rejected as whole conversations split by their shared turns),",
         "                               or prompt/completion/label rows (unpaired, for kto)",
         "  path/to/saved_dataset_dir    written by datasets' save_to_disk",
         "  <owner>/<name>[:<config>]    a Hugging Face hub dataset",
@@ -24,6 +27,7 @@ def list_sources() -> str:
     for name, suite in SUITES.items():
         lines.append(f"  {name:<14} {', '.join(suite.shifts)}")
         lines.append(textwrap.indent(textwrap.fill(suite.description, 90), " " * 17))
+    lines.append("  auto           the suite for the training data (--data.dataset): synthetic, or a GENIES source's suite")
     lines.append("  FILE.yaml      your own suite (see innerpo.eval.suites)")
     return "\n".join(lines)
 

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from innerpo.errors import InputError
+
 Messages = list[dict[str, str]]
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A data source or row cannot be used; the message names where and why."""
 
 
@@ -94,6 +96,11 @@ def parse_prompt(row: Any, columns: tuple[str, ...], where: str) -> str | tuple[
 
 
 def parse_pair(row: Any, where: str) -> Pair:
-    """Validate one row (a mapping with prompt/chosen/rejected); `where` names file and row."""
+    """Validate one row (a mapping with prompt/chosen/rejected, or TRL's implicit-prompt
+    conversations, innerpo.data.implicit_prompt); `where` names file and row."""
+    from innerpo.data.implicit_prompt import is_implicit_prompt_row, split_shared_prefix
+
+    if is_implicit_prompt_row(row):
+        row = split_shared_prefix(row, where)
     prompt = parse_prompt(row, ("prompt", "chosen", "rejected"), where)
     return Pair(prompt, _completion(row["chosen"], "chosen", where), _completion(row["rejected"], "rejected", where))

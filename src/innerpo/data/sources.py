@@ -2,8 +2,12 @@
 
 - `synthetic` or `synthetic:<shift>`: the built-in suite (in_domain when no shift);
 - `genies:<name>`: a GENIES distribution, from `genies_dir` or else the hub;
-- a path to a .json / .jsonl / .parquet file with prompt/chosen/rejected columns
-  (the split is ignored: a file is one split);
+- `ethics:<config>`, `medical`: the research notes' moral_transfer and orthogonal shifts,
+  from the hub (innerpo.data.research_sets);
+- a path to a .json / .jsonl / .parquet / .csv file with prompt/chosen/rejected columns
+  (the split is ignored: a file is one split); rows without `prompt` whose chosen and
+  rejected are whole conversations are split by their shared opening turns (TRL's
+  implicit prompt, innerpo.data.implicit_prompt);
 - a directory written by `datasets.Dataset.save_to_disk` / `DatasetDict.save_to_disk`;
 - anything else is taken as a Hugging Face hub dataset id, loaded with `datasets`.
 
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from innerpo.data import genies, synthetic
 from innerpo.data.pairs import DataError, Pair, parse_pair, read_json_list
+from innerpo.data.research_sets import hub_location, is_research_spec
 from innerpo.data.unpaired import UnpairedExample, check_one_format, parse_example, parse_pair_only
 
 # The synthetic suite is generated with a fixed data seed so that every training seed
@@ -51,6 +56,9 @@ def _load(spec: str, split: str, genies_dir: str | None, parse) -> list:
             raise DataError(f"synthetic suite has splits {sorted(SYNTHETIC_SIZE)}, not {split!r}")
         rows = synthetic.generate(shift, split, SYNTHETIC_SIZE[split], seed=SYNTHETIC_SEED)
         return [parse_pair(r, f"{spec} ({split}), row {i}") for i, r in enumerate(rows)]
+    if is_research_spec(spec):  # ethics:<config>, medical (innerpo.data.research_sets)
+        hub_id, config, split = hub_location(spec, split)
+        return _load_hub_dataset(f"{hub_id}:{config}", split, parse)
     if spec.startswith("genies:"):
         name = spec.partition(":")[2]
         root = genies_dir or default_genies_dir()
@@ -60,7 +68,7 @@ def _load(spec: str, split: str, genies_dir: str | None, parse) -> list:
         return load_file(path, parse)
     if path.is_dir():
         return _load_saved_dataset(path, split, parse)
-    if spec.endswith((".json", ".jsonl", ".parquet")) or (os.sep in spec and not _looks_like_hub_id(spec)):
+    if spec.endswith((".json", ".jsonl", ".parquet", ".csv")) or (os.sep in spec and not _looks_like_hub_id(spec)):
         raise FileNotFoundError(f"data file not found: {spec}")
     return _load_hub_dataset(spec, split, parse)
 
@@ -91,7 +99,37 @@ def load_file(path: Path, parse=parse_pair_only) -> list[Pair]:
         except Exception as e:  # pyarrow raises several types for unreadable files
             raise DataError(f"{path}: cannot read as Parquet ({e})") from None
         return [parse(row, f"{path}, row {i}") for i, row in enumerate(rows)]
-    raise DataError(f"{path}: unsupported file type {suffix!r}; use .json, .jsonl or .parquet")
+    if suffix == ".csv":
+        return [parse(row, where) for where, row in read_csv_rows(path)]
+    raise DataError(f"{path}: unsupported file type {suffix!r}; use .json, .jsonl, .parquet or .csv")
+
+
+def read_csv_rows(path: Path) -> list[tuple[str, dict]]:
+    """(where, row) per CSV data row; a header row names the columns, every value is text.
+
+    The standard library's csv reader in strict mode: a row with more or fewer fields than
+    the header, or an unclosed quote, is an error naming the line (pandas would silently
+    turn surplus fields into an index column).
+    """
+    import csv
+
+    out = []
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, strict=True)
+        try:
+            header = next(reader, None)
+            if not header:
+                raise DataError(f"{path}: empty CSV; expected a header row such as prompt,chosen,rejected")
+            for row in reader:
+                where = f"{path}, line {reader.line_num}"
+                if len(row) != len(header):
+                    raise DataError(f"{where}: {len(row)} fields, but the header has {len(header)} ({','.join(header)})")
+                out.append((where, dict(zip(header, row))))
+        except csv.Error as e:
+            raise DataError(f"{path}, line {reader.line_num}: cannot read as CSV ({e})") from None
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not UTF-8 text ({e})") from None
+    return out
 
 
 def _rows_to_pairs(ds, where: str, parse=parse_pair_only) -> list[Pair]:

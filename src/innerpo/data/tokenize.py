@@ -40,6 +40,19 @@ class TokenizeReport:
     prompt_truncated: int = 0
     dropped_too_long: int = 0
     examples: list[str] = field(default_factory=list)
+    shortest_fit: int | None = None
+    """The smallest max_length under which a dropped pair would have been kept (None: none dropped)."""
+
+    def drop(self, needed: int) -> None:
+        self.dropped_too_long += 1
+        self.shortest_fit = needed if self.shortest_fit is None else min(self.shortest_fit, needed)
+
+    def nothing_fits(self, source: str, total: int, max_length: int, what: str = "pairs") -> str:
+        """The message for a source none of whose rows fits the length limit."""
+        return (
+            f"{source}: none of the {total} {what} fits --data.max_length={max_length} (completions are never cut); "
+            f"the shortest would fit with --data.max_length={self.shortest_fit}"
+        )
 
     def describe(self, source: str) -> str:
         total = self.kept + self.dropped_too_long
@@ -103,7 +116,7 @@ class PairTokenizer:
         if len(prompt) > room:
             if self.truncation == "drop" or room < MIN_PROMPT_TOKENS:
                 if report is not None:
-                    report.dropped_too_long += 1
+                    report.drop(longest + (len(prompt) if self.truncation == "drop" else min(len(prompt), MIN_PROMPT_TOKENS)))
                 return None
             prompt = prompt[len(prompt) - room:]
             if report is not None:
@@ -121,8 +134,5 @@ class PairTokenizer:
         report = TokenizeReport()
         kept = [(i, t) for i, t in ((i, self(p, report)) for i, p in enumerate(pairs)) if t is not None]
         if not kept:
-            raise DataError(
-                f"{source}: all {len(pairs)} pairs are longer than --data.max_length={self.max_length} "
-                "(completions are never cut); raise the limit"
-            )
+            raise DataError(report.nothing_fits(source, len(pairs), self.max_length))
         return kept, report

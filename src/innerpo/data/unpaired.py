@@ -109,10 +109,7 @@ def tokenize_unpaired(pair_tok: PairTokenizer, examples: list[UnpairedExample], 
         if t is not None:
             out.append(TokenizedExample(t.prompt, t.chosen, ex.label))
     if not out:
-        raise DataError(
-            f"{source}: all {len(examples)} examples are longer than --data.max_length={pair_tok.max_length} "
-            "(completions are never cut); raise the limit"
-        )
+        raise DataError(report.nothing_fits(source, len(examples), pair_tok.max_length, "examples"))
     return out, report
 
 

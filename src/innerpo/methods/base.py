@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from innerpo.config import ConfigError, MethodConfig
+from innerpo.config import MethodConfig
+from innerpo.errors import ConfigError
 from innerpo.data.batching import PairBatch
 from innerpo.losses.base import LossInputs, SeqLogps
 from innerpo.losses.combined import CombinedLoss

@@ -37,7 +37,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from innerpo.config import ConfigError, MethodConfig
+from innerpo.config import MethodConfig
+from innerpo.errors import ConfigError
 from innerpo.data.batching import PairBatch
 from innerpo.inner import HiddenInputs, StateQuad, head_projector, last_real_token, make_transform, masked_mean, parse_layers, supr_masks
 from innerpo.inner.align import ROTATION_INVARIANT, STATIONARY_AT_INIT

@@ -25,7 +25,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from innerpo.config import ConfigError, MethodConfig, TrainConfig
+from innerpo.config import MethodConfig, TrainConfig
+from innerpo.errors import ConfigError
 from innerpo.methods.inner_presets import INNER_PRESETS, SOURCE_LOSS, SOURCE_TRANSFORM, inner_aliases
 
 

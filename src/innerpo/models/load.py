@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from innerpo.config import ModelConfig
 from innerpo.models import bundled, tiny
@@ -19,18 +19,38 @@ def load_base(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
     dtype = DTYPES[cfg.dtype]
     name = cfg.base_model
     if name == tiny.ALIAS:
-        model, tok = tiny.build()
+        model, _ = tiny.build()
         model = model.to(dtype)
     else:
-        source = bundled.converted_dir() if name == bundled.ALIAS else name
-        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+        model = AutoModelForCausalLM.from_pretrained(_source(name), dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+    tok = load_tokenizer(cfg)
     model.config.pad_token_id = tok.pad_token_id
     model.requires_grad_(False)
     model.eval()
     return model, tok
+
+
+def _source(name: str) -> str | Path:
+    return bundled.converted_dir() if name == bundled.ALIAS else name
+
+
+def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
+    """The model's tokenizer alone (cheap; used to check data before anything is written), with a pad token set."""
+    if cfg.base_model == tiny.ALIAS:
+        tok = tiny.build_tokenizer()
+    else:
+        tok = AutoTokenizer.from_pretrained(_source(cfg.base_model), trust_remote_code=cfg.trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def num_layers(cfg: ModelConfig) -> int:
+    """Decoder blocks of the model, read from its config without loading weights."""
+    if cfg.base_model == tiny.ALIAS:
+        return tiny.config(tiny.build_tokenizer()).num_hidden_layers
+    config = AutoConfig.from_pretrained(_source(cfg.base_model), trust_remote_code=cfg.trust_remote_code)
+    return getattr(config, "num_hidden_layers", None) or config.get_text_config().num_hidden_layers
 
 
 def model_settings(cfg: ModelConfig) -> dict:

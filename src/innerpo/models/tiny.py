@@ -40,9 +40,8 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return tok
 
 
-def build(seed: int = 0) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
-    tok = build_tokenizer()
-    config = LlamaConfig(
+def config(tok: PreTrainedTokenizerFast) -> LlamaConfig:
+    return LlamaConfig(
         vocab_size=len(tok),
         hidden_size=64,
         intermediate_size=128,
@@ -54,7 +53,11 @@ def build(seed: int = 0) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
         pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
     )
+
+
+def build(seed: int = 0) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    tok = build_tokenizer()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
+        model = LlamaForCausalLM(config(tok))
     return model, tok

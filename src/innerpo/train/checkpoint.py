@@ -36,6 +36,7 @@ from peft import set_peft_model_state_dict
 from safetensors.torch import load_file
 
 from innerpo.config import flatten, to_dict
+from innerpo.errors import ConfigError, InputError
 from innerpo.io import write_atomic
 from innerpo.train.run_dir import load_method_params, save_method_params
 
@@ -45,7 +46,7 @@ STATE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
-class ResumeError(ValueError):
+class ResumeError(InputError):
     """A resume that cannot continue the run as it was (no checkpoint, or changed settings)."""
 
 
@@ -232,11 +233,11 @@ def resume_conflicts(saved, given) -> list[str]:
 def check_settings(training) -> None:
     """Checkpoint and schedule settings that cannot work, named with their flag."""
     if training.save_every < 0:
-        raise ValueError(f"--training.save_every must be >= 0 (0: no periodic checkpoints), got {training.save_every}")
+        raise ConfigError(f"--training.save_every must be >= 0 (0: no periodic checkpoints), got {training.save_every}")
     if training.keep_last is not None and training.keep_last < 1:
-        raise ValueError(f"--training.keep_last must be >= 1 (or None to keep all), got {training.keep_last}")
+        raise ConfigError(f"--training.keep_last must be >= 1 (or None to keep all), got {training.keep_last}")
     if training.warmup_steps is not None and training.warmup_steps < 0:
-        raise ValueError(f"--training.warmup_steps must be >= 0, got {training.warmup_steps}")
+        raise ConfigError(f"--training.warmup_steps must be >= 0, got {training.warmup_steps}")
 
 
 def resolve_resume(cfg, resume: str | None):

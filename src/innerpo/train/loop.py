@@ -25,13 +25,13 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from innerpo.config import TrainConfig
+from innerpo.errors import ConfigError
 from innerpo.data.batching import EpochBatchSampler, collate_items_indexed, item_length
-from innerpo.data.sources import load_examples, load_pairs
+from innerpo.data.sources import load_examples
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.data.unpaired import is_unpaired, tokenize_examples
-from innerpo.eval.accuracy import score_pairs
+from innerpo.eval.periodic import held_out_eval
 from innerpo.eval.report import evaluate_suite, tables, write_results
-from innerpo.eval.suites import get_suite
 from innerpo.methods.base import build_method
 from innerpo.methods.kto import unpaired_method
 from innerpo.models.load import add_lora, load_base, model_settings
@@ -39,6 +39,7 @@ from innerpo.models.ref_cache import reference_table
 from innerpo.train.checkpoint import BatchStream, TrainState, check_settings, load_checkpoint, resume_checkpoint, save_checkpoint
 from innerpo.train.distributed import any_process, average_gradients, check_backend, cpu_only, shared_run_dir
 from innerpo.train.metrics import StepMetrics
+from innerpo.train.validate import validate_train
 from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_method_params, save_tokenizer
 from innerpo.train.signals import Interrupted, stop_requests
 from innerpo.train.trackers import log_final, parse_trackers, start_trackers, tracker_sink
@@ -58,6 +59,7 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
     (`cfg` is the run's saved config; see innerpo.train.checkpoint).
     """
     t0 = time.time()
+    validate_train(cfg)  # settings, data, suite: a bad input stops here, before anything is written
     set_seed(cfg.training.seed)
     method = build_method(cfg.method, cfg.method_name)  # validates hyperparameters before any slow work
     trackers = parse_trackers(cfg.training.report_to)  # a missing extra fails before any output too
@@ -65,7 +67,7 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
     check_backend()
     processes = PartialState(cpu=cpu_only())
     if cfg.data.batch_size % processes.num_processes:
-        raise ValueError(f"--data.batch_size={cfg.data.batch_size} must be a multiple of the {processes.num_processes} processes (each takes an equal shard of every batch)")
+        raise ConfigError(f"--data.batch_size={cfg.data.batch_size} must be a multiple of the {processes.num_processes} processes (each takes an equal shard of every batch)")
     checkpoint = resume_checkpoint(Path(cfg.output_dir)) if resume else None
     run_dir = Path(cfg.output_dir) if resume else shared_run_dir(processes, lambda: new_run_dir(cfg))
     # split_batches: every process takes its shard of each batch, so N processes train on
@@ -94,7 +96,7 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
         method.bind(model)
     items, report = tokenize_examples(pair_tok, pairs, cfg.data.dataset)
     accelerator.print(report.describe(f"train data {cfg.data.dataset}"))
-    eval_items = _eval_subset(cfg, pair_tok)
+    periodic = held_out_eval(cfg, pair_tok, pairs, tok.pad_token_id)  # None when off (said why)
     if method.loss.uses_reference and method.cacheable_reference and cfg.training.ref_cache:
         settings = {**pair_tok.settings(), **model_settings(cfg.model), **method.reference_settings()}
         with accelerator.main_process_first():  # the main process builds the cache; the others then read it
@@ -115,8 +117,8 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
         log.truncate(state.log_bytes)  # rows a killed process wrote after its checkpoint
         t0 = time.time() - state.elapsed_s
         accelerator.print(f"resuming {run_dir} from {checkpoint.name}")
-    elif eval_items and cfg.training.eval_every and not cfg.training.skip_first_eval:
-        _eval_once(accelerator, model, eval_items, tok, cfg, log, step=0)
+    elif periodic and not cfg.training.skip_first_eval:
+        _eval_once(accelerator, periodic, model, log, step=0)
     batches = BatchStream(loader, state.epoch, state.position)
     bar = tqdm(range(state.step + 1, total_steps + 1), initial=state.step, total=total_steps, desc=f"train {cfg.method_name}", unit="step", disable=not main)
     pairs_seen = state.pairs_seen
@@ -141,8 +143,8 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
             bar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means.get('rewards/accuracies', float('nan')):.2f}", margin=f"{means.get('rewards/margins', float('nan')):.3f}")
             if step % cfg.training.log_every == 0 or step == total_steps:
                 log.write({"step": step, "pairs_seen": pairs_seen, "lr": lr, "grad_norm": grad_norm, **means, **extra, "elapsed_s": round(time.time() - t0, 2)})
-            if eval_items and cfg.training.eval_every and (step % cfg.training.eval_every == 0 or step == total_steps):
-                _eval_once(accelerator, model, eval_items, tok, cfg, log, step)
+            if periodic and periodic.due(step, total_steps):
+                _eval_once(accelerator, periodic, model, log, step)
             signalled = any_process(accelerator, stop["signal"] is not None)
             if signalled or (cfg.training.save_every and step % cfg.training.save_every == 0):
                 state = TrainState(step, pairs_seen, round(time.time() - t0, 2), batches.epoch, batches.position, log.size())
@@ -210,30 +212,11 @@ def optimizer_step(accelerator, params, optimizer, scheduler, max_grad_norm: flo
     return norm
 
 
-def _eval_subset(cfg: TrainConfig, pair_tok: PairTokenizer):
-    """A fixed small held-out set for the periodic evaluation: the suite's in-domain shift."""
-    if not cfg.training.eval_every:
-        return []
-    suite = get_suite(cfg.eval.suite)
-    name = "in_domain" if "in_domain" in suite.shifts else next(iter(suite.shifts))
-    shift = suite.shifts[name]
-    pairs = load_pairs(shift.dataset, shift.split, cfg.data.genies_dir)[: cfg.training.eval_pairs]
-    return pair_tok.tokenize_all(pairs, f"periodic eval ({shift.dataset})")[0]
-
-
-def _eval_once(accelerator, model, items, tok, cfg: TrainConfig, log: MetricsLog, step: int) -> None:
+def _eval_once(accelerator, periodic, model, log: MetricsLog, step: int) -> None:
     """The periodic evaluation, run by the main process alone while the others wait."""
     if accelerator.is_main_process:
-        _periodic_eval(model, items, tok, cfg, log, step)
+        periodic(model, log, step)
     accelerator.wait_for_everyone()
-
-
-def _periodic_eval(model, items, tok, cfg: TrainConfig, log: MetricsLog, step: int) -> None:
-    scores = score_pairs(model, items, tok.pad_token_id, cfg.eval.batch_size, desc="periodic eval", with_base=step == 0)
-    row = {"step": step, "eval/accuracy": scores["adapter"].accuracy, "eval/nll": scores["adapter"].nll}
-    if "base" in scores:
-        row.update({"eval/base_accuracy": scores["base"].accuracy, "eval/base_nll": scores["base"].nll})
-    log.write(row)
 
 
 def _stop(run_dir: Path, model, where: str, step: int) -> None:

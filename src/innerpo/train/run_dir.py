@@ -23,6 +23,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from innerpo.config import TrainConfig, from_dict, to_dict
+from innerpo.errors import ConfigError
 from innerpo.io import atomic_path, replace_dir, write_atomic
 
 
@@ -32,9 +33,9 @@ def new_run_dir(cfg: TrainConfig) -> Path:
     else:
         path = Path("outputs") / f"{cfg.method_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if (path / "adapter").exists():
-        raise FileExistsError(f"{path} already holds a trained adapter; choose another --output_dir")
+        raise ConfigError(f"--output_dir={path} already holds a trained adapter; choose another --output_dir")
     if any((path / "checkpoints").glob("step-*")):
-        raise FileExistsError(f"{path} holds checkpoints of an unfinished run: continue it with --resume {path}, or choose another --output_dir")
+        raise ConfigError(f"--output_dir={path} holds checkpoints of an unfinished run: continue it with --resume {path}, or choose another --output_dir")
     path.mkdir(parents=True, exist_ok=True)
     (path / "metrics.jsonl").unlink(missing_ok=True)  # rows of a run killed before its first checkpoint
     return path

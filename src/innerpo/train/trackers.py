@@ -17,13 +17,14 @@ from pathlib import Path
 from accelerate.utils import is_tensorboard_available, is_trackio_available, is_wandb_available
 
 from innerpo.config import TrainConfig, flatten, to_dict
+from innerpo.errors import ConfigError, InputError
 
 AVAILABLE = {"wandb": is_wandb_available, "tensorboard": is_tensorboard_available, "trackio": is_trackio_available}
 # Settings that only say where and how to report: never part of the run name.
 _NOT_IN_NAME = {"output_dir", "config", "method_name", "training.report_to", "training.tracker_project", "training.tracker_group", "training.save_every", "training.keep_last"}
 
 
-class MissingExtra(RuntimeError):
+class MissingExtra(InputError):
     """A requested tracker's package is not installed."""
 
 
@@ -35,7 +36,7 @@ def parse_trackers(report_to: list[str]) -> list[str]:
             if not name or name == "none":
                 continue
             if name not in AVAILABLE:
-                raise ValueError(f"--training.report_to: unknown tracker {name!r}; choose from {', '.join(AVAILABLE)}")
+                raise ConfigError(f"--training.report_to: unknown tracker {name!r}; choose from {', '.join(AVAILABLE)}")
             if not AVAILABLE[name]():
                 raise MissingExtra(f"--training.report_to={name} needs the {name} package: pip install 'innerpo[{name}]'")
             if name not in names:
