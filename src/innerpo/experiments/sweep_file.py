@@ -49,6 +49,8 @@ class SweepSpec:
     out: str | None = None
     root: Path = Path(".")
     """Directory relative suite paths are read from (the sweep file's)."""
+    source: str = "sweep"
+    """The file (or `command line`) named in errors."""
 
     def sweep_dir(self) -> Path:
         return Path(self.out) if self.out else Path("outputs") / "sweeps" / self.name
@@ -87,7 +89,7 @@ def parse_sweep(values: dict, where: str, name: str = "sweep", root: Path = Path
     for key, v in (("base", base), ("executor", executor)):
         if not isinstance(v, dict):
             raise SweepFileError(f"{where}: {key} must be a mapping")
-    spec = SweepSpec(str(values.get("name", name)), methods, seeds, datasets, overrides, base, executor, values.get("out"), root)
+    spec = SweepSpec(str(values.get("name", name)), methods, seeds, datasets, overrides, base, executor, values.get("out"), root, where)
     cells(spec)  # every cell's settings are checked here, before anything runs
     return spec
 
@@ -136,7 +138,7 @@ def cells(spec: SweepSpec) -> list[Cell]:
         if name in seen:
             raise SweepFileError(f"two cells would share the directory name {name!r} ({seen[name]} and {chosen}); give datasets distinct names")
         seen[name] = chosen
-        where = f"sweep {spec.name}, cell {name}"
+        where = f"{spec.source}, cell {name}"
         try:
             cfg = apply_values(preset_config(method), spec.base, f"{where} (base)")
             if data:
