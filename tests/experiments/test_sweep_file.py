@@ -63,6 +63,8 @@ def test_flags_override_the_file_and_pick_the_executor(tmp_path):
     assert spec.sweep_dir() == Path("outputs/sweeps/s")
     assert isinstance(executor, WorkerExecutor) and (executor.workers, executor.threads) == (2, 1)
     _, executor = build([str(path), "--workers", "1"])
+    assert isinstance(executor, WorkerExecutor) and executor.workers == 1
+    _, executor = build([str(path), "--workers", "0"])
     assert isinstance(executor, LocalExecutor)
     _, executor = build([str(path), "--executor", "slurm", "--partition", "gpu", "--gpus", "1", "--time_min", "30"])
     assert isinstance(executor, SubmititExecutor) and executor.cluster == "slurm"

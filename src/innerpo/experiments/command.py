@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="sweep directory (default: the file's `out`, else outputs/sweeps/<name>)")
     p.add_argument("--name", help="sweep name (default: the file's stem)")
     p.add_argument("--executor", choices=EXECUTORS, help="local (default): in this machine's processes; slurm: a submitit job array; submitit-local/-debug: submitit's local executors")
-    p.add_argument("--workers", type=int, help="local: run N cells at once, each in its own process")
+    p.add_argument("--workers", type=int, help="local: run N cells at once, each in its own process; 0: one after another in this process (default unless the file sets executor.workers)")
     p.add_argument("--threads", type=int, help="torch threads per worker or job (default: cores / workers)")
     for key, help_text in (("partition", "SLURM partition"), ("time_min", "job time limit, minutes"), ("gpus", "GPUs per job"),
                            ("cpus", "CPUs per job"), ("mem_gb", "memory per job, GB"), ("array_parallelism", "jobs of the array at once")):
@@ -99,12 +99,12 @@ def _executor(args, spec):
     slurm = dict(settings.get("slurm") or {})
     slurm.update({k.removeprefix("slurm_"): v for k, v in vars(args).items() if k.startswith("slurm_") and v is not None})
     kind = args.executor or settings.get("name", "local")
-    workers = args.workers or settings.get("workers") or 1
+    workers = args.workers if args.workers is not None else settings.get("workers", 0)
     threads = args.threads or settings.get("threads")
     if kind not in EXECUTORS:
         raise SweepFileError(f"executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
     if kind == "local":
-        return WorkerExecutor(workers, threads) if workers > 1 else LocalExecutor()
+        return WorkerExecutor(workers, threads) if workers else LocalExecutor()
     cluster = {"slurm": "slurm", "submitit-local": "local", "submitit-debug": "debug"}[kind]
     executor = SubmititExecutor(str(spec.sweep_dir() / ".submitit"), cluster, slurm, threads)
     executor.parameters()  # unknown settings fail here, before anything runs
