@@ -118,6 +118,9 @@ def main(argv: list[str]) -> None:
     except (SweepFileError, FileNotFoundError, ValueError) as e:
         print(f"innerpo sweep: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("\ninnerpo sweep: interrupted; finished cells are kept, re-run the same command to go on.", file=sys.stderr)
+        sys.exit(130)
     if failures:
         print(f"\n{len(failures)} cell(s) failed:", file=sys.stderr)
         for name, error in failures.items():
