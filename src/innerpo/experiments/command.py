@@ -25,7 +25,7 @@ EXECUTORS = ("local", "slurm", "submitit-local", "submitit-debug")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="innerpo sweep", description="Train a grid of runs (methods × seeds × data × overrides), skipping finished cells.",
+    p = argparse.ArgumentParser(prog="innerpo sweep", allow_abbrev=False, description="Train a grid of runs (methods × seeds × data × overrides), skipping finished cells.",
                                 epilog="Any other --section.key=value flag (e.g. --training.max_steps=20, --data.genies_dir=DIR) is a setting shared by every cell.")
     p.add_argument("sweep_file", nargs="?", help="YAML sweep file (see configs/sweeps/); flags below override its axes")
     p.add_argument("--methods", nargs="+", help="method presets (innerpo train --help lists them)")
