@@ -48,9 +48,6 @@ class Manifest:
             entry.pop("error", None)
         self.save()
 
-    def failed(self) -> dict[str, str]:
-        return {n: e.get("error", "") for n, e in self.data["cells"].items() if e["state"] == "failed"}
-
     def save(self) -> None:
         self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -85,12 +85,6 @@ def reference_note(run_dir: Path) -> str | None:
     return found.group(1) if found else None
 
 
-def log_tail(run_dir: Path, n: int = 3) -> str:
-    path = Path(run_dir) / LOG
-    lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
-    return "\n".join(lines[-n:])
-
-
 def main_worker(argv: list[str] | None = None) -> None:
     """`python -m innerpo.experiments.runner CELL_DIR THREADS`: one cell in its own process
     (the `--workers N` executor), with THREADS torch threads."""
