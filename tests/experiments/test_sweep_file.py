@@ -84,3 +84,15 @@ def test_shipped_sweep_files_parse(tmp_path):
     suites = {c.config.data.dataset: c.config.eval.suite for c in grid}
     assert suites["genies:alpaca_easy"] == "genies-alpaca" and suites["genies:math_easy"] == "genies-math"
     assert Path(suites["genies:alpaca_short"]).is_file()  # shipped suite file, found relative to the sweep file
+
+
+def test_workers_hold_back_a_seed_until_its_family_has_written_the_caches(tmp_path):
+    from innerpo.experiments.executors import _next_cell, family
+
+    spec = parse_sweep({"methods": ["dpo", "ipo"], "seeds": [1, 2], "out": str(tmp_path)}, "test")
+    d1, i1, d2, i2 = cells(spec)
+    assert family(d1) == family(d2) != family(i1)
+    queue = [d2, i2]
+    assert _next_cell(queue, warmed=set(), busy={family(d1), family(i1)}) is None  # both families still warming
+    assert _next_cell(queue, warmed={family(i1)}, busy={family(d1), family(i1)}) is i2
+    assert _next_cell(queue, warmed=set(), busy=set()) is d2

@@ -2,7 +2,9 @@
 
 - `LocalExecutor`: one cell after another in this process (the default).
 - `WorkerExecutor`: N worker processes at once, each with `threads` torch/OpenMP threads,
-  so N workers do not oversubscribe the cores.
+  so N workers do not oversubscribe the cores. A cell waits while another seed of the
+  same settings runs for the first time, so the caches that seed writes are reused
+  rather than computed twice at once.
 - `SubmititExecutor`: a submitit job array: SLURM on a cluster (`cluster=None` picks it
   when `sbatch` is present), or submitit's `local` / `debug` executors here. The SLURM
   path is the same code with different parameters.
@@ -14,12 +16,14 @@ A tracker has `started(cell)` and `finished(cell, error: str | None)`.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 
+from innerpo.config import to_dict
 from innerpo.experiments.cells import Cell
 from innerpo.experiments.runner import LOG, prepare_cell, read_error, run_cell
 
@@ -52,11 +56,13 @@ class WorkerExecutor:
 
     def run(self, cells: list[Cell], tracker) -> None:
         env = {**os.environ, **{k: str(self.threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
-        queue, running = list(cells), {}
+        queue, running, warmed = list(cells), {}, set()
         try:
             while queue or running:
                 while queue and len(running) < self.workers:
-                    cell = queue.pop(0)
+                    cell = _next_cell(queue, warmed, {family(c) for c, _ in running.values()})
+                    if cell is None:
+                        break
                     prepare_cell(cell)
                     with open(cell.dir / LOG, "a") as log:  # errors before run_cell's own logging starts
                         cmd = [sys.executable, "-m", "innerpo.experiments.runner", str(cell.dir), str(self.threads)]
@@ -68,11 +74,30 @@ class WorkerExecutor:
                     if code is None:
                         continue
                     del running[name]
+                    warmed.add(family(cell))
                     tracker.finished(cell, None if code == 0 else read_error(cell.dir) or _exit_text(code))
         finally:
             for cell, proc in running.values():  # interrupted: do not leave orphans
                 proc.terminate()
                 proc.wait()
+
+
+def family(cell: Cell) -> str:
+    """Cells differing only in seed share every cache (reference pass, base scores)."""
+    values = to_dict(cell.config)
+    values["training"].pop("seed")
+    values.pop("output_dir")
+    return json.dumps(values, sort_keys=True, default=str)
+
+
+def _next_cell(queue: list[Cell], warmed: set[str], busy: set[str]) -> Cell | None:
+    """The first queued cell that will not compute a cache another worker is computing
+    now: its family has finished a cell, or no cell of its family is running."""
+    for i, cell in enumerate(queue):
+        key = family(cell)
+        if key in warmed or key not in busy:
+            return queue.pop(i)
+    return None
 
 
 def _exit_text(code: int) -> str:
