@@ -17,7 +17,7 @@ import tyro
 from innerpo.config import EvalConfig, apply_yaml
 from innerpo.errors import InputError
 
-USAGE = """usage: innerpo {train,eval,data} ...
+USAGE = """usage: innerpo {train,eval,data,sweep,report} ...
 
 Preference optimization of language models with LoRA, and evaluation of how the learned
 preference generalizes across distribution shifts.
@@ -28,6 +28,8 @@ commands:
   train NAME --num_processes N [flags]   data-parallel training in N processes (accelerate)
   eval RUN_DIR [flags]   evaluate a trained run on an eval suite (base and adapter)
   data {list,show}       list data sources and eval suites, or show pairs from one
+  sweep [SWEEP.yaml]     train a grid of methods x seeds x data, skipping finished cells
+  report DIR [DIR ...]   tables with confidence intervals, paired differences and plots
 """
 
 
@@ -44,6 +46,14 @@ def main(argv: list[str] | None = None) -> None:
             _eval(rest)
         elif command == "data":
             _data(rest)
+        elif command == "sweep":
+            from innerpo.experiments.command import main as sweep_main
+
+            sweep_main(rest)
+        elif command == "report":
+            from innerpo.report.command import main as report_main
+
+            report_main(rest)
         else:
             print(USAGE, file=sys.stderr)
             sys.exit(f"innerpo: unknown command {command!r}")

@@ -265,5 +265,11 @@ def apply_yaml(cfg: TrainConfig, path: str | Path) -> TrainConfig:
     return _merge(cfg, values, str(path))
 
 
+def apply_values(cfg: TrainConfig, values: dict, where: str) -> TrainConfig:
+    """Overlay a nested dict (same nesting as the CLI flags) onto a config; `where` names
+    the source in errors about unknown settings."""
+    return _merge(cfg, values, where)
+
+
 def from_dict(values: dict) -> TrainConfig:
     return _merge(TrainConfig(), values, "config")

@@ -1,0 +1,129 @@
+"""Arguments of `innerpo sweep`: a sweep file and/or the same axes as flags.
+
+    innerpo sweep configs/sweeps/synthetic-seeds.yaml --workers 2
+    innerpo sweep --methods dpo ipo --seeds 1 2 --grid training.lr=1e-4,5e-5 \\
+        --model.base_model=tiny-random --training.max_steps=20 --out outputs/sweeps/quick
+
+Any other `--section.key=value` flag is a shared setting (added to the file's `base:`).
+Exit code 0: every cell finished; 1: some cells failed (listed); 2: bad sweep file or flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import yaml
+
+from innerpo.experiments.executors import LocalExecutor, SubmititExecutor, WorkerExecutor
+from innerpo.experiments.sweep import run_sweep
+from innerpo.experiments.sweep_file import SweepFileError, load_sweep, nest, parse_sweep
+
+EXECUTORS = ("local", "slurm", "submitit-local", "submitit-debug")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="innerpo sweep", allow_abbrev=False, description="Train a grid of runs (methods × seeds × data × overrides), skipping finished cells.",
+                                epilog="Any other --section.key=value flag (e.g. --training.max_steps=20, --data.genies_dir=DIR) is a setting shared by every cell.")
+    p.add_argument("sweep_file", nargs="?", help="YAML sweep file (see configs/sweeps/); flags below override its axes")
+    p.add_argument("--methods", nargs="+", help="method presets (innerpo train --help lists them)")
+    p.add_argument("--seeds", nargs="+", type=int)
+    p.add_argument("--datasets", nargs="+", help="training data axis (each with the cells' eval suite)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="an override axis, e.g. training.lr=1e-4,5e-5 (repeatable)")
+    p.add_argument("--out", help="sweep directory (default: the file's `out`, else outputs/sweeps/<name>)")
+    p.add_argument("--name", help="sweep name (default: the file's stem)")
+    p.add_argument("--executor", choices=EXECUTORS, help="local (default): in this machine's processes; slurm: a submitit job array; submitit-local/-debug: submitit's local executors")
+    p.add_argument("--workers", type=int, help="local: run N cells at once, each in its own process; 0: one after another in this process (default unless the file sets executor.workers)")
+    p.add_argument("--threads", type=int, help="torch threads per worker or job (default: cores / workers)")
+    for key, help_text in (("partition", "SLURM partition"), ("time_min", "job time limit, minutes"), ("gpus", "GPUs per job"),
+                           ("cpus", "CPUs per job"), ("mem_gb", "memory per job, GB"), ("array_parallelism", "jobs of the array at once")):
+        p.add_argument(f"--{key}", dest=f"slurm_{key}", type=str if key == "partition" else int, help=help_text)
+    return p
+
+
+def _setting_flags(rest: list[str]) -> dict:
+    """`--a.b=v` / `--a.b v` flags -> nested dict; values parsed as YAML scalars (never code)."""
+    values, i = {}, 0
+    while i < len(rest):
+        arg = rest[i]
+        if not arg.startswith("--") or "." not in arg.split("=", 1)[0]:
+            raise SweepFileError(f"unrecognised argument {arg!r}")
+        if "=" in arg:
+            key, text = arg[2:].split("=", 1)
+        elif i + 1 < len(rest):
+            key, text, i = arg[2:], rest[i + 1], i + 1
+        else:
+            raise SweepFileError(f"{arg} needs a value")
+        _deep_update(values, nest(key, yaml.safe_load(text)))
+        i += 1
+    return values
+
+
+def _deep_update(target: dict, update: dict) -> None:
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(target.get(k), dict):
+            _deep_update(target[k], v)
+        else:
+            target[k] = v
+
+
+def build(argv: list[str]):
+    """(spec, executor) from the command line."""
+    args, rest = parser().parse_known_args(argv)
+    if args.sweep_file:
+        spec = load_sweep(args.sweep_file)
+        values = {"name": spec.name, "methods": spec.methods, "seeds": spec.seeds, **spec.overrides, "base": spec.base, "executor": spec.executor, "out": spec.out}
+        if spec.datasets:
+            values["datasets"] = spec.datasets
+        root, where = spec.root, args.sweep_file
+    else:
+        values, root, where = {"name": "sweep"}, Path("."), "command line"
+    for key in ("methods", "seeds", "datasets", "name", "out"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    for axis in args.grid:
+        key, _, text = axis.partition("=")
+        if not text or "." not in key:
+            raise SweepFileError(f"--grid {axis!r}: expected KEY=V1,V2 with a dotted config key")
+        values[key] = yaml.safe_load(f"[{text}]")
+    values["base"] = dict(values.get("base") or {})
+    _deep_update(values["base"], _setting_flags(rest))
+    spec = parse_sweep(values, where, name=values["name"], root=root)
+    return spec, _executor(args, spec)
+
+
+def _executor(args, spec):
+    settings = dict(spec.executor)
+    slurm = dict(settings.get("slurm") or {})
+    slurm.update({k.removeprefix("slurm_"): v for k, v in vars(args).items() if k.startswith("slurm_") and v is not None})
+    kind = args.executor or settings.get("name", "local")
+    workers = args.workers if args.workers is not None else settings.get("workers", 0)
+    threads = args.threads or settings.get("threads")
+    if kind not in EXECUTORS:
+        raise SweepFileError(f"executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
+    if kind == "local":
+        return WorkerExecutor(workers, threads) if workers else LocalExecutor()
+    cluster = {"slurm": "slurm", "submitit-local": "local", "submitit-debug": "debug"}[kind]
+    executor = SubmititExecutor(str(spec.sweep_dir() / ".submitit"), cluster, slurm, threads)
+    executor.parameters()  # unknown settings fail here, before anything runs
+    return executor
+
+
+def main(argv: list[str]) -> None:
+    try:
+        spec, executor = build(argv)
+        failures = run_sweep(spec, executor, command="innerpo sweep " + shlex.join(argv))
+    except (SweepFileError, FileNotFoundError, ValueError) as e:
+        print(f"innerpo sweep: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("\ninnerpo sweep: interrupted; finished cells are kept, re-run the same command to go on.", file=sys.stderr)
+        sys.exit(130)
+    if failures:
+        print(f"\n{len(failures)} cell(s) failed:", file=sys.stderr)
+        for name, error in failures.items():
+            print(f"  {name}: {error}", file=sys.stderr)
+        print("Re-run the same command to retry them; finished cells are skipped.", file=sys.stderr)
+        sys.exit(1)

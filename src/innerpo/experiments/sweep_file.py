@@ -1,0 +1,158 @@
+"""Sweep files: a grid of methods × seeds × training data × config overrides.
+
+    name: synthetic-seeds            # optional; default: the file's stem
+    out: outputs/sweeps/NAME         # optional sweep directory (default outputs/sweeps/<name>)
+    methods: [dpo, hs-none-innerpo]  # presets of `innerpo train`
+    seeds: [1, 2, 3, 4, 5]
+    datasets:                        # optional training-data axis; a suite per dataset if given
+      - synthetic
+      - {dataset: genies:alpaca_easy, suite: genies-alpaca}
+    training.lr: [1e-4, 5e-5]        # any dotted config key with a list of values is an axis
+    base:                            # settings shared by every cell, nested as the CLI flags
+      training: {max_steps: 40}
+    executor: {workers: 2, threads: 1, slurm: {partition: gpu, time_min: 60, gpus: 1, cpus: 4, mem_gb: 16}}
+
+Precedence in each cell: the method preset < `base` < the dataset axis < override axes <
+the seed. A relative `eval.suite` path (or a dataset's `suite`) is read relative to the
+sweep file. Nothing in the file is evaluated as code.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from innerpo.config import apply_values
+from innerpo.experiments.cells import Cell, cell_name
+from innerpo.methods.presets import PRESETS, preset_config
+
+KEYS = {"name", "out", "methods", "seeds", "datasets", "base", "executor"}
+
+
+class SweepFileError(ValueError):
+    """A sweep file (or sweep flags) that cannot be turned into a grid."""
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    methods: list[str]
+    seeds: list[int]
+    datasets: list[dict] | None = None
+    """Each {"dataset": str, "suite": str | None}; None: no dataset axis."""
+    overrides: dict[str, list] = field(default_factory=dict)
+    base: dict = field(default_factory=dict)
+    executor: dict = field(default_factory=dict)
+    out: str | None = None
+    root: Path = Path(".")
+    """Directory relative suite paths are read from (the sweep file's)."""
+    source: str = "sweep"
+    """The file (or `command line`) named in errors."""
+
+    def sweep_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("outputs") / "sweeps" / self.name
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise SweepFileError(f"sweep file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise SweepFileError(f"{path}: not valid YAML: {e}") from e
+    return parse_sweep(values, str(path), name=path.stem, root=path.parent)
+
+
+def parse_sweep(values: dict, where: str, name: str = "sweep", root: Path = Path(".")) -> SweepSpec:
+    if not isinstance(values, dict):
+        raise SweepFileError(f"{where}: expected a mapping at the top level")
+    unknown = [k for k in values if k not in KEYS and "." not in str(k)]
+    if unknown:
+        raise SweepFileError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(KEYS))}, or a dotted config key with a list of values")
+    methods = _list(values.get("methods", ["dpo"]), where, "methods")
+    for m in methods:
+        if m not in PRESETS:
+            raise SweepFileError(f"{where}: methods: unknown method {m!r}; `innerpo train --help` lists them")
+    seeds = _list(values.get("seeds", [42]), where, "seeds")
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise SweepFileError(f"{where}: seeds must be integers, got {seeds!r}")
+    datasets = None
+    if "datasets" in values:
+        datasets = [_dataset(d, where, i) for i, d in enumerate(_list(values["datasets"], where, "datasets"))]
+    overrides = {str(k): _list(v, where, str(k)) for k, v in values.items() if "." in str(k)}
+    base = values.get("base") or {}
+    executor = values.get("executor") or {}
+    for key, v in (("base", base), ("executor", executor)):
+        if not isinstance(v, dict):
+            raise SweepFileError(f"{where}: {key} must be a mapping")
+    spec = SweepSpec(str(values.get("name", name)), methods, seeds, datasets, overrides, base, executor, values.get("out"), root, where)
+    cells(spec)  # every cell's settings are checked here, before anything runs
+    return spec
+
+
+def _list(value, where: str, key: str) -> list:
+    if not isinstance(value, list) or not value:
+        raise SweepFileError(f"{where}: {key} must be a non-empty list, got {value!r}")
+    if len(set(map(repr, value))) != len(value):
+        raise SweepFileError(f"{where}: {key} lists a value twice: {value!r}")
+    return value
+
+
+def _dataset(entry, where: str, i: int) -> dict:
+    if isinstance(entry, str):
+        return {"dataset": entry, "suite": None}
+    if isinstance(entry, dict) and isinstance(entry.get("dataset"), str) and not set(entry) - {"dataset", "suite"}:
+        return {"dataset": entry["dataset"], "suite": entry.get("suite")}
+    raise SweepFileError(f"{where}: datasets[{i}] must be a name or {{dataset: NAME, suite: SUITE}}, got {entry!r}")
+
+
+def nest(dotted: str, value) -> dict:
+    """`training.lr`, 1e-4 -> {"training": {"lr": 1e-4}}."""
+    out = value
+    for part in reversed(dotted.split(".")):
+        out = {part: out}
+    return out
+
+
+def _suite_path(suite: str, root: Path) -> str:
+    candidate = root / suite
+    if suite.endswith((".yaml", ".yml")) and not Path(suite).is_absolute() and candidate.is_file():
+        return str(candidate)
+    return suite
+
+
+def cells(spec: SweepSpec) -> list[Cell]:
+    """The grid, seeds outermost: the first seed of every method runs before any second
+    seed, so later seeds find the reference cache already written."""
+    out_dir = spec.sweep_dir()
+    datasets = spec.datasets or [None]
+    keys = list(spec.overrides)
+    result, seen = [], {}
+    for seed, method, data, combo in itertools.product(spec.seeds, spec.methods, datasets, itertools.product(*spec.overrides.values())):
+        chosen = dict(zip(keys, combo))
+        name = cell_name(method, seed, data["dataset"] if data else None, chosen)
+        if name in seen:
+            raise SweepFileError(f"two cells would share the directory name {name!r} ({seen[name]} and {chosen}); give datasets distinct names")
+        seen[name] = chosen
+        where = f"{spec.source}, cell {name}"
+        try:
+            cfg = apply_values(preset_config(method), spec.base, f"{where} (base)")
+            if data:
+                layer = {"data": {"dataset": data["dataset"]}}
+                if data["suite"]:
+                    layer["eval"] = {"suite": data["suite"]}
+                cfg = apply_values(cfg, layer, f"{where} (datasets)")
+            for key, value in chosen.items():
+                cfg = apply_values(cfg, nest(key, value), f"{where} ({key})")
+            cfg = apply_values(cfg, {"training": {"seed": seed}}, where)
+        except ValueError as e:
+            raise SweepFileError(str(e)) from e
+        cfg = apply_values(cfg, {"method_name": method, "output_dir": str(out_dir / name), "config": None,
+                                 "eval": {"suite": _suite_path(cfg.eval.suite, spec.root)}}, where)
+        axes = {"method": method, "seed": seed, **({"dataset": data["dataset"]} if data else {}), **chosen}
+        result.append(Cell(name, out_dir / name, cfg, axes))
+    return result
