@@ -80,6 +80,8 @@ class TrainingConfig:
     """Evaluate preference accuracy on a fixed held-out subset every N steps; 0 disables it."""
     eval_pairs: int = 32
     """Size of that fixed subset."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Compute precision: `bf16`/`fp16` run matrix multiplies in that dtype through autocast while LoRA weights, optimizer state, log-prob sums and losses stay float32 (innerpo.models.precision). fp32 is the CPU default; bf16 is ~2x faster on CPUs with avx512_bf16/AMX and recommended on GPUs that support it; fp16 needs a GPU."""
 
 
 @dataclass
@@ -89,6 +91,8 @@ class EvalConfig:
     max_pairs: int | None = 100
     """Pairs per shift (first N in file order); None evaluates all."""
     batch_size: int = 16
+    max_tokens_per_batch: int | None = None
+    """Size evaluation batches by tokens instead: as many pairs (length-sorted) as keep the padded chosen + rejected tokens of a batch within this budget (at least one pair, at most batch_size); None: batch_size pairs each."""
     coherence_threshold: float = 0.5
     """Flag a shift when the adapter's chosen-completion NLL grows by more than this many nats per token over base."""
 

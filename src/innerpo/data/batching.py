@@ -47,6 +47,26 @@ def collate_indexed(rows: list[tuple[int, TokenizedPair]], pad_id: int) -> PairB
     return batch
 
 
+def token_budget_batches(lengths: list[int], max_tokens: int, max_pairs: int | None = None) -> list[list[int]]:
+    """Indices in ascending length order, cut into batches whose padded [2B, T] tensor
+    (B pairs, T = the longest sequence in the batch) holds at most `max_tokens` tokens.
+
+    lengths[i]: tokens of pair i's longer sequence (`item_length`). A pair longer than
+    the budget on its own gets a batch of one; `max_pairs` caps B.
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:  # lengths ascend, so adding pair i makes T = lengths[i]
+        last = batches[-1] if batches else None
+        if last and 2 * (len(last) + 1) * lengths[i] <= max_tokens and (max_pairs is None or len(last) < max_pairs):
+            last.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 class EpochBatchSampler:
     """Batches of indices, a new order each epoch, fixed by (seed, epoch).
 

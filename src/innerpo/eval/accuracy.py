@@ -40,18 +40,19 @@ class Scores:
         )
 
 
-def score_pairs(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True, base_settings: dict | None = None) -> dict[str, Scores]:
+def score_pairs(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True, base_settings: dict | None = None, max_tokens: int | None = None) -> dict[str, Scores]:
     """{"adapter": Scores, "base": Scores} (base only when `with_base` and the model has an adapter).
 
     The base model's scores are reference values: with `base_settings` (what the cache
     key needs besides weights and tokens) they come from the on-disk reference cache, so
-    evaluating many runs of one base model scores the base once.
+    evaluating many runs of one base model scores the base once. `max_tokens`: batches
+    sized by tokens (innerpo.models.ref_cache.rows_pass).
     """
-    scores = {"adapter": Scores.from_rows(rows_pass(model, items, pad_id, batch_size, logp_rows, adapter=True, desc=desc))}
+    scores = {"adapter": Scores.from_rows(rows_pass(model, items, pad_id, batch_size, logp_rows, adapter=True, desc=desc, max_tokens=max_tokens))}
     if with_base and hasattr(model, "disable_adapter"):
         if base_settings is not None:
-            rows, _ = reference_table(model, items, pad_id, batch_size, base_settings, logp_rows)
+            rows, _ = reference_table(model, items, pad_id, batch_size, base_settings, logp_rows, max_tokens=max_tokens)
         else:
-            rows = compute_reference(model, items, pad_id, batch_size, logp_rows)
+            rows = compute_reference(model, items, pad_id, batch_size, logp_rows, max_tokens)
         scores["base"] = Scores.from_rows(rows)
     return scores

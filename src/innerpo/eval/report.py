@@ -26,7 +26,7 @@ def evaluate_suite(model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: D
             pairs = pairs[: cfg.max_pairs]
         items, report = pair_tok.tokenize_all(pairs, f"{name} ({shift.dataset})")
         base_key = {**pair_tok.settings(), **model_settings}
-        scores = score_pairs(model, items, tok.pad_token_id, cfg.batch_size, desc=f"eval {name}", base_settings=base_key)
+        scores = score_pairs(model, items, tok.pad_token_id, cfg.batch_size, desc=f"eval {name}", base_settings=base_key, max_tokens=cfg.max_tokens_per_batch)
         shifts[name] = {
             "dataset": shift.dataset,
             "split": shift.split,

@@ -11,6 +11,7 @@ from innerpo.config import EvalConfig
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.eval.report import evaluate_suite, tables, write_results
 from innerpo.models.load import load_adapter, load_base, model_settings
+from innerpo.models.precision import prepare_model
 from innerpo.train.run_dir import load_config, load_tokenization
 
 
@@ -25,7 +26,7 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None, genies
     tok = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
     settings = load_tokenization(run_dir)
     pair_tok = PairTokenizer(tok, settings["max_length"], settings["truncation"], settings["chat_template"])
-    model = load_adapter(base, run_dir / "adapter")
+    model = prepare_model(load_adapter(base, run_dir / "adapter"), cfg.training.precision)  # scored in the run's precision
     summary = evaluate_suite(model, tok, pair_tok, eval_cfg, data_cfg, model_settings(cfg.model))
     path = write_results(run_dir, summary, default_suite=eval_cfg.suite == cfg.eval.suite)
     print(tables(summary))

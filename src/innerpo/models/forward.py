@@ -30,6 +30,7 @@ from torch import Tensor
 
 from innerpo.data.batching import PairBatch
 from innerpo.losses.base import SeqLogps
+from innerpo.models.precision import autocast
 
 
 @dataclass
@@ -64,6 +65,11 @@ def forward_pairs(model, batch: PairBatch, output_hidden_states: bool = False, o
     positions (hidden-state capture), so the shared-prompt path stays allowed; the
     captured states then follow `ForwardOutput.completion_mask`.
     """
+    with autocast(model):  # the model's precision (innerpo.models.precision); a no-op at fp32
+        return _forward_pairs(model, batch, output_hidden_states, observing_hooks)
+
+
+def _forward_pairs(model, batch: PairBatch, output_hidden_states: bool, observing_hooks: bool) -> ForwardOutput:
     body, head, config = _body_and_head(model)
     softcap = getattr(config, "final_logit_softcapping", None)
     plan = None if output_hidden_states else _shared_prompt_plan(model, config, batch, observing_hooks)

@@ -33,6 +33,7 @@ from innerpo.eval.suites import get_suite
 from innerpo.methods.base import build_method
 from innerpo.methods.kto import unpaired_method
 from innerpo.models.load import add_lora, load_base, model_settings
+from innerpo.models.precision import accelerate_mixed_precision, check_precision, prepare_model
 from innerpo.models.ref_cache import reference_table
 from innerpo.train.metrics import StepMetrics
 from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_tokenizer
@@ -49,13 +50,14 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     """Train an adapter as `cfg` says; returns the run directory."""
     t0 = time.time()
     set_seed(cfg.training.seed)
-    accelerator = Accelerator()
+    accelerator = Accelerator(mixed_precision=accelerate_mixed_precision(cfg.training.precision))
+    check_precision(cfg.training.precision, accelerator.device)
     method = build_method(cfg.method)  # validates hyperparameters before any slow work
     run_dir = new_run_dir(cfg)
     save_config(run_dir, cfg)
 
     base, tok = load_base(cfg.model)
-    model = add_lora(base, cfg.model, cfg.training.seed)
+    model = prepare_model(add_lora(base, cfg.model, cfg.training.seed), cfg.training.precision, accelerator.device)
     method.bind(model)
     pair_tok = PairTokenizer(tok, cfg.data.max_length, cfg.data.truncation, cfg.data.chat_template)
     save_tokenizer(run_dir, tok, pair_tok.settings())
