@@ -47,23 +47,45 @@ def collate_indexed(rows: list[tuple[int, TokenizedPair]], pad_id: int) -> PairB
     return batch
 
 
-def token_budget_batches(lengths: list[int], max_tokens: int, max_pairs: int | None = None) -> list[list[int]]:
-    """Indices in ascending length order, cut into batches whose padded [2B, T] tensor
-    (B pairs, T = the longest sequence in the batch) holds at most `max_tokens` tokens.
+def scoring_batches(items: list[TokenizedPair], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Index batches for a no-grad scoring pass, ordered to waste little compute on padding.
 
-    lengths[i]: tokens of pair i's longer sequence (`item_length`). A pair longer than
-    the budget on its own gets a batch of one; `max_pairs` caps B.
+    Each batch holds `batch_size` pairs, or with `max_tokens` as many (at most
+    `batch_size`) as keep its padded [2B, T] tensor within that many tokens (a pair
+    longer than the budget gets a batch of one). Two orders are tried, by total length
+    and by the longer completion's length, and the one whose batches cost fewer padded
+    tokens wins: the forward runs a pair's prompt once and its two completions after
+    it (innerpo.models.forward), so it pays B·P_max + 2B·C_max per batch, and when
+    chosen and rejected lengths differ a lot, grouping by completion length pads less.
     """
+    prompt = [len(it.prompt) for it in items]
+    completion = [max(len(it.chosen), len(it.rejected)) for it in items]
+    orders = [
+        sorted(range(len(items)), key=lambda i: (prompt[i] + completion[i], completion[i])),
+        sorted(range(len(items)), key=lambda i: (completion[i], prompt[i])),
+    ]
+
+    def cost(batches):
+        return sum(len(b) * (max(prompt[i] for i in b) + 2 * max(completion[i] for i in b)) for b in batches)
+
+    return min((_cut(o, prompt, completion, batch_size, max_tokens) for o in orders), key=cost)
+
+
+def _cut(order: list[int], prompt: list[int], completion: list[int], batch_size: int, max_tokens: int | None) -> list[list[int]]:
+    if max_tokens is None:
+        return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     if max_tokens < 1:
-        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        raise ValueError(f"max_tokens_per_batch must be >= 1, got {max_tokens}")
     batches: list[list[int]] = []
-    for i in order:  # lengths ascend, so adding pair i makes T = lengths[i]
-        last = batches[-1] if batches else None
-        if last and 2 * (len(last) + 1) * lengths[i] <= max_tokens and (max_pairs is None or len(last) < max_pairs):
-            last.append(i)
+    width = 0
+    for i in order:
+        new_width = max(width, prompt[i] + completion[i])
+        if batches and len(batches[-1]) < batch_size and 2 * (len(batches[-1]) + 1) * new_width <= max_tokens:
+            batches[-1].append(i)
+            width = new_width
         else:
             batches.append([i])
+            width = prompt[i] + completion[i]
     return batches
 
 

@@ -27,7 +27,7 @@ the forward (innerpo.models.forward) enters the right autocast and the reference
 
 fp16 needs float16 GEMM kernels and loss scaling: on CPU it is refused (this machine's
 float16 GEMM ran at ~2 GFLOP/s against ~90 fp32 and ~400 bf16); on a GPU the loop's
-accelerate handles loss scaling (`accelerate_mixed_precision`).
+accelerate handles loss scaling (`accelerator_kwargs`).
 """
 
 from __future__ import annotations
@@ -117,7 +117,10 @@ def autocast(model):
     return torch.autocast(device_type=device, dtype=DTYPES[precision])
 
 
-def accelerate_mixed_precision(precision: str) -> str:
-    """Accelerator(mixed_precision=...): fp16 gets its loss scaler from accelerate; bf16 needs
-    none and its autocast is entered by the forward itself."""
-    return "fp16" if precision == "fp16" else "no"
+def accelerator_kwargs(precision: str) -> dict:
+    """Checks `precision` on the device accelerate will pick, then the Accelerator's
+    arguments: fp16 gets accelerate's loss scaler; bf16 needs none (the forward enters
+    its own autocast), and fp32/bf16 pass nothing, since accelerate's state is one per
+    process and several runs (tests, in-process sweeps) must be able to share it."""
+    check_precision(precision, "cuda" if torch.cuda.is_available() else "cpu")
+    return {"mixed_precision": "fp16"} if precision == "fp16" else {}

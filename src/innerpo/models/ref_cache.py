@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from innerpo.data.batching import PairBatch, collate, item_length, token_budget_batches
+from innerpo.data.batching import PairBatch, collate, scoring_batches
 from innerpo.data.tokenize import TokenizedPair
 from innerpo.io import atomic_path
 from innerpo.models.precision import autocast, precision_of
@@ -105,18 +105,13 @@ RowsFn = Callable[[object, PairBatch], dict[str, Tensor]]
 def rows_pass(model, items: list[TokenizedPair], pad_id: int, batch_size: int, rows_fn: RowsFn, adapter: bool, desc: str, max_tokens: int | None = None) -> dict[str, Tensor]:
     """`rows_fn(model, batch)` ([B, ...] per name) over all items, in one no-grad pass.
 
-    adapter=False runs the base model (adapter disabled). Batches are sorted by length
-    so little compute goes to padding: `batch_size` pairs each, or with `max_tokens` as
-    many as keep a batch's padded chosen + rejected tokens within that budget (at most
-    `batch_size`). Rows come back in the items' order. Runs in the model's precision
+    adapter=False runs the base model (adapter disabled). Batches are grouped by length
+    so little compute goes to padding (innerpo.data.batching.scoring_batches):
+    `batch_size` pairs each, or with `max_tokens` as many as keep a batch's padded
+    chosen + rejected tokens within that budget (at most `batch_size`). Rows come back in the items' order. Runs in the model's precision
     (innerpo.models.precision); values are stored as float32.
     """
-    lengths = [item_length(it) for it in items]
-    if max_tokens is None:
-        order = sorted(range(len(items)), key=lambda i: lengths[i])
-        batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
-    else:
-        batches = token_budget_batches(lengths, max_tokens, batch_size)
+    batches = scoring_batches(items, batch_size, max_tokens)
     out: dict[str, Tensor] = {}
     device = next(model.parameters()).device
     was_training = model.training

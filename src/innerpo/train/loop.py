@@ -33,7 +33,7 @@ from innerpo.eval.suites import get_suite
 from innerpo.methods.base import build_method
 from innerpo.methods.kto import unpaired_method
 from innerpo.models.load import add_lora, load_base, model_settings
-from innerpo.models.precision import accelerate_mixed_precision, check_precision, prepare_model
+from innerpo.models.precision import accelerator_kwargs, prepare_model
 from innerpo.models.ref_cache import reference_table
 from innerpo.train.metrics import StepMetrics
 from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_tokenizer
@@ -50,8 +50,7 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     """Train an adapter as `cfg` says; returns the run directory."""
     t0 = time.time()
     set_seed(cfg.training.seed)
-    accelerator = Accelerator(mixed_precision=accelerate_mixed_precision(cfg.training.precision))
-    check_precision(cfg.training.precision, accelerator.device)
+    accelerator = Accelerator(**accelerator_kwargs(cfg.training.precision))  # refuses a precision the device cannot run
     method = build_method(cfg.method)  # validates hyperparameters before any slow work
     run_dir = new_run_dir(cfg)
     save_config(run_dir, cfg)
