@@ -19,6 +19,11 @@ hooks on the model (hidden-state capture and gradient projection observe per-pas
 activations and keep the single pass), no gradient checkpointing, and a model whose
 cache is full attention; otherwise, or when the cache is not of the plain per-layer
 kind, the single pass runs.
+
+Precision. Everything here runs inside the autocast of the precision the model was
+prepared for (innerpo.models.precision; nothing at fp32). The head's logits leave a
+bf16 GEMM rounded to bf16 (no CPU kernel returns float32 from bf16 inputs); they are
+upcast before the log-sum-exp, and log-probs, sums and counts are float32.
 """
 
 from __future__ import annotations
