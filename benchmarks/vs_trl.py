@@ -6,7 +6,8 @@
     python benchmarks/vs_trl.py --configs innerpo,innerpo_single --repeats 3   # what the shared-prompt forward is worth
 
 TRL (1.16, in the `test` extra) is a benchmark-only dependency: nothing in innerpo imports it.
-The last line printed is `speedup_vs_trl=<innerpo pairs/s / the faster TRL configuration's>`
+The last line printed is `speedup_vs_trl=<innerpo pairs/s / the faster TRL configuration's (fp32)>
+bf16_over_fp32=<innerpo bf16 pairs/s / fp32> floor_ratio=<the worse of step / GEMM floor, fp32 and bf16>`
 on the first dataset run (synthetic by default).
 
 Configurations, each in its own fresh subprocess (so peak RSS is per configuration), run in
@@ -23,12 +24,17 @@ alternating order (A B C ..., A B C ...) to spread the noise of a shared machine
   eval            score_pairs (adapter + base; base from the reference cache as in real use, and
                   cold) against a bare `model(input_ids, attention_mask)` no-grad forward over
                   the same batches
+  *_bf16          trl_default, trl_precompute and innerpo in bf16 mixed precision (TRL: bf16=True;
+                  innerpo: TrainingConfig.precision="bf16"), same pairs, batches and LoRA init
+  roofline        the innerpo step's GEMM floor on the timed batches, fp32 and bf16 (benchmarks/roofline.py)
+  eval_long(_bf16) once per run: one long GENIES shift scored before/after token batches, and a bare
+                  forward (benchmarks/eval_long.py; --eval-shift, --eval-pairs)
   innerpo_single  (only with --configs) innerpo with models.forward.SHARED_PROMPT_MAX_SHARE = 0,
                   i.e. without the shared-prompt forward: the step as it was before that path
 The first three run in every repeat; naive, innerdpo and eval in the first --secondary-repeats.
 
 What is held equal. The base model from innerpo.models.load.load_base, fp32 (TRL's bf16 default
-off), no gradient/activation checkpointing anywhere (TRL's default off), LoRA r=16, alpha=32,
+off) except in the _bf16 rows, no gradient/activation checkpointing anywhere (TRL's default off), LoRA r=16, alpha=32,
 dropout 0 on all linear layers, batch 8 pairs, beta 0.1 sigmoid DPO, AdamW at the same learning
 rate, no warmup, global-norm clipping at 1.0, torch threads (--threads, 1 by default: with other
 jobs on this 2-core machine a second OpenMP thread makes every configuration several times
