@@ -6,7 +6,8 @@
     python benchmarks/vs_trl.py --configs innerpo,innerpo_single --repeats 3   # what the shared-prompt forward is worth
 
 TRL (1.16, in the `test` extra) is a benchmark-only dependency: nothing in innerpo imports it.
-The last line printed is `speedup_vs_trl=<innerpo pairs/s / the faster TRL configuration's>`
+The last line printed is `speedup_vs_trl=<innerpo pairs/s / the faster TRL configuration's (fp32)>
+bf16_over_fp32=<innerpo bf16 pairs/s / fp32> floor_ratio=<the worse of step / GEMM floor, fp32 and bf16>`
 on the first dataset run (synthetic by default).
 
 Configurations, each in its own fresh subprocess (so peak RSS is per configuration), run in
@@ -23,12 +24,17 @@ alternating order (A B C ..., A B C ...) to spread the noise of a shared machine
   eval            score_pairs (adapter + base; base from the reference cache as in real use, and
                   cold) against a bare `model(input_ids, attention_mask)` no-grad forward over
                   the same batches
+  *_bf16          trl_default, trl_precompute and innerpo in bf16 mixed precision (TRL: bf16=True;
+                  innerpo: TrainingConfig.precision="bf16"), same pairs, batches and LoRA init
+  roofline        the innerpo step's GEMM floor on the timed batches, fp32 and bf16 (benchmarks/roofline.py)
+  eval_long(_bf16) once per run: one long GENIES shift scored before/after token batches, and a bare
+                  forward (benchmarks/eval_long.py; --eval-shift, --eval-pairs)
   innerpo_single  (only with --configs) innerpo with models.forward.SHARED_PROMPT_MAX_SHARE = 0,
                   i.e. without the shared-prompt forward: the step as it was before that path
 The first three run in every repeat; naive, innerdpo and eval in the first --secondary-repeats.
 
 What is held equal. The base model from innerpo.models.load.load_base, fp32 (TRL's bf16 default
-off), no gradient/activation checkpointing anywhere (TRL's default off), LoRA r=16, alpha=32,
+off) except in the _bf16 rows, no gradient/activation checkpointing anywhere (TRL's default off), LoRA r=16, alpha=32,
 dropout 0 on all linear layers, batch 8 pairs, beta 0.1 sigmoid DPO, AdamW at the same learning
 rate, no warmup, global-norm clipping at 1.0, torch threads (--threads, 1 by default: with other
 jobs on this 2-core machine a second OpenMP thread makes every configuration several times
@@ -85,9 +91,11 @@ BETA = 0.1
 LORA_R, LORA_ALPHA = 16, 32.0
 SWEEP_SEEDS = 5
 EVAL_BATCH = 16  # EvalConfig.batch_size, also the loop's reference-pass batch size
-MAIN_CONFIGS = ("trl_default", "trl_precompute", "innerpo")
-SECONDARY_CONFIGS = ("naive", "innerdpo", "eval")
-CONFIGS = MAIN_CONFIGS + SECONDARY_CONFIGS
+MAIN_CONFIGS = ("trl_default", "trl_precompute", "innerpo", "trl_default_bf16", "trl_precompute_bf16", "innerpo_bf16")
+SECONDARY_CONFIGS = ("naive", "innerdpo", "eval", "roofline")
+# once per run (first dataset, first repeat): evaluation of one long GENIES shift (benchmarks/eval_long.py)
+LONG_EVAL_CONFIGS = ("eval_long", "eval_long_bf16")
+CONFIGS = MAIN_CONFIGS + SECONDARY_CONFIGS + LONG_EVAL_CONFIGS
 # not in the default schedule: innerpo's DPO with the shared-prompt forward switched off
 # (models.forward.SHARED_PROMPT_MAX_SHARE = 0), to measure what that path is worth
 EXTRA_CONFIGS = ("innerpo_single",)
@@ -109,7 +117,12 @@ def n_pairs(args) -> int:
     return -(-n // BATCH) * BATCH
 
 
-def make_cfg(args, method=None):
+def precision_of(name: str) -> str:
+    """Configurations ending in _bf16 run bf16 mixed precision; the rest fp32."""
+    return "bf16" if name.endswith("_bf16") else "fp32"
+
+
+def make_cfg(args, method=None, precision: str = "fp32"):
     from innerpo.config import DataConfig, MethodConfig, ModelConfig, TrainConfig, TrainingConfig
 
     total = args.steps + 1
@@ -117,7 +130,7 @@ def make_cfg(args, method=None):
         model=ModelConfig(base_model=args.model, dtype="float32", lora_r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=0.0),
         data=DataConfig(dataset=dataset_spec(args), genies_dir=args.genies_dir, batch_size=BATCH, max_length=args.max_length,
                         truncation="drop", group_by_length=True, max_train_pairs=n_pairs(args)),
-        training=TrainingConfig(lr=args.lr, warmup_ratio=0.0, max_grad_norm=1.0, max_steps=total, seed=args.seed, eval_every=0),
+        training=TrainingConfig(lr=args.lr, warmup_ratio=0.0, max_grad_norm=1.0, max_steps=total, seed=args.seed, eval_every=0, precision=precision),
         method=method or MethodConfig(losses=["dpo"], weights=[1.0], beta=BETA),
     )
 
@@ -217,7 +230,7 @@ def step_stats(marks: list[float]) -> list[float]:
 # --------------------------------------------------------------------------------------
 
 
-def worker_trl(args, precompute: bool) -> None:
+def worker_trl(args, precompute: bool, bf16: bool = False) -> None:
     import datasets
     import torch
     from peft import LoraConfig
@@ -251,7 +264,7 @@ def worker_trl(args, precompute: bool) -> None:
         loss_type=["sigmoid"],
         max_length=args.max_length,
         precompute_ref_log_probs=precompute,
-        bf16=False,  # TRL defaults to bf16 mixed precision; every configuration here is fp32
+        bf16=bf16,  # TRL's own bf16 mixed precision (its default) for the _bf16 configurations, else fp32
         activation_checkpointing=False,  # TRL defaults to gradient checkpointing; none here
         use_cpu=True,
         train_sampling_strategy="sequential",  # rows are already in innerpo's batch order
@@ -260,7 +273,7 @@ def worker_trl(args, precompute: bool) -> None:
         disable_tqdm=True,
         seed=args.seed,
     )
-    assert not targs.gradient_checkpointing and not targs.bf16 and not targs.fp16
+    assert not targs.gradient_checkpointing and targs.bf16 == bf16 and not targs.fp16
     peft_config = LoraConfig(r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
 
     timing = {"precompute_s": None}
@@ -315,7 +328,7 @@ def worker_trl(args, precompute: bool) -> None:
     trainer.train()
     times = step_stats(marks)
     emit({
-        "config": "trl_precompute" if precompute else "trl_default",
+        "config": ("trl_precompute" if precompute else "trl_default") + ("_bf16" if bf16 else ""),
         "step_s": times[1:], "warmup_s": times[0], "loss1": seen["loss"][0], "loss2": seen["loss"][1] if len(seen["loss"]) > 1 else None,
         "real_tok_per_pair": statistics.fmean(seen["real"]), "padded_tok_per_pair": statistics.fmean(seen["padded"]),
         "fingerprints": seen["fp"], "lora_digest": digest, "same_tokens": same, "n_pairs": len(items),
@@ -334,6 +347,7 @@ def worker_innerpo(args, name: str) -> None:
     from innerpo.methods.base import build_method
     from innerpo.models import ref_cache
     from innerpo.models.load import add_lora, load_base, model_settings
+    from innerpo.models.precision import prepare_model
     from innerpo.train.checkpoint import BatchStream
     from innerpo.train.loop import make_loader, optimizer_step, prepare_training
     from innerpo.train.metrics import StepMetrics
@@ -344,12 +358,12 @@ def worker_innerpo(args, name: str) -> None:
 
         forward.SHARED_PROMPT_MAX_SHARE = 0.0  # every batch takes the single [2B, T] pass
     mcfg = MethodConfig(losses=["dpo"], weights=[1.0], beta=BETA, hidden_loss="innerpo" if name == "innerdpo" else "none")
-    cfg = make_cfg(args, mcfg)
+    cfg = make_cfg(args, mcfg, precision_of(name))
     set_seed(cfg.training.seed)
     accelerator = Accelerator()
     method = build_method(cfg.method)
     base, tok = load_base(cfg.model)
-    model = add_lora(base, cfg.model, cfg.training.seed)
+    model = prepare_model(add_lora(base, cfg.model, cfg.training.seed), cfg.training.precision, accelerator.device)
     method.bind(model)
     pair_tok, _, items = prepare(args, tok)
     digest = init_lora(model, args.seed, args.b_init)
@@ -488,6 +502,37 @@ def worker_eval(args) -> None:
     emit({"config": "eval", "n_pairs": len(items), **{f"{k}_s": v for k, v in runs.items()}, "threads": torch.get_num_threads()})
 
 
+def worker_roofline(args) -> None:
+    """The GEMM floor of the innerpo step on the timed batches (benchmarks/roofline.py)."""
+    import torch
+
+    import roofline
+    from innerpo.models.load import add_lora, load_base
+    from innerpo.train.loop import make_loader
+
+    cfg = make_cfg(args)
+    base, tok = load_base(cfg.model)
+    model = add_lora(base, cfg.model, cfg.training.seed)
+    _, _, items = prepare(args, tok)
+    loader = make_loader(items, cfg, tok.pad_token_id)
+    loader.batch_sampler.set_epoch(0)
+    timed = list(loader)[1 : cfg.training.max_steps]  # the steps after the warm-up, as the step workers time them
+    batches = [{"prompt": [len(items[i].prompt) for i in b.index.tolist()], "chosen": [len(items[i].chosen) for i in b.index.tolist()],
+                "rejected": [len(items[i].rejected) for i in b.index.tolist()]} for b in timed]
+    c = model.config
+    out = roofline.floor(batches, roofline.linear_shapes(model), LORA_R, c.hidden_size, c.vocab_size, c.num_hidden_layers)
+    emit({"config": "roofline", **out, "n_pairs": len(items), "threads": torch.get_num_threads()})
+
+
+def worker_eval_long(args, precision: str) -> None:
+    import torch
+
+    import eval_long
+
+    out = eval_long.run(args, precision, init_lora, EVAL_BATCH)
+    emit({"config": "eval_long" + ("_bf16" if precision == "bf16" else ""), **out, "threads": torch.get_num_threads()})
+
+
 def run_worker(args) -> None:
     import warnings
 
@@ -498,9 +543,13 @@ def run_worker(args) -> None:
         torch.set_num_threads(args.threads)
     name = args.worker
     if name.startswith("trl_"):
-        worker_trl(args, precompute=name == "trl_precompute")
-    elif name in ("innerpo", "innerdpo", "innerpo_single"):
+        worker_trl(args, precompute=name.startswith("trl_precompute"), bf16=precision_of(name) == "bf16")
+    elif name in ("innerpo", "innerdpo", "innerpo_single", "innerpo_bf16"):
         worker_innerpo(args, name)
+    elif name == "roofline":
+        worker_roofline(args)
+    elif name.startswith("eval_long"):
+        worker_eval_long(args, precision_of(name))
     elif name == "naive":
         worker_naive(args)
     elif name == "eval":
@@ -547,7 +596,10 @@ def call_worker(args, name: str, dataset: str, env: dict, log_dir: Path) -> dict
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--dataset", dataset,
            "--model", args.model, "--steps", str(args.steps), "--pairs", str(args.pairs), "--max-length", str(args.max_length),
            "--lr", str(args.lr), "--seed", str(args.seed), "--b-init", str(args.b_init), "--genies-dist", args.genies_dist,
-           "--eval-rounds", str(args.eval_rounds)]
+           "--eval-rounds", str(args.eval_rounds), "--eval-shift", args.eval_shift, "--eval-pairs", str(args.eval_pairs),
+           "--eval-max-length", str(args.eval_max_length)]
+    if args.eval_max_tokens is not None:
+        cmd += ["--eval-max-tokens", str(args.eval_max_tokens)]
     if args.genies_dir:
         cmd += ["--genies-dir", args.genies_dir]
     if args.threads:
@@ -579,6 +631,11 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
     """Per configuration: median step time over all timed steps of all repeats, etc."""
     out = {}
     for name, rs in runs.items():
+        if name == "roofline" or name.startswith("eval_long"):
+            out[name] = rs[0]
+            if name.startswith("eval_long"):
+                out[name].update({f"{k}_s": med([x for r in rs for x in r.get(f"{k}_s", [])]) for k in ("after", "bare", "before")})
+            continue
         if name == "eval":
             out[name] = {k: med([x for r in rs for x in r[f"{k}_s"]]) for k in ("bare", "cached", "cold")}
             out[name]["n_pairs"] = rs[0]["n_pairs"]
@@ -603,31 +660,32 @@ def report(dataset: str, args, s: dict) -> tuple[list[tuple[str, bool | None, st
     """Print the tables of one dataset; return (targets, speedup over the faster TRL configuration)."""
     trl = [k for k in ("trl_default", "trl_precompute") if k in s]
     inn = s.get("innerpo")
-    first = next(v for k, v in s.items() if k != "eval")
+    first = next(v for k, v in s.items() if "s_step" in v)
     print(f"\n=== {dataset}{'' if dataset == 'synthetic' else ' (' + args.genies_dist + ')'}: {first['n_pairs']} pairs, batch {BATCH}, "
-          f"max_length {args.max_length}, {args.model} fp32, LoRA r{LORA_R}/alpha{LORA_ALPHA:g} all-linear, "
+          f"max_length {args.max_length}, {args.model} fp32 (and bf16 mixed precision in the _bf16 rows), LoRA r{LORA_R}/alpha{LORA_ALPHA:g} all-linear, "
           f"{first['threads']} torch threads; 1 warm-up + {args.steps} timed steps per process; repeats: "
-          + ", ".join(f"{k} {len(v['run_medians'])}" for k, v in s.items() if k != "eval") + " ===")
+          + ", ".join(f"{k} {len(v['run_medians'])}" for k, v in s.items() if "s_step" in v) + " ===")
     if inn and trl:
         t = s[trl[0]]
         print(f"token sequences: TRL's own tokenization equals innerpo's for {t['same_tokens']}/{t['n_pairs']} pairs; "
               f"mean tokens per pair seen (chosen + rejected sequences, real / padded): innerpo {fmt(inn['real'], '.1f')} / {fmt(inn['padded'], '.1f')}, "
               f"TRL {fmt(t['real'], '.1f')} / {fmt(t['padded'], '.1f')}")
-    fps = {k: tuple(v["fingerprints"] or ()) for k, v in s.items() if k != "eval"}
-    digests = {k: v["lora_digest"] for k, v in s.items() if k != "eval"}
+    fps = {k: tuple(v["fingerprints"] or ()) for k, v in s.items() if "s_step" in v}
+    digests = {k: v["lora_digest"] for k, v in s.items() if "s_step" in v}
     same_batches = len(set(fps.values())) == 1
     print(f"first two batches identical across configurations: {same_batches}; LoRA init identical: {len(set(digests.values())) == 1}")
     head = f"{'configuration':<16}{'s/step':>9}{'run medians':>22}{'pairs/s':>9}{'peak MB':>9}{'train MB':>9}{'loss step 1':>13}{'loss step 2':>13}{'innerpo x':>11}"
     print(head)
     print("-" * len(head))
     for k, v in s.items():
-        if k == "eval":
+        if "s_step" not in v:
             continue
-        ratio = inn["pairs_s"] / v["pairs_s"] if inn and k != "innerpo" else None
+        own = s.get("innerpo_bf16" if precision_of(k) == "bf16" else "innerpo")  # innerpo in the row's precision
+        ratio = own["pairs_s"] / v["pairs_s"] if own and own is not v else None
         label = "naive fwd+bwd" if k == "naive" else k
         print(f"{label:<16}{fmt(v['s_step']):>9}{' '.join(fmt(x) for x in v['run_medians']):>22}{fmt(v['pairs_s'], '.2f'):>9}"
               f"{fmt(v['peak_mb'], '.0f'):>9}{fmt(v['train_peak_mb'], '.0f'):>9}{fmt(v['loss1'], '.6f'):>13}{fmt(v['loss2'], '.6f'):>13}{fmt(ratio, '.2f'):>11}")
-    print("('innerpo x' = innerpo's pairs/s over this row's; naive has no optimizer step and no loss)")
+    print("('innerpo x' = innerpo's pairs/s, in the row's precision, over this row's; naive has no optimizer step and no loss)")
 
     # reference costs and the 5-seed sweep
     if inn:
@@ -686,10 +744,49 @@ def report(dataset: str, args, s: dict) -> tuple[list[tuple[str, bool | None, st
     if "eval" in s:
         r = s["eval"]["cached"] / s["eval"]["bare"]
         targets.append(("evaluation (base cached) <= 1.25x bare forward time", r <= 1.25, f"{r:.2f}x"))
+    speed2 = speed_targets(s)
+    targets += speed2.pop("targets")
     print(f"\ntargets ({dataset}):")
     for text, ok, detail in targets:
         print(f"  [{'PASS' if ok else 'FAIL'}] {text}: {detail}")
-    return targets, speedup
+    return targets, speedup, speed2
+
+
+def speed_targets(s: dict) -> dict:
+    """bf16 over fp32, innerpo over TRL per precision, the GEMM floor and the long-shift evaluation:
+    prints their sections, returns {"targets": [...], "bf16_over_fp32": x, "floor_ratio": x}."""
+    import eval_long
+    import roofline
+
+    targets, out = [], {"bf16_over_fp32": None, "floor_ratio": None}
+    inn, inn16 = s.get("innerpo"), s.get("innerpo_bf16")
+    if inn and inn16:
+        r = inn16["pairs_s"] / inn["pairs_s"]
+        out["bf16_over_fp32"] = r
+        targets.append(("innerpo bf16 >= 2x innerpo fp32 pairs/s", r >= 2.0, f"{r:.2f}x"))
+        trl16 = [k for k in ("trl_default_bf16", "trl_precompute_bf16") if k in s]
+        if trl16:
+            d = abs(inn16["loss1"] - s[trl16[0]]["loss1"])
+            print(f"\nbf16 first-step loss: innerpo {inn16['loss1']:.6f}, {trl16[0]} {s[trl16[0]]['loss1']:.6f} (|diff| {d:.1e}; "
+                  f"fp32 innerpo {inn['loss1']:.6f})")
+    for prec, name, trls in (("fp32", "innerpo", ("trl_default", "trl_precompute")), ("bf16", "innerpo_bf16", ("trl_default_bf16", "trl_precompute_bf16"))):
+        have = [k for k in trls if k in s]
+        if name in s and have:
+            faster = max(have, key=lambda k: s[k]["pairs_s"])
+            r = s[name]["pairs_s"] / s[faster]["pairs_s"]
+            targets.append((f"innerpo >= 2.5x TRL's fastest configuration in {prec} ({faster})", r >= 2.5, f"{r:.2f}x"))
+    if "roofline" in s:
+        steps = {"fp32": inn and inn["s_step"], "bf16": inn16 and inn16["s_step"]}
+        ratios = roofline.print_section(s["roofline"], steps)
+        for prec, r in ratios.items():
+            targets.append((f"innerpo {prec} step <= 1.5x its GEMM floor", r <= 1.5, f"{r:.2f}x"))
+        if ratios:
+            out["floor_ratio"] = max(ratios.values())
+    if "eval_long" in s:
+        for text, ok, detail in eval_long.print_section(s["eval_long"], s.get("eval_long_bf16")):
+            targets.append((text, ok, detail))
+    out["targets"] = targets
+    return out
 
 
 def load_snapshot() -> str:
@@ -718,11 +815,20 @@ def main(argv=None) -> None:
                    help="torch threads per worker (0: torch's default). 1 by default: on this shared 2-core machine a second "
                         "OpenMP thread competing with other jobs makes every configuration several times slower and erratic")
     p.add_argument("--eval-rounds", type=int, default=1, help="bare / cached / cold rounds per eval worker (per repeat)")
+    p.add_argument("--eval-shift", default="alpaca_hard", help="GENIES distribution (test split) of the long-shift evaluation")
+    p.add_argument("--eval-pairs", type=int, default=250, help="pairs of that shift")
+    p.add_argument("--eval-max-length", type=int, default=512, help="max tokens per sequence there (prompts cut from the left, as innerpo eval does)")
+    p.add_argument("--eval-max-tokens", type=int, default=None, help="token budget per evaluation batch (default: EvalConfig's)")
     p.add_argument("--configs", default=",".join(CONFIGS), help="comma list from " + ",".join(CONFIGS + EXTRA_CONFIGS))
     p.add_argument("--log-dir", default=None, help="where worker logs go (default: a temp directory)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--dataset", default="synthetic", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.eval_max_tokens is None:
+        sys.path.insert(0, str(REPO / "src"))
+        from innerpo.config import EvalConfig
+
+        args.eval_max_tokens = EvalConfig().max_tokens_per_batch
     if args.worker:
         run_worker(args)
         return
@@ -743,25 +849,36 @@ def main(argv=None) -> None:
         run_all(args, datasets, configs, env, log_dir, results)
     finally:
         shutil.rmtree(cache_root, ignore_errors=True)  # reference tables, TRL output dirs; the model symlink, not its target
-    speedups = []
+    speedups, extras = [], []
     for dataset in datasets:
-        _, sp = report(dataset, args, results[dataset])
+        _, sp, extra = report(dataset, args, results[dataset])
         speedups.append(sp)
+        extras.append(extra)
     print(f"\ntotal wall time {time.perf_counter() - t_all:.0f} s; {load_snapshot()} at the end")
     main_speedup = next((x for x in speedups if x is not None), None)
-    print(f"speedup_vs_trl={fmt(main_speedup, '.3f', 'nan')}")
+    bf16 = next((e["bf16_over_fp32"] for e in extras if e["bf16_over_fp32"] is not None), None)
+    floor_ratio = next((e["floor_ratio"] for e in extras if e["floor_ratio"] is not None), None)
+    print(f"speedup_vs_trl={fmt(main_speedup, '.3f', 'nan')} bf16_over_fp32={fmt(bf16, '.3f', 'nan')} floor_ratio={fmt(floor_ratio, '.3f', 'nan')}")
 
 
 def run_all(args, datasets, configs, env, log_dir, results) -> None:
-    for dataset in datasets:
-        runs: dict[str, list[dict]] = {c: [] for c in configs if c not in SECONDARY_CONFIGS or args.secondary_repeats > 0}
+    for i, dataset in enumerate(datasets):
+        wanted = [c for c in configs if (c not in SECONDARY_CONFIGS or args.secondary_repeats > 0) and (c not in LONG_EVAL_CONFIGS or i == 0)]
+        runs: dict[str, list[dict]] = {c: [] for c in wanted}
         for rep in range(args.repeats):
-            for c in configs:  # alternating: A B C ..., A B C ...
-                if c in SECONDARY_CONFIGS and rep >= args.secondary_repeats:
+            for c in wanted:  # alternating: A B C ..., A B C ...
+                if (c in SECONDARY_CONFIGS and rep >= args.secondary_repeats) or (c in LONG_EVAL_CONFIGS and rep > 0):
                     continue
                 r = call_worker(args, c, dataset, env, log_dir)
                 runs[c].append(r)
-                brief = f"median step {med(r['step_s']):.3f} s" if "step_s" in r else f"bare {med(r['bare_s']):.2f} s, cached {med(r['cached_s']):.2f} s"
+                if "step_s" in r:
+                    brief = f"median step {med(r['step_s']):.3f} s"
+                elif "cached_s" in r:
+                    brief = f"bare {med(r['bare_s']):.2f} s, cached {med(r['cached_s']):.2f} s"
+                elif "after_s" in r:
+                    brief = f"{r['n_pairs']} pairs: after {med(r['after_s']):.1f} s, bare {med(r['bare_s']):.1f} s"
+                else:
+                    brief = f"floor fp32 {r['fp32']['floor_s']:.3f} s, bf16 {r['bf16']['floor_s']:.3f} s"
                 print(f"  [{dataset} {rep + 1}/{args.repeats}] {c:<15} {brief}  ({r['wall_s']:.0f} s wall, {load_snapshot()})", flush=True)
         results[dataset] = summarize(runs)
 

@@ -47,6 +47,48 @@ def collate_indexed(rows: list[tuple[int, TokenizedPair]], pad_id: int) -> PairB
     return batch
 
 
+def scoring_batches(items: list[TokenizedPair], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Index batches for a no-grad scoring pass, ordered to waste little compute on padding.
+
+    Each batch holds `batch_size` pairs, or with `max_tokens` as many (at most
+    `batch_size`) as keep its padded [2B, T] tensor within that many tokens (a pair
+    longer than the budget gets a batch of one). Two orders are tried, by total length
+    and by the longer completion's length, and the one whose batches cost fewer padded
+    tokens wins: the forward runs a pair's prompt once and its two completions after
+    it (innerpo.models.forward), so it pays B·P_max + 2B·C_max per batch, and when
+    chosen and rejected lengths differ a lot, grouping by completion length pads less.
+    """
+    prompt = [len(it.prompt) for it in items]
+    completion = [max(len(it.chosen), len(it.rejected)) for it in items]
+    orders = [
+        sorted(range(len(items)), key=lambda i: (prompt[i] + completion[i], completion[i])),
+        sorted(range(len(items)), key=lambda i: (completion[i], prompt[i])),
+    ]
+
+    def cost(batches):
+        return sum(len(b) * (max(prompt[i] for i in b) + 2 * max(completion[i] for i in b)) for b in batches)
+
+    return min((_cut(o, prompt, completion, batch_size, max_tokens) for o in orders), key=cost)
+
+
+def _cut(order: list[int], prompt: list[int], completion: list[int], batch_size: int, max_tokens: int | None) -> list[list[int]]:
+    if max_tokens is None:
+        return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens_per_batch must be >= 1, got {max_tokens}")
+    batches: list[list[int]] = []
+    width = 0
+    for i in order:
+        new_width = max(width, prompt[i] + completion[i])
+        if batches and len(batches[-1]) < batch_size and 2 * (len(batches[-1]) + 1) * new_width <= max_tokens:
+            batches[-1].append(i)
+            width = new_width
+        else:
+            batches.append([i])
+            width = prompt[i] + completion[i]
+    return batches
+
+
 class EpochBatchSampler:
     """Batches of indices, a new order each epoch, fixed by (seed, epoch).
 

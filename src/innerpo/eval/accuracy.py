@@ -40,25 +40,26 @@ class Scores:
         )
 
 
-def pair_rows(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True, base_settings: dict | None = None) -> dict[str, dict[str, torch.Tensor]]:
+def pair_rows(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True, base_settings: dict | None = None, max_tokens: int | None = None) -> dict[str, dict[str, torch.Tensor]]:
     """Per-pair rows {"adapter": rows, "base": rows}; rows are [N] tensors chosen_sum,
     chosen_ntok, rejected_sum, rejected_ntok (summed completion log-probs and token counts).
 
     base only when `with_base` and the model has an adapter. The base model's rows are
     reference values: with `base_settings` (what the cache key needs besides weights and
     tokens) they come from the on-disk reference cache, so evaluating many runs of one
-    base model scores the base once.
+    base model scores the base once. `max_tokens`: batches sized by tokens
+    (innerpo.models.ref_cache.rows_pass).
     """
-    out = {"adapter": rows_pass(model, items, pad_id, batch_size, logp_rows, adapter=True, desc=desc)}
+    out = {"adapter": rows_pass(model, items, pad_id, batch_size, logp_rows, adapter=True, desc=desc, max_tokens=max_tokens)}
     if with_base and hasattr(model, "disable_adapter"):
         if base_settings is not None:
-            out["base"], _ = reference_table(model, items, pad_id, batch_size, base_settings, logp_rows)
+            out["base"], _ = reference_table(model, items, pad_id, batch_size, base_settings, logp_rows, max_tokens=max_tokens)
         else:
-            out["base"] = compute_reference(model, items, pad_id, batch_size, logp_rows)
+            out["base"] = compute_reference(model, items, pad_id, batch_size, logp_rows, max_tokens)
     return out
 
 
-def score_pairs(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True, base_settings: dict | None = None) -> dict[str, Scores]:
+def score_pairs(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True, base_settings: dict | None = None, max_tokens: int | None = None) -> dict[str, Scores]:
     """{"adapter": Scores, "base": Scores}: `pair_rows` aggregated."""
-    rows = pair_rows(model, items, pad_id, batch_size, desc, with_base, base_settings)
+    rows = pair_rows(model, items, pad_id, batch_size, desc, with_base, base_settings, max_tokens)
     return {variant: Scores.from_rows(r) for variant, r in rows.items()}

@@ -40,7 +40,7 @@ def evaluate_suite(model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: D
         kept = scorable[: cfg.max_pairs] if cfg.max_pairs is not None else scorable
         items = [item for _, item in kept]
         base_key = {**pair_tok.settings(), **model_settings}
-        rows = pair_rows(model, items, tok.pad_token_id, cfg.batch_size, desc=f"eval {name}", base_settings=base_key)
+        rows = pair_rows(model, items, tok.pad_token_id, cfg.batch_size, desc=f"eval {name}", base_settings=base_key, max_tokens=cfg.max_tokens_per_batch)
         frame = shift_frame(suite.name, name, shift.dataset, shift.split, kept, pairs, rows)
         frames.append(frame)
         scores = {variant: Scores.from_rows(r) for variant, r in rows.items()}

@@ -24,10 +24,11 @@ from innerpo.eval.suites import AUTO, auto_suite
 from innerpo.io import replace_dir
 from innerpo.models.load import load_adapter, load_base, model_settings
 from innerpo.train.checkpoint import checkpoint_dir
+from innerpo.models.precision import prepare_model
 from innerpo.train.run_dir import load_config, load_tokenization
 
 # Settings that do not change any written number.
-_NOT_IN_NAME = ("name", "batch_size")
+_NOT_IN_NAME = ("name", "batch_size", "max_tokens_per_batch")
 
 
 def eval_dir_name(eval_cfg: EvalConfig, run_eval: EvalConfig) -> str:
@@ -69,7 +70,7 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None, genies
     pair_tok = PairTokenizer(tok, settings["max_length"], settings["truncation"], settings["chat_template"])
     validate_suite(eval_cfg, data_cfg, pair_tok)  # before the model loads and before anything is written
     base, _ = load_base(cfg.model)
-    model = load_adapter(base, adapter_home / "adapter")
+    model = prepare_model(load_adapter(base, adapter_home / "adapter"), cfg.training.precision)  # scored in the run's precision
     summary, pair_frame = evaluate_suite(model, tok, pair_tok, eval_cfg, data_cfg, model_settings(cfg.model))
     replace_dir(out_dir, lambda tmp: write_results(tmp, summary, pair_frame))
     print(tables(summary))

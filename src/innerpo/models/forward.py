@@ -19,6 +19,11 @@ hooks on the model (hidden-state capture and gradient projection observe per-pas
 activations and keep the single pass), no gradient checkpointing, and a model whose
 cache is full attention; otherwise, or when the cache is not of the plain per-layer
 kind, the single pass runs.
+
+Precision. Everything here runs inside the autocast of the precision the model was
+prepared for (innerpo.models.precision; nothing at fp32). The head's logits leave a
+bf16 GEMM rounded to bf16 (no CPU kernel returns float32 from bf16 inputs); they are
+upcast before the log-sum-exp, and log-probs, sums and counts are float32.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from torch import Tensor
 
 from innerpo.data.batching import PairBatch
 from innerpo.losses.base import SeqLogps
+from innerpo.models.precision import autocast
 
 
 @dataclass
@@ -64,6 +70,11 @@ def forward_pairs(model, batch: PairBatch, output_hidden_states: bool = False, o
     positions (hidden-state capture), so the shared-prompt path stays allowed; the
     captured states then follow `ForwardOutput.completion_mask`.
     """
+    with autocast(model):  # the model's precision (innerpo.models.precision); a no-op at fp32
+        return _forward_pairs(model, batch, output_hidden_states, observing_hooks)
+
+
+def _forward_pairs(model, batch: PairBatch, output_hidden_states: bool, observing_hooks: bool) -> ForwardOutput:
     body, head, config = _body_and_head(model)
     softcap = getattr(config, "final_logit_softcapping", None)
     plan = None if output_hidden_states else _shared_prompt_plan(model, config, batch, observing_hooks)

@@ -27,9 +27,10 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from innerpo.data.batching import PairBatch, collate
+from innerpo.data.batching import PairBatch, collate, scoring_batches
 from innerpo.data.tokenize import TokenizedPair
 from innerpo.io import atomic_path
+from innerpo.models.precision import autocast, precision_of
 from innerpo.paths import cache_dir
 
 
@@ -101,21 +102,23 @@ RowsFn = Callable[[object, PairBatch], dict[str, Tensor]]
 
 
 @torch.no_grad()
-def rows_pass(model, items: list[TokenizedPair], pad_id: int, batch_size: int, rows_fn: RowsFn, adapter: bool, desc: str) -> dict[str, Tensor]:
+def rows_pass(model, items: list[TokenizedPair], pad_id: int, batch_size: int, rows_fn: RowsFn, adapter: bool, desc: str, max_tokens: int | None = None) -> dict[str, Tensor]:
     """`rows_fn(model, batch)` ([B, ...] per name) over all items, in one no-grad pass.
 
-    adapter=False runs the base model (adapter disabled). Batches are sorted by length
-    so little compute goes to padding; rows come back in the items' order.
+    adapter=False runs the base model (adapter disabled). Batches are grouped by length
+    so little compute goes to padding (innerpo.data.batching.scoring_batches):
+    `batch_size` pairs each, or with `max_tokens` as many as keep a batch's padded
+    chosen + rejected tokens within that budget (at most `batch_size`). Rows come back in the items' order. Runs in the model's precision
+    (innerpo.models.precision); values are stored as float32.
     """
-    order = sorted(range(len(items)), key=lambda i: len(items[i].prompt) + max(len(items[i].chosen), len(items[i].rejected)))
+    batches = scoring_batches(items, batch_size, max_tokens)
     out: dict[str, Tensor] = {}
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        with nullcontext() if adapter or not hasattr(model, "disable_adapter") else model.disable_adapter():
-            for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, unit="batch"):
-                idx = order[start : start + batch_size]
+        with nullcontext() if adapter or not hasattr(model, "disable_adapter") else model.disable_adapter(), autocast(model):
+            for idx in tqdm(batches, desc=desc, leave=False, unit="batch"):
                 rows = rows_fn(model, collate([items[i] for i in idx], pad_id).to(device))
                 for name, t in rows.items():
                     if name not in out:
@@ -126,19 +129,21 @@ def rows_pass(model, items: list[TokenizedPair], pad_id: int, batch_size: int, r
     return out
 
 
-def compute_reference(model, items: list[TokenizedPair], pad_id: int, batch_size: int, rows_fn: RowsFn) -> dict[str, Tensor]:
+def compute_reference(model, items: list[TokenizedPair], pad_id: int, batch_size: int, rows_fn: RowsFn, max_tokens: int | None = None) -> dict[str, Tensor]:
     """The reference (adapter off) values of every pair."""
-    return rows_pass(model, items, pad_id, batch_size, rows_fn, adapter=False, desc="reference pass")
+    return rows_pass(model, items, pad_id, batch_size, rows_fn, adapter=False, desc="reference pass", max_tokens=max_tokens)
 
 
-def reference_table(model, items, pad_id: int, batch_size: int, extra: dict, rows_fn: RowsFn, root: Path | None = None) -> tuple[dict[str, Tensor], bool]:
+def reference_table(model, items, pad_id: int, batch_size: int, extra: dict, rows_fn: RowsFn, root: Path | None = None, max_tokens: int | None = None) -> tuple[dict[str, Tensor], bool]:
     """(name → [N, ...] tensors in the order of `items`, hit).
 
     The file stores rows in a canonical order (sorted by pair digest), so any order or
-    shuffle of the same pairs reuses it.
+    shuffle of the same pairs reuses it. The key includes the model's compute precision
+    (a bf16 table never serves an fp32 run); batching (`batch_size`, `max_tokens`) is not
+    in the key: it changes which pairs share a pass, not their values beyond float noise.
     """
     digests = item_digests(items)
-    key = cache_key(weights_fingerprint(model), digests, extra)
+    key = cache_key(weights_fingerprint(model), digests, {**extra, "precision": precision_of(model)})
     path = (root or cache_dir() / "reference") / f"{key}.safetensors"
     canonical = sorted(range(len(items)), key=lambda i: digests[i])
     position = torch.empty(len(items), dtype=torch.long)
@@ -146,7 +151,7 @@ def reference_table(model, items, pad_id: int, batch_size: int, extra: dict, row
     cached = load_verified(path, key, len(items))
     hit = cached is not None
     if not hit:
-        cached = compute_reference(model, [items[i] for i in canonical], pad_id, batch_size, rows_fn)
+        cached = compute_reference(model, [items[i] for i in canonical], pad_id, batch_size, rows_fn, max_tokens)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             save_file(cached, str(tmp), metadata={"key": key, "sha256": _digest(cached), "rows": str(len(items))})

@@ -35,6 +35,7 @@ from innerpo.eval.report import evaluate_suite, tables, write_results
 from innerpo.methods.base import build_method
 from innerpo.methods.kto import unpaired_method
 from innerpo.models.load import add_lora, load_base, model_settings
+from innerpo.models.precision import accelerator_kwargs, prepare_model
 from innerpo.models.ref_cache import reference_table
 from innerpo.train.checkpoint import BatchStream, TrainState, check_settings, load_checkpoint, resume_checkpoint, save_checkpoint
 from innerpo.train.distributed import any_process, average_gradients, check_backend, cpu_only, shared_run_dir
@@ -60,6 +61,7 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
     """
     t0 = time.time()
     validate_train(cfg)  # settings, data, suite: a bad input stops here, before anything is written
+    precision = accelerator_kwargs(cfg.training.precision)  # refuses a precision this device cannot run, before any write
     set_seed(cfg.training.seed)
     method = build_method(cfg.method, cfg.method_name)  # validates hyperparameters before any slow work
     trackers = parse_trackers(cfg.training.report_to)  # a missing extra fails before any output too
@@ -72,7 +74,7 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
     run_dir = Path(cfg.output_dir) if resume else shared_run_dir(processes, lambda: new_run_dir(cfg))
     # split_batches: every process takes its shard of each batch, so N processes train on
     # the same batches as one process with the same --data.batch_size
-    accelerator = Accelerator(cpu=cpu_only(), dataloader_config=DataLoaderConfiguration(split_batches=True), log_with=trackers or None, project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard")))
+    accelerator = Accelerator(cpu=cpu_only(), dataloader_config=DataLoaderConfiguration(split_batches=True), log_with=trackers or None, project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard")), **precision)
     main = accelerator.is_main_process
     if accelerator.num_processes > 1:
         accelerator.print(f"data parallel: {accelerator.num_processes} processes ({accelerator.distributed_type.value}), each {cfg.data.batch_size // accelerator.num_processes} of every {cfg.data.batch_size} pairs")
@@ -80,7 +82,7 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
         save_config(run_dir, cfg)
 
     base, tok = load_base(cfg.model)
-    model = add_lora(base, cfg.model, cfg.training.seed)
+    model = prepare_model(add_lora(base, cfg.model, cfg.training.seed), cfg.training.precision, accelerator.device)
     method.bind(model)
     pair_tok = PairTokenizer(tok, cfg.data.max_length, cfg.data.truncation, cfg.data.chat_template)
     if main and not resume:

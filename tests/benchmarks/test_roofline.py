@@ -1,0 +1,39 @@
+"""The GEMM floor's FLOP count (benchmarks/roofline.py), by hand on one small linear layer."""
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import roofline  # noqa: E402
+
+
+def test_flop_count_by_hand():
+    # one Linear 4 -> 6, LoRA r = 2, hidden 4, vocab 10, n = 5 body tokens, m = 3 head tokens:
+    # base forward 2·5·4·6 = 240, base input grad 240, LoRA 6·5·2·(4+6) = 600,
+    # head forward 2·3·4·10 = 240, head input grad 240; total 1560
+    gemms = roofline.step_gemms([(4, 6)], r=2, d=4, vocab=10, n=5, m=3)
+    by_group = {}
+    for group, shape, count in gemms:
+        by_group[group] = by_group.get(group, 0) + count * roofline.gemm_flops(shape)
+    assert by_group == {"base forward": 240, "base input grad": 240, "lora": 600, "head forward": 240, "head input grad": 240}
+
+
+def test_linear_shapes_skip_head_and_lora(tiny_model):
+    from innerpo.config import ModelConfig
+    from innerpo.models.load import add_lora
+
+    model, _ = tiny_model
+    shapes = roofline.linear_shapes(model)
+    c = model.config
+    assert len(shapes) == 7 * c.num_hidden_layers  # q, k, v, o, gate, up, down per block
+    assert roofline.linear_shapes(add_lora(model, ModelConfig(base_model="tiny-random", lora_r=4), seed=0)) == shapes
+
+
+def test_floor_is_flops_over_measured_speed():
+    batches = [{"prompt": [3], "chosen": [2], "rejected": [1]}]
+    out = roofline.floor(batches, [(8, 8)], r=2, d=8, vocab=16, layers=1, dtypes=(("fp32", torch.float32),))
+    assert out["n_tokens"] == 6 and out["m_tokens"] == 3
+    assert out["fp32"]["floor_s"] > 0
+    assert abs(out["fp32"]["gflops"] - out["gflop"] / out["fp32"]["floor_s"]) < 1e-6 * out["fp32"]["gflops"]
