@@ -8,8 +8,9 @@ from torch import Tensor
 
 from innerpo.inner.align import STABILIZED_FLOOR
 from innerpo.inner.common import check_nonnegative, hidden_inputs
-from innerpo.inner.geometry import EPS, decompose, safe_norm, upcast
+from innerpo.inner.geometry import EPS
 from innerpo.inner.metrics import geometry_metrics
+from innerpo.inner.reroute import distance_terms
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
 from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss
 
@@ -78,13 +79,8 @@ class ReprPOMSELoss(PreferenceLoss):
         self.eps = eps
 
     def terms(self, h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor) -> dict[str, Tensor]:
-        """reroute, retain: [B] each, for one layer."""
-        h_pc, h_pr, h_rc, h_rr = (upcast(h) for h in (h_pc, h_pr, h_rc, h_rr))
-        n = decompose(h_pc, h_pr, h_rc, h_rr, self.eps).ref_norm.detach()
-        nu = torch.maximum(n, self.floor * n.mean())
-        reroute = torch.log(safe_norm(h_rc - h_pr, eps=self.eps) / nu)
-        retain = torch.log1p((h_rc - h_pc).pow(2).sum(-1) / nu**2)
-        return {"reroute": reroute, "retain": retain}
+        """reroute, retain: [B] each, for one layer (the same distances as reroute/retain)."""
+        return distance_terms(h_pc, h_pr, h_rc, h_rr, self.floor, self.eps)
 
     def forward(self, x: LossInputs) -> LossOutput:
         hidden = hidden_inputs(x, "mse", self.transform)

@@ -18,6 +18,19 @@ REROUTE_TRUST_REGION = 1.0
 reference separation away from the reference's chosen state, and no further."""
 
 
+def distance_terms(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, floor: float, eps: float = EPS) -> dict[str, Tensor]:
+    """For one layer, [B] each: reroute = log(‖h_pr − h_rc‖ / ν) and retain =
+    log1p(‖h_pc − h_rc‖² / ν²), with ν = max(n, floor·mean_B n) the detached reference
+    separation n = ‖h_rc − h_rr‖. Shared by reroute/retain (which raises reroute) and
+    ReprPO's MSE (which lowers it)."""
+    h_pc, h_pr, h_rc, h_rr = (upcast(h) for h in (h_pc, h_pr, h_rc, h_rr))
+    n = decompose(h_pc, h_pr, h_rc, h_rr, eps).ref_norm.detach()
+    nu = torch.maximum(n, floor * n.mean())
+    reroute = torch.log(safe_norm(h_pr - h_rc, eps=eps) / nu)
+    retain = torch.log1p((h_pc - h_rc).pow(2).sum(-1) / nu**2)
+    return {"reroute": reroute, "retain": retain}
+
+
 class RerouteRetainLoss(PreferenceLoss):
     """Reroute the rejected representation away from where the reference puts it; retain
     the chosen representation where the reference puts it. Log distances.
@@ -83,12 +96,7 @@ class RerouteRetainLoss(PreferenceLoss):
 
     def terms(self, h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor) -> dict[str, Tensor]:
         """reroute, retain: [B] each, for one layer."""
-        h_pc, h_pr, h_rc, h_rr = (upcast(h) for h in (h_pc, h_pr, h_rc, h_rr))
-        n = decompose(h_pc, h_pr, h_rc, h_rr, self.eps).ref_norm.detach()
-        nu = torch.maximum(n, self.floor * n.mean())
-        reroute = torch.log(safe_norm(h_pr - h_rc, eps=self.eps) / nu)
-        retain = torch.log1p((h_pc - h_rc).pow(2).sum(-1) / nu**2)
-        return {"reroute": reroute, "retain": retain}
+        return distance_terms(h_pc, h_pr, h_rc, h_rr, self.floor, self.eps)
 
     def forward(self, x: LossInputs) -> LossOutput:
         hidden = hidden_inputs(x, "reroute_retain", self.transform)
