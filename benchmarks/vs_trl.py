@@ -14,7 +14,7 @@ alternating order (A B C ..., A B C ...) to spread the noise of a shared machine
   trl_default     DPOTrainer with its defaults: a reference forward (adapter disabled) every step
   trl_precompute  the same with precompute_ref_log_probs=True (reference pass in __init__)
   innerpo         innerpo's DPO step, from the loop's own pieces (innerpo.train.loop: make_loader,
-                  _forever, optimizer_step; methods.base.build_method; the reference table from
+                  checkpoint.BatchStream, optimizer_step; methods.base.build_method; the reference table from
                   models.ref_cache.reference_table); the step body is the loop's, line for line
   naive           a plain policy forward + backward on the same batches and LoRA model: full
                   logits, full log-softmax over the vocabulary, masked sum (no optimizer step)
@@ -334,7 +334,8 @@ def worker_innerpo(args, name: str) -> None:
     from innerpo.methods.base import build_method
     from innerpo.models import ref_cache
     from innerpo.models.load import add_lora, load_base, model_settings
-    from innerpo.train.loop import _forever, make_loader, optimizer_step, prepare_training
+    from innerpo.train.checkpoint import BatchStream
+    from innerpo.train.loop import make_loader, optimizer_step, prepare_training
     from innerpo.train.metrics import StepMetrics
     from innerpo.train.run_dir import MetricsLog
 
@@ -373,7 +374,7 @@ def worker_innerpo(args, name: str) -> None:
     total_steps = cfg.training.max_steps
     model, method, params, optimizer, loader, scheduler = prepare_training(accelerator, model, method, loader, cfg, total_steps)
     log = MetricsLog(root / "metrics.jsonl")
-    batches = _forever(loader)
+    batches = BatchStream(loader)
 
     losses, real, padded, fps = [], [], [], []
     peak_reset = reset_peak()

@@ -23,6 +23,7 @@ preference generalizes across distribution shifts.
 
 commands:
   train NAME [flags]     train an adapter with method NAME (innerpo train --help lists them)
+  train --resume RUN     continue a run from its newest checkpoint
   eval RUN_DIR [flags]   evaluate a trained run on an eval suite (base and adapter)
   data {list,show}       list data sources and eval suites, or show pairs from one
   sweep [SWEEP.yaml]     train a grid of methods x seeds x data, skipping finished cells
@@ -68,19 +69,46 @@ def _flag_value(args: list[str], flag: str) -> str | None:
 def _train(args: list[str]) -> None:
     from innerpo.methods.presets import PRESETS, preset_config
 
+    resume = _flag_value(args, "--resume")  # RUN_DIR or auto: continue a run from its newest checkpoint
+    args = [a for i, a in enumerate(args) if not (a == "--resume" or a.startswith("--resume=") or (i and args[i - 1] == "--resume"))]
+    saved = _resumed_config(resume) if resume not in (None, "auto") else None
+    if saved is not None and (not args or args[0] not in PRESETS):
+        args = [saved.method_name, *args]  # `innerpo train --resume RUN` needs no method name
     config_file = _flag_value(args, "--config")
     defaults = {}
     for name in PRESETS:
-        cfg = preset_config(name)
+        cfg = saved if saved is not None and name == saved.method_name else preset_config(name)
         defaults[name] = apply_yaml(cfg, config_file) if config_file else cfg
-        defaults[name] = dataclasses.replace(defaults[name], method_name=name, config=config_file)
+        defaults[name] = dataclasses.replace(defaults[name], method_name=name, config=config_file or defaults[name].config)
     descriptions = {name: p.description for name, p in PRESETS.items()}
     cls = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
     cfg = tyro.cli(cls, args=args, prog="innerpo train", description="Train a LoRA adapter with a preference objective, then evaluate it.", use_underscores=True)
 
+    from innerpo.train.checkpoint import ResumeError, resolve_resume
     from innerpo.train.loop import train
+    from innerpo.train.signals import Interrupted
+    from innerpo.train.trackers import MissingExtra
 
-    train(cfg)
+    try:
+        cfg, resuming = resolve_resume(cfg, resume)
+        train(cfg, resume=resuming)
+    except (ResumeError, MissingExtra) as e:
+        print(f"innerpo train: {e}", file=sys.stderr)
+        sys.exit(2)
+    except Interrupted as e:
+        print(f"innerpo train: {e}", file=sys.stderr)
+        sys.exit(128 + e.signum)
+
+
+def _resumed_config(run_dir: str):
+    """The saved config of the run `--resume` names (exit 2 when there is none)."""
+    from innerpo.train.run_dir import load_config
+
+    try:
+        return load_config(run_dir)
+    except FileNotFoundError as e:
+        print(f"innerpo train --resume: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 @dataclass

@@ -62,7 +62,7 @@ class TrainingConfig:
     """Peak learning rate (AdamW)."""
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1
-    """Share of optimizer steps spent in linear warmup before cosine decay to zero."""
+    """Share of optimizer steps spent in linear warmup before the schedule (see `schedule`)."""
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm; 0 disables it."""
     grad_accum: int = 1
@@ -80,6 +80,22 @@ class TrainingConfig:
     """Evaluate preference accuracy on a fixed held-out subset every N steps; 0 disables it."""
     eval_pairs: int = 32
     """Size of that fixed subset."""
+    schedule: Literal["cosine", "constant_with_warmup", "linear"] = "cosine"
+    """Learning-rate schedule after the linear warmup: cosine or linear decay to zero, or constant."""
+    warmup_steps: int | None = None
+    """Warmup in optimizer steps; when set it wins over warmup_ratio."""
+    skip_first_eval: bool = False
+    """Skip the periodic evaluation at step 0 (before any update)."""
+    save_every: int = 0
+    """Write a resumable checkpoint to RUN/checkpoints/step-N/ every N optimizer steps; 0: none (SIGTERM/SIGINT still write one)."""
+    keep_last: int | None = None
+    """Keep only the newest K checkpoints; None keeps all."""
+    report_to: list[str] = field(default_factory=list)
+    """Experiment trackers to stream metrics to: any of wandb, tensorboard, trackio (empty: none)."""
+    tracker_project: str = "innerpo"
+    """Tracker project name (W&B project; TensorBoard writes under RUN/tensorboard/)."""
+    tracker_group: str | None = None
+    """Tracker group (a sweep sets it to the sweep's name)."""
 
 
 @dataclass
@@ -174,6 +190,17 @@ class TrainConfig:
 
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def flatten(values: dict, prefix: str = "") -> dict:
+    """Nested dict → {"training.lr": ..., ...} (the flags' dotted names)."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _merge(dc, values: dict, where: str):

@@ -1,26 +1,28 @@
 """The training loop: one file, read top to bottom.
 
-setup → (micro-batches → loss → backward) × grad_accum → clip → step → log/eval → save.
+setup → (micro-batches → loss → backward) × grad_accum → average over processes → clip →
+step → log/eval → checkpoint → save.
 Everything method-specific lives behind `Method` (innerpo.methods.base): which forward
 passes a batch needs, the loss, gradient edits after backward. Extension points for
-later work are the plain functions below (`make_loader`, `optimizer_step`, `save_*`).
+later work are the plain functions below (`make_loader`, `optimizer_step`, `save_*`);
+checkpoints, trackers, signals and data parallelism live in their own modules here.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import signal
 import time
-from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate import Accelerator, PartialState
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
+from transformers import get_scheduler
 
 from innerpo.config import TrainConfig
 from innerpo.data.batching import EpochBatchSampler, collate_items_indexed, item_length
@@ -34,8 +36,12 @@ from innerpo.methods.base import build_method
 from innerpo.methods.kto import unpaired_method
 from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.models.ref_cache import reference_table
+from innerpo.train.checkpoint import BatchStream, TrainState, load_checkpoint, resume_checkpoint, save_checkpoint
+from innerpo.train.distributed import any_process, average_gradients, cpu_only, shared_run_dir
 from innerpo.train.metrics import StepMetrics
-from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_tokenizer
+from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_method_params, save_tokenizer
+from innerpo.train.signals import Interrupted, stop_requests
+from innerpo.train.trackers import log_final, parse_trackers, start_trackers, tracker_sink
 
 
 DATA_SEED = 0
@@ -45,20 +51,36 @@ class NonFiniteLossError(RuntimeError):
     """Training met a NaN or infinite loss or gradient; the last good adapter was kept."""
 
 
-def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
-    """Train an adapter as `cfg` says; returns the run directory."""
+def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path:
+    """Train an adapter as `cfg` says; returns the run directory.
+
+    resume: continue the run in `cfg.output_dir` from its newest complete checkpoint
+    (`cfg` is the run's saved config; see innerpo.train.checkpoint).
+    """
     t0 = time.time()
     set_seed(cfg.training.seed)
-    accelerator = Accelerator()
     method = build_method(cfg.method)  # validates hyperparameters before any slow work
-    run_dir = new_run_dir(cfg)
-    save_config(run_dir, cfg)
+    trackers = parse_trackers(cfg.training.report_to)  # a missing extra fails before any output too
+    processes = PartialState(cpu=cpu_only())
+    if cfg.data.batch_size % processes.num_processes:
+        raise ValueError(f"--data.batch_size={cfg.data.batch_size} must be a multiple of the {processes.num_processes} processes (each takes an equal shard of every batch)")
+    checkpoint = resume_checkpoint(Path(cfg.output_dir)) if resume else None
+    run_dir = Path(cfg.output_dir) if resume else shared_run_dir(processes, lambda: new_run_dir(cfg))
+    # split_batches: every process takes its shard of each batch, so N processes train on
+    # the same batches as one process with the same --data.batch_size
+    accelerator = Accelerator(cpu=cpu_only(), dataloader_config=DataLoaderConfiguration(split_batches=True), log_with=trackers or None, project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard")))
+    main = accelerator.is_main_process
+    if accelerator.num_processes > 1:
+        accelerator.print(f"data parallel: {accelerator.num_processes} processes ({accelerator.distributed_type.value}), each {cfg.data.batch_size // accelerator.num_processes} of every {cfg.data.batch_size} pairs")
+    if main and not resume:
+        save_config(run_dir, cfg)
 
     base, tok = load_base(cfg.model)
     model = add_lora(base, cfg.model, cfg.training.seed)
     method.bind(model)
     pair_tok = PairTokenizer(tok, cfg.data.max_length, cfg.data.truncation, cfg.data.chat_template)
-    save_tokenizer(run_dir, tok, pair_tok.settings())
+    if main and not resume:
+        save_tokenizer(run_dir, tok, pair_tok.settings())
 
     pairs = load_examples(cfg.data.dataset, cfg.data.split, cfg.data.genies_dir)  # pairs, or KTO's prompt/completion/label rows
     # The subset is fixed by the data, not the training seed: seeds of a sweep train on
@@ -73,7 +95,8 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     eval_items = _eval_subset(cfg, pair_tok)
     if method.loss.uses_reference and method.cacheable_reference and cfg.training.ref_cache:
         settings = {**pair_tok.settings(), **model_settings(cfg.model), **method.reference_settings()}
-        table, hit = reference_table(model, items, tok.pad_token_id, cfg.eval.batch_size, settings, method.reference_rows)
+        with accelerator.main_process_first():  # the main process builds the cache; the others then read it
+            table, hit = reference_table(model, items, tok.pad_token_id, cfg.eval.batch_size, settings, method.reference_rows)
         method.use_reference_table(table)
         accelerator.print(f"reference pass: {'reused from cache' if hit else 'computed and cached'}")
 
@@ -82,59 +105,80 @@ def train(cfg: TrainConfig, evaluate: bool = True) -> Path:
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * per_epoch))
     model, method, params, optimizer, loader, scheduler = prepare_training(accelerator, model, method, loader, cfg, total_steps)
 
-    log = MetricsLog(run_dir / "metrics.jsonl")
-    if eval_items and cfg.training.eval_every:
-        _periodic_eval(model, eval_items, tok, cfg, log, step=0)
-    batches = _forever(loader)
-    bar = tqdm(range(1, total_steps + 1), desc=f"train {cfg.method_name}", unit="step", disable=not accelerator.is_main_process)
-    pairs_seen = 0
-    for step in bar:
-        window = StepMetrics()
-        for micro in range(cfg.training.grad_accum):
-            batch = next(batches)
-            last = micro == cfg.training.grad_accum - 1
-            with nullcontext() if last else accelerator.no_sync(model):
+    start_trackers(accelerator, cfg, run_dir, trackers)
+    log = MetricsLog(run_dir / "metrics.jsonl", enabled=main, sink=tracker_sink(accelerator) if trackers else None)
+    state = TrainState()
+    if checkpoint:
+        state = load_checkpoint(accelerator, checkpoint, model, method)
+        log.truncate(state.log_bytes)  # rows a killed process wrote after its checkpoint
+        t0 = time.time() - state.elapsed_s
+        accelerator.print(f"resuming {run_dir} from {checkpoint.name}")
+    elif eval_items and cfg.training.eval_every and not cfg.training.skip_first_eval:
+        _eval_once(accelerator, model, eval_items, tok, cfg, log, step=0)
+    batches = BatchStream(loader, state.epoch, state.position)
+    bar = tqdm(range(state.step + 1, total_steps + 1), initial=state.step, total=total_steps, desc=f"train {cfg.method_name}", unit="step", disable=not main)
+    pairs_seen = state.pairs_seen
+    with stop_requests() as stop:
+        for step in bar:
+            window = StepMetrics()
+            for micro in range(cfg.training.grad_accum):
+                batch = next(batches)
                 out = method.loss(method.loss_inputs(model, batch))
                 if not torch.isfinite(out.loss):
                     _stop(run_dir, model, f"loss is {out.loss.item()} at optimizer step {step}, micro-batch {micro + 1}/{cfg.training.grad_accum}", step)
                 accelerator.backward(out.loss / cfg.training.grad_accum)
-            window.add({"loss": out.loss.detach(), **out.metrics, "padding_share": batch.padding_share}, batch.num_pairs)
-            pairs_seen += batch.num_pairs
-        extra = method.after_backward(model)
-        grad_norm = optimizer_step(accelerator, params, optimizer, scheduler, cfg.training.max_grad_norm)
-        if not math.isfinite(grad_norm):
-            _stop(run_dir, model, f"gradient norm is {grad_norm} at optimizer step {step}", step)
-        means = window.means()
-        bar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means.get('rewards/accuracies', float('nan')):.2f}", margin=f"{means.get('rewards/margins', float('nan')):.3f}")
-        if step % cfg.training.log_every == 0 or step == total_steps:
-            log.write({"step": step, "pairs_seen": pairs_seen, "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, **means, **extra, "elapsed_s": round(time.time() - t0, 2)})
-        if eval_items and cfg.training.eval_every and (step % cfg.training.eval_every == 0 or step == total_steps):
-            _periodic_eval(model, eval_items, tok, cfg, log, step)
+                window.add({"loss": out.loss.detach(), **out.metrics, "padding_share": batch.padding_share}, batch.num_pairs)
+                pairs_seen += batch.num_pairs * accelerator.num_processes
+            average_gradients(accelerator, params)
+            extra = method.after_backward(model)
+            lr = scheduler.get_last_lr()[0]  # the rate this step's update uses
+            grad_norm = optimizer_step(accelerator, params, optimizer, scheduler, cfg.training.max_grad_norm)
+            if not math.isfinite(grad_norm):
+                _stop(run_dir, model, f"gradient norm is {grad_norm} at optimizer step {step}", step)
+            means = window.means(accelerator)
+            bar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means.get('rewards/accuracies', float('nan')):.2f}", margin=f"{means.get('rewards/margins', float('nan')):.3f}")
+            if step % cfg.training.log_every == 0 or step == total_steps:
+                log.write({"step": step, "pairs_seen": pairs_seen, "lr": lr, "grad_norm": grad_norm, **means, **extra, "elapsed_s": round(time.time() - t0, 2)})
+            if eval_items and cfg.training.eval_every and (step % cfg.training.eval_every == 0 or step == total_steps):
+                _eval_once(accelerator, model, eval_items, tok, cfg, log, step)
+            signalled = any_process(accelerator, stop["signal"] is not None)
+            if signalled or (cfg.training.save_every and step % cfg.training.save_every == 0):
+                state = TrainState(step, pairs_seen, round(time.time() - t0, 2), batches.epoch, batches.position, log.size())
+                saved = save_checkpoint(accelerator, run_dir, state, model, method, cfg.training.keep_last)
+            if signalled:
+                raise Interrupted(stop["signal"] or signal.SIGTERM, f"stopped by a signal after step {step}; checkpoint in {saved}. Continue with: innerpo train --resume {run_dir}")
     bar.close()
 
-    model = accelerator.unwrap_model(model)
-    save_adapter(run_dir, model)
+    if main:
+        save_adapter(run_dir, model)
+        save_method_params(run_dir / "method.safetensors", method)
     accelerator.print(f"adapter saved in {run_dir / 'adapter'} ({time.time() - t0:.0f} s)")
-    if evaluate and accelerator.is_main_process:
+    if evaluate and main:
         summary, pair_frame = evaluate_suite(model, tok, pair_tok, cfg.eval, cfg.data, model_settings(cfg.model))
         write_results(run_dir, summary, pair_frame)
         print(tables(summary))
         print(f"results in {run_dir}")
+        log_final(accelerator, summary, tables(summary), total_steps)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
     return run_dir
 
 
 def prepare_training(accelerator, model, method, loader, cfg: TrainConfig, total_steps: int):
-    """AdamW over the adapter's and the method's trainable parameters, warmup then cosine
-    decay, everything passed through accelerate; the model is left in train mode.
+    """AdamW over the adapter's and the method's trainable parameters, warmup then the
+    schedule, optimizer, loader and scheduler passed through accelerate; the model is left
+    in train mode.
 
+    The model and method are only moved to the device, not wrapped (see
+    innerpo.train.distributed for why, and how gradients are averaged instead).
     Returns (model, method, params, optimizer, loader, scheduler).
     """
+    model, method = model.to(accelerator.device), method.to(accelerator.device)
     params = [p for p in list(model.parameters()) + list(method.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.training.lr, weight_decay=cfg.training.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.training.warmup_ratio * total_steps), total_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    if any(p.requires_grad for p in method.parameters()):
-        method = accelerator.prepare(method)
+    warmup = cfg.training.warmup_steps if cfg.training.warmup_steps is not None else int(cfg.training.warmup_ratio * total_steps)
+    scheduler = get_scheduler(cfg.training.schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+    optimizer, loader, scheduler = accelerator.prepare(optimizer, loader, scheduler)
     model.train()
     return model, method, params, optimizer, loader, scheduler
 
@@ -161,14 +205,6 @@ def optimizer_step(accelerator, params, optimizer, scheduler, max_grad_norm: flo
     return norm
 
 
-def _forever(loader):
-    epoch = 0
-    while True:
-        loader.set_epoch(epoch)
-        yield from loader
-        epoch += 1
-
-
 def _eval_subset(cfg: TrainConfig, pair_tok: PairTokenizer):
     """A fixed small held-out set for the periodic evaluation: the suite's in-domain shift."""
     if not cfg.training.eval_every:
@@ -178,6 +214,13 @@ def _eval_subset(cfg: TrainConfig, pair_tok: PairTokenizer):
     shift = suite.shifts[name]
     pairs = load_pairs(shift.dataset, shift.split, cfg.data.genies_dir)[: cfg.training.eval_pairs]
     return pair_tok.tokenize_all(pairs, f"periodic eval ({shift.dataset})")[0]
+
+
+def _eval_once(accelerator, model, items, tok, cfg: TrainConfig, log: MetricsLog, step: int) -> None:
+    """The periodic evaluation, run by the main process alone while the others wait."""
+    if accelerator.is_main_process:
+        _periodic_eval(model, items, tok, cfg, log, step)
+    accelerator.wait_for_everyone()
 
 
 def _periodic_eval(model, items, tok, cfg: TrainConfig, log: MetricsLog, step: int) -> None:

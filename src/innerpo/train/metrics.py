@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import torch
 from torch import Tensor
 
 
@@ -24,7 +25,13 @@ class StepMetrics:
             self._sums[name] += float(value) * num_pairs
         self._weight += num_pairs
 
-    def means(self) -> dict[str, float]:
-        if not self._weight:
+    def means(self, accelerator=None) -> dict[str, float]:
+        """Pair-weighted means; with several processes, over all processes' micro-batches."""
+        sums, weight = dict(self._sums), float(self._weight)
+        if accelerator is not None and accelerator.num_processes > 1:
+            names = list(sums)  # the same metrics, in the same order, on every process
+            total = accelerator.reduce(torch.tensor([sums[n] for n in names] + [weight], dtype=torch.float64, device=accelerator.device), reduction="sum")
+            sums, weight = dict(zip(names, total[:-1].tolist())), float(total[-1])
+        if not weight:
             return {}
-        return {name: total / self._weight for name, total in self._sums.items()}
+        return {name: total / weight for name, total in sums.items()}
