@@ -51,11 +51,14 @@ class NonFiniteLossError(RuntimeError):
     """Training met a NaN or infinite loss or gradient; the last good adapter was kept."""
 
 
-def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path:
+def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval=None) -> Path:
     """Train an adapter as `cfg` says; returns the run directory.
 
     resume: continue the run in `cfg.output_dir` from its newest complete checkpoint
     (`cfg` is the run's saved config; see innerpo.train.checkpoint).
+    on_eval: called as on_eval(step, row) on the main process after each periodic
+    evaluation after an update (row: the metrics.jsonl row); an exception it raises
+    (a tuner's "prune this trial") ends training there.
     """
     t0 = time.time()
     set_seed(cfg.training.seed)
@@ -140,7 +143,9 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
             if step % cfg.training.log_every == 0 or step == total_steps:
                 log.write({"step": step, "pairs_seen": pairs_seen, "lr": lr, "grad_norm": grad_norm, **means, **extra, "elapsed_s": round(time.time() - t0, 2)})
             if eval_items and cfg.training.eval_every and (step % cfg.training.eval_every == 0 or step == total_steps):
-                _eval_once(accelerator, model, eval_items, tok, cfg, log, step)
+                row = _eval_once(accelerator, model, eval_items, tok, cfg, log, step)
+                if on_eval is not None and row is not None:
+                    on_eval(step, row)
             signalled = any_process(accelerator, stop["signal"] is not None)
             if signalled or (cfg.training.save_every and step % cfg.training.save_every == 0):
                 state = TrainState(step, pairs_seen, round(time.time() - t0, 2), batches.epoch, batches.position, log.size())
@@ -216,19 +221,20 @@ def _eval_subset(cfg: TrainConfig, pair_tok: PairTokenizer):
     return pair_tok.tokenize_all(pairs, f"periodic eval ({shift.dataset})")[0]
 
 
-def _eval_once(accelerator, model, items, tok, cfg: TrainConfig, log: MetricsLog, step: int) -> None:
-    """The periodic evaluation, run by the main process alone while the others wait."""
-    if accelerator.is_main_process:
-        _periodic_eval(model, items, tok, cfg, log, step)
+def _eval_once(accelerator, model, items, tok, cfg: TrainConfig, log: MetricsLog, step: int) -> dict | None:
+    """The periodic evaluation, run by the main process alone while the others wait; its row (None elsewhere)."""
+    row = _periodic_eval(model, items, tok, cfg, log, step) if accelerator.is_main_process else None
     accelerator.wait_for_everyone()
+    return row
 
 
-def _periodic_eval(model, items, tok, cfg: TrainConfig, log: MetricsLog, step: int) -> None:
+def _periodic_eval(model, items, tok, cfg: TrainConfig, log: MetricsLog, step: int) -> dict:
     scores = score_pairs(model, items, tok.pad_token_id, cfg.eval.batch_size, desc="periodic eval", with_base=step == 0)
     row = {"step": step, "eval/accuracy": scores["adapter"].accuracy, "eval/nll": scores["adapter"].nll}
     if "base" in scores:
         row.update({"eval/base_accuracy": scores["base"].accuracy, "eval/base_nll": scores["base"].nll})
     log.write(row)
+    return row
 
 
 def _stop(run_dir: Path, model, where: str, step: int) -> None:
