@@ -7,8 +7,11 @@
 - `trials.csv` / `trials.md`: every trial: number, state, objective value, parameters,
   duration, note (why it failed or was pruned).
 - `importances.json` and `importances.png`: Optuna's parameter importances with the
-  PED-ANOVA evaluator (Optuna's default, fANOVA, needs scikit-learn for its random
-  forest; PED-ANOVA needs nothing more and is meant for small trial counts).
+  PED-ANOVA evaluator (Optuna's default, fANOVA, and mean decrease in impurity need
+  scikit-learn's random forests; PED-ANOVA needs nothing more). PED-ANOVA asks how the
+  top `target_quantile` of trials differs from all of them; its default (10%) holds no
+  more than one trial in a small study, so the quantile is raised to hold at least two
+  (2/n, at most 50%). With a dozen trials these are rough indications, not measurements.
 - `history.png`: the optimization history (objective per trial and best so far), drawn
   by Optuna's matplotlib backend.
 """
@@ -101,9 +104,10 @@ def _plots(study, tune_dir: Path, complete) -> None:
     if len(complete) < 2 or not varied:
         write_atomic(tune_dir / "importances.json", json.dumps({"note": "needs two or more complete trials that differ"}))
         return
-    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    quantile = min(0.5, max(0.1, 2 / len(complete)))
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
     importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
-    write_atomic(tune_dir / "importances.json", json.dumps({"evaluator": "PED-ANOVA", "importances": importances}, indent=2))
+    write_atomic(tune_dir / "importances.json", json.dumps({"evaluator": "PED-ANOVA", "target_quantile": quantile, "complete_trials": len(complete), "importances": importances}, indent=2))
     ax = plot_param_importances(study, evaluator=evaluator)
     ax.figure.savefig(tune_dir / "importances.png", dpi=120, bbox_inches="tight")
     plt.close(ax.figure)
