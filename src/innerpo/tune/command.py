@@ -38,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", default="ood_accuracy", help=f"what to maximise: {', '.join(OBJECTIVES)} (default ood_accuracy)")
     p.add_argument("--pruner", default="median", choices=PRUNERS, help="prune on the periodic evaluation: median (default), halving, none")
     p.add_argument("--seed", type=int, default=0, help="TPE sampler's seed")
+    p.add_argument("--startup-trials", type=int, default=10, help="random trials before TPE models the results (default 10, Optuna's)")
     p.add_argument("--validation-suite", help="eval-suite YAML trials are scored on (default: the suite's validation splits)")
     p.add_argument("--out", help="tune directory (default outputs/tune/<method>)")
     p.add_argument("--executor", choices=EXECUTORS, default="local", help="local (default); slurm: a submitit job array of workers; submitit-local/-debug")
@@ -66,7 +67,7 @@ def build(argv: list[str]) -> tuple[TuneSpec, Path, argparse.Namespace]:
     else:
         suite_path = validation_suite(cfg.eval.suite, tune_dir / "validation-suite.yaml")
     check_objective(args.objective, list(get_suite(suite_path).shifts))
-    spec = TuneSpec(args.method, space_record(space), base, args.objective, args.pruner, args.seed, cfg.eval.suite, suite_path)
+    spec = TuneSpec(args.method, space_record(space), base, args.objective, args.pruner, args.seed, args.startup_trials, cfg.eval.suite, suite_path)
     return spec, tune_dir, args
 
 

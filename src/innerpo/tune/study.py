@@ -57,6 +57,8 @@ class TuneSpec:
     pruner: str = "median"
     seed: int = 0
     """TPE's seed (the trials' training seed is `training.seed`, the same in every trial)."""
+    startup_trials: int = 10
+    """Trials TPE samples at random before it models the results (Optuna's default 10)."""
     suite: str = "synthetic"
     """The eval suite the best configuration is tested on (never used by a trial)."""
     validation_suite: str = ""
@@ -105,7 +107,7 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 
 def open_study(tune_dir: Path, spec: TuneSpec, worker: int = 0) -> optuna.Study:
     """The study in `tune_dir`, created on first use; sampler and pruner as the spec says."""
-    sampler = optuna.samplers.TPESampler(seed=spec.seed + worker, constant_liar=True)
+    sampler = optuna.samplers.TPESampler(seed=spec.seed + worker, n_startup_trials=spec.startup_trials, constant_liar=True)
     return optuna.create_study(study_name=STUDY_NAME, storage=storage(tune_dir), direction="maximize",
                                sampler=sampler, pruner=make_pruner(spec.pruner), load_if_exists=True)
 
