@@ -129,3 +129,12 @@ def test_a_killed_study_resumes_with_its_trials_kept(tmp_path, cache):
     assert len(retry) == 1 and retry[0].params == first[1].params and retry[0].state == TrialState.COMPLETE
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 3  # the interrupted trial used no budget
     assert "| 1 | interrupted |" in (out / "trials.md").read_text()
+
+
+def test_the_submitit_executor_runs_workers_on_the_same_study(tmp_path, cache):
+    # submitit's `debug` cluster runs the job array in this process; `slurm` is the same code
+    # with the sweep's SLURM parameters (innerpo.experiments.executors.SubmititExecutor).
+    out = tmp_path / "tune"
+    tune(out, "--trials", "1", "--executor", "submitit-debug", "--pruner", "none")
+    assert [t.state for t in trials_of(out)] == [TrialState.COMPLETE]
+    assert (out / ".submitit").is_dir() and (out / "best.yaml").is_file()
