@@ -96,8 +96,8 @@ def storage(tune_dir: Path) -> optuna.storages.JournalStorage:
 
 
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    if name == "median":  # skip step 0 (before any update every trial scores the same)
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if name == "median":  # the loop reports evaluations after updates only (step 0 would tie)
+        return optuna.pruners.MedianPruner(n_startup_trials=2)
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
     if name == "none":
