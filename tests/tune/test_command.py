@@ -42,3 +42,11 @@ def test_a_directory_of_another_study_or_one_in_use_is_refused(tmp_path, capsys)
 def test_an_objective_the_suite_cannot_compute_is_refused(tmp_path, capsys):
     code, err = run(capsys, "dpo", "--objective", "shift:nowhere", "--out", str(tmp_path / "t"), *FLAGS)
     assert code == 2 and "no shift 'nowhere'" in err
+
+
+def test_a_spent_timeout_starts_no_trial_and_says_so(tmp_path, capsys):
+    out = tmp_path / "t"
+    cli.main(["tune", "dpo", "--timeout", "0.000001", "--out", str(out), *FLAGS])
+    printed = capsys.readouterr().out
+    assert "trials: none" in printed and "no complete trial yet" in printed
+    assert "No trials yet." in (out / "trials.md").read_text() and not (out / "best.yaml").exists()
