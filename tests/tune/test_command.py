@@ -29,8 +29,10 @@ def test_a_directory_of_another_study_or_one_in_use_is_refused(tmp_path, capsys)
     from innerpo.tune.study import TuneSpec, save_spec
 
     save_spec(out, TuneSpec("ipo", {"training.lr": {"low": 1e-5, "high": 1e-3, "log": True}}))
+    (out / "validation-suite.yaml").write_text("the other study's")
     code, err = run(capsys, "dpo", "--out", str(out), *FLAGS)
     assert code == 2 and "holds a study with other method" in err
+    assert (out / "validation-suite.yaml").read_text() == "the other study's"  # nothing of it overwritten
     other = tmp_path / "u"
     other.mkdir()
     with open(other / "driver.lock", "a") as held:

@@ -37,16 +37,17 @@ def test_objectives_the_suite_cannot_compute_are_refused():
 
 
 def test_validation_suite_mirrors_the_suite_on_validation_splits(tmp_path):
-    path = validation_suite("synthetic", tmp_path / "v.yaml")
-    suite, original = get_suite(path), get_suite("synthetic")
+    path = tmp_path / "v.yaml"
+    path.write_text(yaml.safe_dump(validation_suite("synthetic"), sort_keys=False))
+    suite, original = get_suite(str(path)), get_suite("synthetic")
     assert list(suite.shifts) == list(original.shifts)
     assert all(s.split == "validation" and s.dataset == original.shifts[k].dataset for k, s in suite.shifts.items())
-    genies = yaml.safe_load(open(validation_suite("genies-alpaca", tmp_path / "g.yaml")))
+    genies = validation_suite("genies-alpaca")
     assert genies["shifts"]["in_domain"] == {"dataset": "genies:alpaca_easy", "split": "validation"}
     user = tmp_path / "mine.yaml"
     user.write_text("shifts:\n  in_domain: {dataset: data/x.jsonl}\n")
     with pytest.raises(ObjectiveError, match="--validation-suite"):
-        validation_suite(str(user), tmp_path / "u.yaml")
+        validation_suite(str(user))
 
 
 def test_genies_trials_train_without_the_validation_tenth():

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from innerpo.config import apply_values
 from innerpo.experiments.command import EXECUTORS, _setting_flags
 from innerpo.experiments.sweep_file import SweepFileError
@@ -26,6 +28,9 @@ from innerpo.tune.objective import OBJECTIVES, ObjectiveError, check_objective, 
 from innerpo.tune.space import SpaceError, check_space, default_space, load_space, space_record
 from innerpo.tune.study import PRUNERS, TuneError, TuneSpec, load_spec, save_spec
 from innerpo.eval.suites import get_suite
+from innerpo.io import write_atomic
+
+VALIDATION_SUITE = "validation-suite.yaml"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,7 +55,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def build(argv: list[str]) -> tuple[TuneSpec, Path, argparse.Namespace]:
+def build(argv: list[str]) -> tuple[TuneSpec, Path, argparse.Namespace, dict | None]:
+    """(spec, tune directory, arguments, the validation suite to write or None); writes nothing."""
     args, rest = parser().parse_known_args(argv)
     if args.method not in PRESETS:
         raise TuneError(f"unknown method {args.method!r}; `innerpo train --help` lists them")
@@ -61,14 +67,15 @@ def build(argv: list[str]) -> tuple[TuneSpec, Path, argparse.Namespace]:
     space = load_space(args.space) if args.space else default_space(cfg)
     check_space(space, cfg, args.space or "default space")
     tune_dir = Path(args.out or Path("outputs") / "tune" / args.method)
-    tune_dir.mkdir(parents=True, exist_ok=True)
     if args.validation_suite:
-        suite_path = str(Path(args.validation_suite).resolve())
+        suite, suite_path = None, str(Path(args.validation_suite).resolve())
+        shifts = list(get_suite(suite_path).shifts)
     else:
-        suite_path = validation_suite(cfg.eval.suite, tune_dir / "validation-suite.yaml")
-    check_objective(args.objective, list(get_suite(suite_path).shifts))
+        suite, suite_path = validation_suite(cfg.eval.suite), str((tune_dir / VALIDATION_SUITE).resolve())
+        shifts = list(suite["shifts"])
+    check_objective(args.objective, shifts)
     spec = TuneSpec(args.method, space_record(space), base, args.objective, args.pruner, args.seed, args.startup_trials, cfg.eval.suite, suite_path)
-    return spec, tune_dir, args
+    return spec, tune_dir, args, suite
 
 
 def main(argv: list[str]) -> None:
@@ -76,9 +83,12 @@ def main(argv: list[str]) -> None:
     from innerpo.tune.workers import driving, recover_interrupted, run_local, run_submitit
 
     try:
-        spec, tune_dir, args = build(argv)
+        spec, tune_dir, args, suite = build(argv)
+        tune_dir.mkdir(parents=True, exist_ok=True)
         with driving(tune_dir):
             save_spec(tune_dir, spec)
+            if suite is not None:
+                write_atomic(tune_dir / VALIDATION_SUITE, yaml.safe_dump(suite, sort_keys=False))
             spec = load_spec(tune_dir)
             stale = recover_interrupted(tune_dir)
             if stale:

@@ -24,10 +24,6 @@ with its reason in the trials table is plainer, and on small budgets few trials 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
-
 from innerpo.data.genies import CARVED_SPLITS
 from innerpo.eval.suites import get_suite
 
@@ -74,8 +70,8 @@ def objective_value(summary: dict, objective: str) -> float:
     return sum(shifts[n]["adapter_accuracy"] for n in names) / len(names)
 
 
-def validation_suite(suite_name: str, out: Path) -> str:
-    """Write the validation twin of suite `suite_name` to `out` (YAML); returns its path."""
+def validation_suite(suite_name: str) -> dict:
+    """The validation twin of suite `suite_name`, as a suite YAML's contents."""
     suite = get_suite(suite_name)
     shifts = {}
     for name, shift in suite.shifts.items():
@@ -83,8 +79,7 @@ def validation_suite(suite_name: str, out: Path) -> str:
             raise ObjectiveError(f"suite {suite.name}: shift {name!r} ({shift.dataset}) has no validation split; "
                                  "give --validation-suite FILE.yaml with held-out pairs that are not your test pairs")
         shifts[name] = {"dataset": shift.dataset, "split": "validation"}
-    out.write_text(yaml.safe_dump({"name": f"{suite.name}-validation", "shifts": shifts}, sort_keys=False))
-    return str(out.resolve())
+    return {"name": f"{suite.name}-validation", "shifts": shifts}
 
 
 def training_split(dataset: str, split: str) -> str:
