@@ -17,7 +17,7 @@ import tyro
 from innerpo.config import EvalConfig, apply_yaml
 from innerpo.errors import InputError
 
-USAGE = """usage: innerpo {train,eval,data,sweep,report} ...
+USAGE = """usage: innerpo {train,eval,data,sweep,report,tune} ...
 
 Preference optimization of language models with LoRA, and evaluation of how the learned
 preference generalizes across distribution shifts.
@@ -30,6 +30,7 @@ commands:
   data {list,show}       list data sources and eval suites, or show pairs from one
   sweep [SWEEP.yaml]     train a grid of methods x seeds x data, skipping finished cells
   report DIR [DIR ...]   tables with confidence intervals, paired differences and plots
+  tune NAME [flags]      hyperparameter search for method NAME with Optuna (resumable)
 """
 
 
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
             from innerpo.report.command import main as report_main
 
             report_main(rest)
+        elif command == "tune":
+            from innerpo.tune.command import main as tune_main
+
+            tune_main(rest)
         else:
             print(USAGE, file=sys.stderr)
             sys.exit(f"innerpo: unknown command {command!r}")

@@ -100,3 +100,18 @@ def test_genies_local_directory(tmp_path):
 def test_real_genies_rows_parse(shared_genies):
     pairs = load_pairs("genies:alpaca_easy", "test", shared_genies)
     assert len(pairs) == 250 and all(p.chosen != p.rejected for p in pairs)
+
+
+def test_genies_validation_and_fit_are_carved_out_of_train(tmp_path):
+    rows = [{"prompt": f"P{i}", "responses": {"good": 1.0, "bad": 0.0}} for i in range(200)]
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "train.json").write_text(json.dumps(rows))
+    train = load_pairs("genies:toy", "train", str(tmp_path))
+    validation = load_pairs("genies:toy", "validation", str(tmp_path))
+    fit = load_pairs("genies:toy", "fit", str(tmp_path))
+    assert {p.prompt for p in validation}.isdisjoint({p.prompt for p in fit})
+    assert sorted(p.prompt for p in validation + fit) == sorted(p.prompt for p in train)
+    assert 5 <= len(validation) <= 40  # about a tenth of 200
+    # the rule follows the prompt, not the file's order
+    (tmp_path / "toy" / "train.json").write_text(json.dumps(rows[::-1]))
+    assert {p.prompt for p in load_pairs("genies:toy", "validation", str(tmp_path))} == {p.prompt for p in validation}

@@ -132,5 +132,27 @@ def test_chosen_is_not_tied_to_a_position(shift):
 def test_unknown_shift_or_split_names_the_valid_ones():
     with pytest.raises(ValueError, match="in_domain.*difficulty_scaling"):
         generate("nope", "train", 1)
-    with pytest.raises(ValueError, match="train.*test"):
-        generate("in_domain", "validation", 1)
+    with pytest.raises(ValueError, match="train.*test.*validation"):
+        generate("in_domain", "dev", 1)
+
+
+@pytest.mark.parametrize("shift", SHIFTS)
+def test_validation_split_shares_no_instance_with_test_or_train(shift):
+    from innerpo.data.sources import SYNTHETIC_SIZE
+
+    validation = generate(shift, "validation", SYNTHETIC_SIZE["validation"])
+    assert len({item["prompt"] for item in validation}) == SYNTHETIC_SIZE["validation"]
+    assert validation == generate(shift, "validation", SYNTHETIC_SIZE["validation"])  # deterministic
+    held_out = {instance(shift, item) for item in validation}
+    assert not held_out & {instance(shift, item) for item in generate(shift, "test", SYNTHETIC_SIZE["test"])}
+    assert not held_out & {instance(shift, item) for item in generate(shift, "train", SYNTHETIC_SIZE["train"])}
+    # the in-domain training pairs of every other shift's numbers are kept out too
+    if shift in ("in_domain", "alt_encoding", "story_context"):
+        assert not held_out & {instance("in_domain", item) for item in generate("in_domain", "train", SYNTHETIC_SIZE["train"])}
+
+
+def test_adding_validation_left_train_and_test_unchanged():
+    # The last pair of each split, recorded before the validation split existed.
+    assert generate("in_domain", "train", 2000)[-1] == {"prompt": "Which number is bigger: 45 or 28?", "chosen": "45", "rejected": "28"}
+    assert generate("in_domain", "test", 200)[-1] == {"prompt": "Which is larger, 42 or 49?", "chosen": "49", "rejected": "42"}
+    assert generate("unrelated_skill", "test", 200)[-1]["prompt"] == "Pick the word that comes first in a dictionary: voice or bottle."

@@ -8,6 +8,12 @@ mapping from response text to score. Pairing rule (deterministic, one pair per r
   response order, which may correlate with correctness, and does not depend on a seed.
 Rows where every response has the same score carry no preference and are skipped
 (counted in the returned number).
+
+GENIES ships train and test only. For hyperparameter search (innerpo.tune) two more
+splits are carved out of train: `validation`, the pairs whose SHA-256 of the prompt
+falls in a fixed tenth of the range (about 10%, independent of the file's order and of
+any seed), and `fit`, the rest of train. Trials train on `fit` and are scored on
+`validation`, so the search never sees a test pair nor scores a pair it trained on.
 """
 
 from __future__ import annotations
@@ -36,6 +42,18 @@ def row_to_pair(row: dict, where: str) -> Pair | None:
     chosen = min((t for t, s in responses.items() if s == best), key=lambda t: _digest(prompt, t))
     rejected = min((t for t, s in responses.items() if s == worst), key=lambda t: _digest(prompt, t))
     return Pair(prompt, chosen, rejected)
+
+
+CARVED_SPLITS = ("validation", "fit")
+VALIDATION_SHARE = 10  # one pair in VALIDATION_SHARE of train goes to validation
+
+
+def carve(train: list[Pair], split: str) -> list[Pair]:
+    """The `validation` or `fit` part of a distribution's train pairs (disjoint, together all of them)."""
+    if split not in CARVED_SPLITS:
+        raise ValueError(f"carve: split must be one of {CARVED_SPLITS}, got {split!r}")
+    in_validation = [int(hashlib.sha256(str(p.prompt).encode()).hexdigest(), 16) % VALIDATION_SHARE == 0 for p in train]
+    return [p for p, v in zip(train, in_validation) if v == (split == "validation")]
 
 
 def _digest(prompt: str, text: str) -> str:

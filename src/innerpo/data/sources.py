@@ -29,7 +29,7 @@ from innerpo.data.unpaired import UnpairedExample, check_one_format, parse_examp
 
 # The synthetic suite is generated with a fixed data seed so that every training seed
 # and every method sees the same pairs.
-SYNTHETIC_SIZE = {"train": 2000, "test": 200}
+SYNTHETIC_SIZE = {"train": 2000, "test": 200, "validation": 100}
 SYNTHETIC_SEED = 0
 
 
@@ -54,7 +54,7 @@ def _load(spec: str, split: str, genies_dir: str | None, parse) -> list:
         shift = spec.partition(":")[2] or "in_domain"
         if split not in SYNTHETIC_SIZE:
             raise DataError(f"synthetic suite has splits {sorted(SYNTHETIC_SIZE)}, not {split!r}")
-        rows = synthetic.generate(shift, split, SYNTHETIC_SIZE[split], seed=SYNTHETIC_SEED)
+        rows = synthetic.generate(shift, split, SYNTHETIC_SIZE[split], seed=SYNTHETIC_SEED, test_size=SYNTHETIC_SIZE["test"])
         return [parse_pair(r, f"{spec} ({split}), row {i}") for i, r in enumerate(rows)]
     if is_research_spec(spec):  # ethics:<config>, medical (innerpo.data.research_sets)
         hub_id, config, split = hub_location(spec, split)
@@ -62,6 +62,8 @@ def _load(spec: str, split: str, genies_dir: str | None, parse) -> list:
     if spec.startswith("genies:"):
         name = spec.partition(":")[2]
         root = genies_dir or default_genies_dir()
+        if split in genies.CARVED_SPLITS:  # validation / fit: carved out of train (see innerpo.data.genies)
+            return genies.carve(genies.load_local(root, name, "train") if root else genies.load_hub(name, "train"), split)
         return genies.load_local(root, name, split) if root else genies.load_hub(name, split)
     path = Path(spec)
     if path.is_file():

@@ -29,6 +29,12 @@ in every shift and for every seed alike, so no test prompt of any shift reuses a
 number pair seen in ``in_domain`` training. Generation uses a ``random.Random`` seeded
 from the seed and a CRC32 of the shift and split names, so it is identical across
 processes and platforms.
+
+The ``validation`` split (for hyperparameter search, innerpo.tune) holds pairs whose
+instance is in the test fifth but in none of the pairs of the test split as the suite
+uses it (its first ``test_size`` pairs): so a validation pair never shares an instance
+with a test pair, nor with any train pair of any shift, and train and test stay exactly
+what they were before the split existed.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ DESCRIPTIONS: dict[str, str] = {
     "unrelated_skill": "Pick the word that comes first alphabetically: same format, different rule (GENIES skill).",
 }
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "validation")
 
 QUESTIONS = (
     "Which is larger, {a} or {b}?",
@@ -156,27 +162,35 @@ MAKERS = {
 }
 
 
-def generate(shift: str, split: str, n: int, seed: int = 0) -> list[dict]:
+def generate(shift: str, split: str, n: int, seed: int = 0, test_size: int = 200) -> list[dict]:
     """n distinct pairs of `shift`'s `split`; the same (shift, split, n, seed) always gives the same list.
 
-    Each item is {"prompt", "chosen", "rejected"}. Train and test draw from disjoint
-    instances. Raises ValueError for an unknown shift or split, or when a split has
+    Each item is {"prompt", "chosen", "rejected"}. Train, test and validation draw from
+    disjoint instances; `test_size` (validation only) is how many test pairs validation
+    must avoid. Raises ValueError for an unknown shift or split, or when a split has
     fewer than n distinct prompts.
     """
     if shift not in MAKERS:
         raise ValueError(f"unknown synthetic shift {shift!r}; valid shifts: {', '.join(SHIFTS)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    used = {key for key, _ in _draw(shift, "test", test_size, seed, set())} if split == "validation" else set()
+    drawn = _draw(shift, split, n, seed, used)
+    if len(drawn) < n:
+        raise ValueError(f"synthetic:{shift} has fewer than {n} distinct {split} prompts")
+    return [item for _, item in drawn]
+
+
+def _draw(shift: str, split: str, n: int, seed: int, avoid: set[str]) -> list[tuple[str, dict]]:
+    """Up to n (instance key, item) of distinct prompts from `split`'s share of instances, none in `avoid`."""
     rng = random.Random((seed << 32) + zlib.crc32(f"{shift}/{split}".encode()))
-    want_test = split == "test"
-    items, seen = [], set()
+    want_test = split != "train"
+    drawn, seen = [], set()
     for _ in range(50 * n + 1000):
-        if len(items) == n:
+        if len(drawn) == n:
             break
         key, item = MAKERS[shift](rng)
-        if in_test_split(key) == want_test and item["prompt"] not in seen:
+        if in_test_split(key) == want_test and key not in avoid and item["prompt"] not in seen:
             seen.add(item["prompt"])
-            items.append(item)
-    if len(items) < n:
-        raise ValueError(f"synthetic:{shift} has fewer than {n} distinct {split} prompts")
-    return items
+            drawn.append((key, item))
+    return drawn

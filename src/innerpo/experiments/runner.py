@@ -39,9 +39,9 @@ def prepare_cell(cell: Cell) -> None:
     (cell.dir / LOG).write_text("")
 
 
-def run_cell(cell: Cell, threads: int | None = None) -> str:
+def run_cell(cell: Cell, threads: int | None = None, on_eval=None) -> str:
     """Train the cell in this process (with `threads` torch threads when given), its
-    output going to `<cell>/log.txt`.
+    output going to `<cell>/log.txt`; `on_eval` is passed to the loop (a tuner's pruning hook).
 
     On failure the error's type and message go to `<cell>/error.json` and the traceback
     to the log, then the exception propagates. Returns the cell's name. This is the
@@ -56,7 +56,7 @@ def run_cell(cell: Cell, threads: int | None = None) -> str:
     t0 = time.time()
     with open(cell.dir / LOG, "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
-            train(cell.config)
+            train(cell.config, on_eval=on_eval)
         except BaseException as e:
             traceback.print_exc(file=log)
             record_error(cell.dir, f"{type(e).__name__}: {e}")

@@ -2,7 +2,8 @@
 
     name: synthetic-seeds            # optional; default: the file's stem
     out: outputs/sweeps/NAME         # optional sweep directory (default outputs/sweeps/<name>)
-    methods: [dpo, hs-none-innerpo]  # presets of `innerpo train`
+    methods: [dpo, hs-none-innerpo]  # presets of `innerpo train`, or entries with a config file:
+    #   - {method: dpo, config: outputs/tune/dpo/best.yaml, name: dpo-tuned}   (name optional)
     seeds: [1, 2, 3, 4, 5]
     datasets:                        # optional training-data axis; a suite per dataset if given
       - synthetic
@@ -12,9 +13,10 @@
       training: {max_steps: 40}
     executor: {workers: 2, threads: 1, slurm: {partition: gpu, time_min: 60, gpus: 1, cpus: 4, mem_gb: 16}}
 
-Precedence in each cell: the method preset < `base` < the dataset axis < override axes <
+Precedence in each cell: the method preset < the entry's config file < `base` < the dataset axis < override axes <
 the seed. A relative `eval.suite` path (or a dataset's `suite`) is read relative to the
-sweep file. Nothing in the file is evaluated as code.
+sweep file, and so is an entry's `config` (e.g. the best configuration `innerpo tune`
+wrote). Nothing in the file is evaluated as code.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from innerpo.config import apply_values
+from innerpo.config import apply_values, apply_yaml
 from innerpo.experiments.cells import Cell, cell_name
 from innerpo.methods.presets import PRESETS, preset_config
 
@@ -75,8 +77,7 @@ def parse_sweep(values: dict, where: str, name: str = "sweep", root: Path = Path
         raise SweepFileError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(KEYS))}, or a dotted config key with a list of values")
     methods = _list(values.get("methods", ["dpo"]), where, "methods")
     for m in methods:
-        if m not in PRESETS:
-            raise SweepFileError(f"{where}: methods: unknown method {m!r}; `innerpo train --help` lists them")
+        _method_entry(m, where)
     seeds = _list(values.get("seeds", [42]), where, "seeds")
     if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise SweepFileError(f"{where}: seeds must be integers, got {seeds!r}")
@@ -102,6 +103,19 @@ def _list(value, where: str, key: str) -> list:
     return value
 
 
+def _method_entry(entry, where: str) -> tuple[str, str, str | None]:
+    """A methods entry -> (cell label, preset name, config file or None)."""
+    if isinstance(entry, dict) and set(entry) <= {"method", "config", "name"} and isinstance(entry.get("method"), str) and isinstance(entry.get("config"), str):
+        label, preset, config = str(entry.get("name", entry["method"])), entry["method"], entry["config"]
+    elif isinstance(entry, str):
+        label, preset, config = entry, entry, None
+    else:
+        raise SweepFileError(f"{where}: methods: each entry is a method name or {{method: NAME, config: FILE.yaml[, name: LABEL]}}, got {entry!r}")
+    if preset not in PRESETS:
+        raise SweepFileError(f"{where}: methods: unknown method {preset!r}; `innerpo train --help` lists them")
+    return label, preset, config
+
+
 def _dataset(entry, where: str, i: int) -> dict:
     if isinstance(entry, str):
         return {"dataset": entry, "suite": None}
@@ -118,6 +132,12 @@ def nest(dotted: str, value) -> dict:
     return out
 
 
+def _relative(path: str, root: Path) -> str:
+    """A file named in the sweep file: relative to the sweep file when it is there."""
+    candidate = root / path
+    return str(candidate) if not Path(path).is_absolute() and candidate.is_file() else path
+
+
 def _suite_path(suite: str, root: Path) -> str:
     candidate = root / suite
     if suite.endswith((".yaml", ".yml")) and not Path(suite).is_absolute() and candidate.is_file():
@@ -132,15 +152,19 @@ def cells(spec: SweepSpec) -> list[Cell]:
     datasets = spec.datasets or [None]
     keys = list(spec.overrides)
     result, seen = [], {}
-    for seed, method, data, combo in itertools.product(spec.seeds, spec.methods, datasets, itertools.product(*spec.overrides.values())):
+    for seed, entry, data, combo in itertools.product(spec.seeds, spec.methods, datasets, itertools.product(*spec.overrides.values())):
         chosen = dict(zip(keys, combo))
+        method, preset, config = _method_entry(entry, spec.name)
         name = cell_name(method, seed, data["dataset"] if data else None, chosen)
         if name in seen:
             raise SweepFileError(f"two cells would share the directory name {name!r} ({seen[name]} and {chosen}); give datasets distinct names")
         seen[name] = chosen
         where = f"{spec.source}, cell {name}"
         try:
-            cfg = apply_values(preset_config(method), spec.base, f"{where} (base)")
+            cfg = preset_config(preset)
+            if config:
+                cfg = apply_yaml(cfg, _relative(config, spec.root))
+            cfg = apply_values(cfg, spec.base, f"{where} (base)")
             if data:
                 layer = {"data": {"dataset": data["dataset"]}}
                 if data["suite"]:
@@ -151,7 +175,7 @@ def cells(spec: SweepSpec) -> list[Cell]:
             cfg = apply_values(cfg, {"training": {"seed": seed}}, where)
         except ValueError as e:
             raise SweepFileError(str(e)) from e
-        cfg = apply_values(cfg, {"method_name": method, "output_dir": str(out_dir / name), "config": None,
+        cfg = apply_values(cfg, {"method_name": preset, "output_dir": str(out_dir / name), "config": None,
                                  "eval": {"suite": _suite_path(cfg.eval.suite, spec.root)}}, where)
         axes = {"method": method, "seed": seed, **({"dataset": data["dataset"]} if data else {}), **chosen}
         result.append(Cell(name, out_dir / name, cfg, axes))

@@ -53,11 +53,14 @@ class NonFiniteLossError(RuntimeError):
     """Training met a NaN or infinite loss or gradient; the last good adapter was kept."""
 
 
-def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path:
+def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval=None) -> Path:
     """Train an adapter as `cfg` says; returns the run directory.
 
     resume: continue the run in `cfg.output_dir` from its newest complete checkpoint
     (`cfg` is the run's saved config; see innerpo.train.checkpoint).
+    on_eval: called as on_eval(step, row) on the main process after each periodic
+    evaluation after an update (row: the metrics.jsonl row); an exception it raises
+    (a tuner's "prune this trial") ends training there.
     """
     t0 = time.time()
     validate_train(cfg)  # settings, data, suite: a bad input stops here, before anything is written
@@ -146,7 +149,9 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False) -> Path
             if step % cfg.training.log_every == 0 or step == total_steps:
                 log.write({"step": step, "pairs_seen": pairs_seen, "lr": lr, "grad_norm": grad_norm, **means, **extra, "elapsed_s": round(time.time() - t0, 2)})
             if periodic and periodic.due(step, total_steps):
-                _eval_once(accelerator, periodic, model, log, step)
+                row = _eval_once(accelerator, periodic, model, log, step)
+                if on_eval is not None and row is not None:
+                    on_eval(step, row)
             signalled = any_process(accelerator, stop["signal"] is not None)
             if signalled or (cfg.training.save_every and step % cfg.training.save_every == 0):
                 state = TrainState(step, pairs_seen, round(time.time() - t0, 2), batches.epoch, batches.position, log.size())
@@ -214,11 +219,11 @@ def optimizer_step(accelerator, params, optimizer, scheduler, max_grad_norm: flo
     return norm
 
 
-def _eval_once(accelerator, periodic, model, log: MetricsLog, step: int) -> None:
-    """The periodic evaluation, run by the main process alone while the others wait."""
-    if accelerator.is_main_process:
-        periodic(model, log, step)
+def _eval_once(accelerator, periodic, model, log: MetricsLog, step: int) -> dict | None:
+    """The periodic evaluation, run by the main process alone while the others wait; its row (None elsewhere)."""
+    row = periodic(model, log, step) if accelerator.is_main_process else None
     accelerator.wait_for_everyone()
+    return row
 
 
 def _stop(run_dir: Path, model, where: str, step: int) -> None:
