@@ -16,7 +16,7 @@ import tyro
 
 from innerpo.config import EvalConfig, apply_yaml
 
-USAGE = """usage: innerpo {train,eval,data} ...
+USAGE = """usage: innerpo {train,eval,data,star} ...
 
 Preference optimization of language models with LoRA, and evaluation of how the learned
 preference generalizes across distribution shifts.
@@ -25,6 +25,7 @@ commands:
   train NAME [flags]     train an adapter with method NAME (innerpo train --help lists them)
   eval RUN_DIR [flags]   evaluate a trained run on an eval suite (base and adapter)
   data {list,show}       list data sources and eval suites, or show pairs from one
+  star [flags]           STaR self-training: rationales, filtering, SFT or DPO per iteration
 """
 
 
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         _eval(rest)
     elif command == "data":
         _data(rest)
+    elif command == "star":
+        _star(rest)
     else:
         print(USAGE, file=sys.stderr)
         sys.exit(f"innerpo: unknown command {command!r}")
@@ -132,6 +135,23 @@ def _data(args: list[str]) -> None:
         print(list_sources())
     else:
         print(show(cmd.name, cmd.split, cmd.n, cmd.genies_dir))
+
+
+def _star(args: list[str]) -> None:
+    from innerpo.data.pairs import DataError
+    from innerpo.star.config import StarRunConfig
+
+    cfg = tyro.cli(
+        StarRunConfig, args=args, prog="innerpo star", use_underscores=True,
+        description="STaR self-training (arXiv:2203.14465): sample rationales, keep the correct ones (or pair them with wrong ones), train, repeat; held-out accuracy per iteration.",
+    )
+    from innerpo.star.loop import run_star
+
+    try:
+        run_star(cfg)
+    except (DataError, ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"innerpo star: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
