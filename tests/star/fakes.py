@@ -2,7 +2,7 @@
 
 For "What is a + b?" (the last question in the prompt) with options "(X) n":
 - greedy (evaluation, rationalization): right when a is even; with the hint mark in
-  the prompt it answers right, citing the mark when a % 5 == 0 (that text must be dropped);
+  the prompt it answers right, citing the mark when a + b is even (that text must be dropped);
 - sampled: when a % 3 == 0 every sample is wrong (so rationalization has work); else
   sample 0 right, sample 1 wrong, sample 2 a repetition to the length limit that names
   the right answer first, sample 3 without an answer.
@@ -37,7 +37,7 @@ class ScriptedGenerator:
             a, b, right, wrong, hinted = _question(self.tok.decode(ids))
             self.calls.append((a, b, k, settings.temperature, hinted))
             if settings.temperature == 0:
-                if hinted and a % 5 == 0:
+                if hinted and (a + b) % 2 == 0:
                     out.append([Sample(f"The option marked (CORRECT) is the hint. The answer is ({right}).", 12, "eos")])
                 elif hinted:
                     out.append([Sample(f"Adding {a} and {b} (CORRECT) carefully. The answer is ({right}).", 12, "eos")])

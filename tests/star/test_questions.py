@@ -85,9 +85,10 @@ def test_synthetic_is_deterministic_disjoint_and_valid():
     a = synthetic.questions("train", 50, seed=3)
     assert a == synthetic.questions("train", 50, seed=3)
     assert a != synthetic.questions("train", 50, seed=4)
-    test = {q.question for q in synthetic.questions("test", 200, seed=0)}
-    train = {q.question for q in synthetic.questions("train", 1000, seed=0)}
-    assert not test & train
+    for level in ("add1", "add2"):
+        test = {q.question for q in synthetic.questions("test", level=level)}
+        train = {q.question for q in synthetic.questions("train", level=level)}
+        assert not test & train and len(test) > 100 and len(train) > 4 * len(test) * 0.9
     for q in a:
         x, y = (int(t) for t in q.question.removeprefix("What is ").rstrip("?").split(" + "))
         assert q.options[q.labels.index(q.answer)] == str(x + y)

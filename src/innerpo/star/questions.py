@@ -190,7 +190,7 @@ def load_questions(spec: str, split: str, seed: int = 0, n: int | None = None, s
     if spec == "synthetic" or spec.startswith("synthetic:"):
         from innerpo.star import synthetic
 
-        return synthetic.questions(split, n or synthetic.DEFAULT_SIZE[split], seed, spec.partition(":")[2] or synthetic.DEFAULT_LEVEL)
+        return synthetic.questions(split, n, seed, spec.partition(":")[2] or synthetic.DEFAULT_LEVEL)
     path = Path(spec)
     if path.is_dir():
         if (path / split).is_dir():  # MMLU layout
