@@ -66,6 +66,8 @@ def test_sft_loop_saves_only_correct_hint_free_rationales(tmp_path):
         assert metrics["rationalized"] > 0 and metrics["degenerate/repetition"] > 0
         assert 0 <= metrics["rationale_ci_low"] <= metrics["rationale_accuracy"] <= metrics["rationale_ci_high"] <= 1
         assert "direct_accuracy" in metrics
+        evals = _jsonl(d / "eval.jsonl")
+        assert len(evals) == 8 and sum(e["correct"] for e in evals) == round(metrics["rationale_accuracy"] * 8)
     assert (run / "accuracy.png").stat().st_size > 1000
     assert "| 2 |" in (run / "accuracy.md").read_text()
     # a second run into the same directory is refused, not mixed in

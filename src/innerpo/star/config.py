@@ -47,8 +47,8 @@ class StarConfig:
     """dpo: most (correct, incorrect) pairs per question."""
     reset_each_iteration: bool = True
     """Train each iteration from the base model (STaR); False continues from the last model (its adapter merged; it is also the reference, as in Iterative RPO)."""
-    steps: int | None = None
-    """Optimizer steps in iteration 1, growing by `step_growth` per iteration (the STaR paper: 40, ×1.2); None: one epoch over each iteration's data (--training.epochs)."""
+    steps: int | None = 10
+    """Optimizer steps in iteration 1, growing by `step_growth` per iteration (the STaR paper's schedule: 40, ×1.2; 10 keeps a CPU run short); None: --training.epochs over each iteration's data."""
     step_growth: float = 1.2
     preload: str | None = None
     """A train.jsonl saved by an earlier run (RUN/iter-1/train.jsonl): iteration 1 trains on it and skips generation."""

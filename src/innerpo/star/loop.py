@@ -11,7 +11,8 @@ iteration i = 1..N, in RUN/iter-i/:
      model every iteration (STaR) or from the last model (`reset_each_iteration=False`:
      the earlier adapters are merged in and that model is the reference);
   5. score held-out accuracy with a rationale (greedy) and direct (option likelihood)
-     (metrics.json), and rewrite RUN/accuracy.md, accuracy.png and summary.json.
+     (metrics.json; the greedy rationales in eval.jsonl), and rewrite RUN/accuracy.md,
+     accuracy.png and summary.json.
 `preload` replaces steps 1-3 of iteration 1 with a saved train.jsonl. A run directory
 that already holds a run is refused, so iterations of two runs never mix.
 """
@@ -61,7 +62,8 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
         return run_dir
 
     model, tok = load_base(cfg.model)
-    rows = [{"iteration": 0, **evaluate(model, tok, make_generator(model, tok), eval_qs, ex, cfg), "elapsed_s": round(time.time() - t0, 1)}]
+    (run_dir / "iter-0").mkdir()
+    rows = [{"iteration": 0, **evaluate(model, tok, make_generator(model, tok), eval_qs, ex, cfg, save_to=run_dir / "iter-0" / "eval.jsonl"), "elapsed_s": round(time.time() - t0, 1)}]
     _write_metrics(run_dir / "iter-0", rows[0])
     print(write_summary(run_dir, rows, title))
     merged: list[str] = list(cfg.model.init_adapter)  # adapters the next training starts from
@@ -84,7 +86,7 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
         model = merge_adapter(model, adapter)
         if not s.reset_each_iteration:
             merged = merged + [str(adapter)]
-        row = {"iteration": it, **stats, **evaluate(model, tok, make_generator(model, tok), eval_qs, ex, cfg), "elapsed_s": round(time.time() - t0, 1)}
+        row = {"iteration": it, **stats, **evaluate(model, tok, make_generator(model, tok), eval_qs, ex, cfg, save_to=it_dir / "eval.jsonl", iteration=it), "elapsed_s": round(time.time() - t0, 1)}
         _write_metrics(it_dir, row)
         rows.append(row)
         print(write_summary(run_dir, rows, title))
@@ -136,12 +138,15 @@ def generate_training_data(model, tok, generator, questions: list[Question], ex,
     return stats
 
 
-def evaluate(model, tok, generator, questions: list[Question], ex, cfg: StarRunConfig, preamble: str = "") -> dict:
-    """Held-out accuracy with a greedy rationale and direct; degenerate outputs counted."""
+def evaluate(model, tok, generator, questions: list[Question], ex, cfg: StarRunConfig, preamble: str = "", save_to: Path | None = None, iteration: int = 0) -> dict:
+    """Held-out accuracy with a greedy rationale and direct; degenerate outputs counted;
+    the judged rationales are written to `save_to` (JSONL) when given."""
     s = cfg.star
     pair_tok = _pair_tok(cfg, tok)
     ids = [prompts.prompt_ids(pair_tok, prompts.messages(ex, q, s.few_shot, preamble=preamble, reasoning=s.reasoning)) for q in questions]
     judged = judge_samples(questions, generator.generate(ids, 1, _gen_settings(s, s.seed, greedy=True)), s.reasoning)
+    if save_to is not None:
+        _write_jsonl(save_to, [js[0].record(iteration, 0) for js in judged])
     out = {**rationale_accuracy(judged).as_dict("rationale"), "eval_degenerate": sum(bool(js[0].flags) for js in judged)}
     if s.direct_eval:
         zero_shot = [prompts.prompt_ids(pair_tok, prompts.messages(ex, q, 0, preamble=preamble, reasoning=s.reasoning)) for q in questions]
@@ -213,5 +218,4 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _write_metrics(it_dir: Path, row: dict) -> None:
-    it_dir.mkdir(exist_ok=True)
     write_atomic(it_dir / "metrics.json", json.dumps(row, indent=2))
