@@ -106,3 +106,23 @@ def test_preload_skips_generation(tmp_path):
     assert all(t == 0 for t in calls)  # evaluation only, no sampling
     assert (run / "iter-1" / "train.jsonl").read_text() == (first / "iter-1" / "train.jsonl").read_text()
     assert not (run / "iter-1" / "generated.jsonl").exists()
+
+
+def test_prompt_eval_scores_each_preamble_without_training(tmp_path):
+    cfg = _cfg(tmp_path, mode="prompt_eval", preambles=["Think logically.", "Reflect on your answer."])
+    run = run_star(cfg, make_generator=ScriptedGenerator)
+    rows = json.loads((run / "summary.json").read_text())
+    assert [r["preamble"] for r in rows] == ["(none)", "Think logically.", "Reflect on your answer."]
+    assert not list(run.glob("iter-*"))
+    assert "Think logically." in (run / "accuracy.md").read_text()
+
+
+def test_cli_bad_question_file_exits_2_naming_the_row(tmp_path, capsys):
+    from innerpo.cli import main
+
+    bad = tmp_path / "mmlu_YO-NG.csv"
+    bad.write_text(",Question,A,B,C,D,Answer,Subject\n0,Q?,a,b,c,d,Z,x\n")
+    with pytest.raises(SystemExit) as e:
+        main(["star", f"--star.dataset={bad}", f"--output_dir={tmp_path / 'out'}", "--model.base_model=tiny-random"])
+    assert e.value.code == 2
+    assert "mmlu_YO-NG.csv, row 2: gold answer 'Z'" in capsys.readouterr().err
