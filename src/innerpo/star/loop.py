@@ -38,6 +38,7 @@ from innerpo.star.evaluate import direct_accuracy, judge_samples, rationale_accu
 from innerpo.star.generate import GenSettings, HFGenerator
 from innerpo.star.questions import Question, load_questions
 from innerpo.star.report import write_summary
+from innerpo.train.loop import train
 
 
 def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
@@ -79,8 +80,6 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
         del model
         if stats["train_rows"] == 0:
             raise DataError(f"iteration {it}: no training data (no correct rationale{' or pair' if s.strategy == 'dpo' else ''}); see {it_dir / 'generated.jsonl'}")
-        from innerpo.train.loop import train
-
         adapter = train(_train_config(cfg, it, it_dir, merged), evaluate=False) / "adapter"
         model, tok = load_base(dataclasses.replace(cfg.model, init_adapter=merged))
         model = merge_adapter(model, adapter)
@@ -98,7 +97,7 @@ def generate_training_data(model, tok, generator, questions: list[Question], ex,
     """Steps 1-3: sample, judge, rationalize, build; writes generated.jsonl and train.jsonl."""
     s = cfg.star
     pair_tok = _pair_tok(cfg, tok)
-    settings = _gen_settings(s, seed=s.seed * 1000 + it)
+    settings = _gen_settings(s, pair_tok, seed=s.seed * 1000 + it)
     ids = [prompts.prompt_ids(pair_tok, prompts.messages(ex, q, s.few_shot, reasoning=s.reasoning)) for q in questions]
     judged = judge_samples(questions, generator.generate(ids, s.samples_per_question, settings), s.reasoning)
     by_q = {q.qid: js for q, js in zip(questions, judged)}
@@ -106,7 +105,7 @@ def generate_training_data(model, tok, generator, questions: list[Question], ex,
     rationalized = 0
     if s.rationalize and unsolved:
         ids = [prompts.prompt_ids(pair_tok, prompts.messages(ex, q, s.few_shot, hint=True, reasoning=s.reasoning)) for q in unsolved]
-        for q, (raw,) in zip(unsolved, judge_samples(unsolved, generator.generate(ids, 1, _gen_settings(s, s.seed * 1000 + it, greedy=True)), s.reasoning, "rationalization")):
+        for q, (raw,) in zip(unsolved, judge_samples(unsolved, generator.generate(ids, 1, _gen_settings(s, pair_tok, s.seed * 1000 + it, greedy=True)), s.reasoning, "rationalization")):
             text = build.strip_hint(raw.text)
             if text is None:
                 raw.flags = raw.flags + ["mentions_hint"]
@@ -144,7 +143,7 @@ def evaluate(model, tok, generator, questions: list[Question], ex, cfg: StarRunC
     s = cfg.star
     pair_tok = _pair_tok(cfg, tok)
     ids = [prompts.prompt_ids(pair_tok, prompts.messages(ex, q, s.few_shot, preamble=preamble, reasoning=s.reasoning)) for q in questions]
-    judged = judge_samples(questions, generator.generate(ids, 1, _gen_settings(s, s.seed, greedy=True)), s.reasoning)
+    judged = judge_samples(questions, generator.generate(ids, 1, _gen_settings(s, pair_tok, s.seed, greedy=True)), s.reasoning)
     if save_to is not None:
         _write_jsonl(save_to, [js[0].record(iteration, 0) for js in judged])
     out = {**rationale_accuracy(judged).as_dict("rationale"), "eval_degenerate": sum(bool(js[0].flags) for js in judged)}
@@ -206,10 +205,14 @@ def _pair_tok(cfg: StarRunConfig, tok) -> PairTokenizer:
     return PairTokenizer(tok, max(cfg.data.max_length, 2048), "prompt_left", cfg.data.chat_template)
 
 
-def _gen_settings(s: StarConfig, seed: int, greedy: bool = False) -> GenSettings:
+def _gen_settings(s: StarConfig, pair_tok: PairTokenizer, seed: int, greedy: bool = False) -> GenSettings:
+    # With a chat template the end-of-turn token ends a rationale. Without one, prompts are
+    # the messages joined by newlines, so a newline ends it (exemplar rationales are one line)
+    # before the model goes on to write the next question itself.
+    stop = () if pair_tok.use_template else ("\n",)
     return GenSettings(
         max_new_tokens=s.max_new_tokens, temperature=0.0 if greedy else s.temperature, top_p=s.top_p,
-        stop=("\nQ:", "\n\n\n"), batch_tokens=s.gen_batch_tokens, max_rows=s.gen_batch_size, seed=seed,
+        stop=stop, batch_tokens=s.gen_batch_tokens, max_rows=s.gen_batch_size, seed=seed,
     )
 
 
