@@ -32,7 +32,8 @@ class StarConfig:
     """k: rationales sampled per training question."""
     temperature: float = 0.7
     top_p: float = 1.0
-    max_new_tokens: int = 96
+    max_new_tokens: int = 48
+    """Longest rationale in tokens (enough for the built-in task and CommonsenseQA; raise it for GSM8K)."""
     gen_batch_size: int = 64
     """Most rows (question × sample) decoded together."""
     gen_batch_tokens: int = 32768
