@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from innerpo.config import DataConfig, MethodConfig, ModelConfig, TrainingConfig
+from innerpo.data.pairs import DataError
 from innerpo.star.config import StarConfig, StarRunConfig
 from innerpo.star.loop import run_star
 
@@ -106,6 +107,8 @@ def test_preload_skips_generation(tmp_path):
     assert all(t == 0 for t in calls)  # evaluation only, no sampling
     assert (run / "iter-1" / "train.jsonl").read_text() == (first / "iter-1" / "train.jsonl").read_text()
     assert not (run / "iter-1" / "generated.jsonl").exists()
+    with pytest.raises(DataError, match="needs the pairs a dpo run saves"):
+        run_star(_cfg(tmp_path, "c", strategy="dpo", preload=str(first / "iter-1" / "train.jsonl")), make_generator=ScriptedGenerator)
 
 
 def test_prompt_eval_scores_each_preamble_without_training(tmp_path):

@@ -161,8 +161,12 @@ def _check(cfg: StarRunConfig) -> None:
         raise ValueError("--star.iterations >= 0, --star.samples_per_question >= 1, --star.few_shot >= 0 and --star.max_new_tokens >= 1 are required")
     if s.temperature <= 0:
         raise ValueError("--star.temperature must be > 0 for sampling training rationales (evaluation is always greedy)")
-    if s.preload and not Path(s.preload).is_file():
-        raise FileNotFoundError(f"--star.preload: no file {s.preload}")
+    if s.preload:
+        if not Path(s.preload).is_file():
+            raise FileNotFoundError(f"--star.preload: no file {s.preload}")
+        first = next((line for line in Path(s.preload).read_text().splitlines() if line.strip()), "{}")
+        if s.strategy == "dpo" and "chosen" not in json.loads(first):
+            raise DataError(f"{s.preload}, line 1: SFT rows (prompt/completion); --star.strategy=dpo needs the pairs a dpo run saves")
     if s.strategy == "sft" and cfg.method.losses not in (["dpo"], ["sft"]):
         raise ValueError("--method.losses applies to --star.strategy=dpo; the sft strategy trains the sft loss")
 
