@@ -50,6 +50,7 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
     write_atomic(run_dir / "star_config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
     train_qs, eval_qs, ex = _questions(s)
     title = f"STaR {s.strategy} on {s.dataset} ({cfg.model.base_model})"
+    chance = sum(1 / len(q.options) for q in eval_qs) / len(eval_qs) if all(q.options for q in eval_qs) else None
     t0 = time.time()
 
     if s.mode == "prompt_eval":
@@ -66,7 +67,7 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
     (run_dir / "iter-0").mkdir()
     rows = [{"iteration": 0, **evaluate(model, tok, make_generator(model, tok), eval_qs, ex, cfg, save_to=run_dir / "iter-0" / "eval.jsonl"), "elapsed_s": round(time.time() - t0, 1)}]
     _write_metrics(run_dir / "iter-0", rows[0])
-    print(write_summary(run_dir, rows, title))
+    print(write_summary(run_dir, rows, title, chance=chance))
     merged: list[str] = list(cfg.model.init_adapter)  # adapters the next training starts from
     for it in range(1, s.iterations + 1):
         it_dir = run_dir / f"iter-{it}"
@@ -88,7 +89,7 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
         row = {"iteration": it, **stats, **evaluate(model, tok, make_generator(model, tok), eval_qs, ex, cfg, save_to=it_dir / "eval.jsonl", iteration=it), "elapsed_s": round(time.time() - t0, 1)}
         _write_metrics(it_dir, row)
         rows.append(row)
-        print(write_summary(run_dir, rows, title))
+        print(write_summary(run_dir, rows, title, chance=chance))
     print(f"STaR run in {run_dir} ({time.time() - t0:.0f} s)")
     return run_dir
 

@@ -29,7 +29,7 @@ def table(rows: list[dict], key: str = "iteration") -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], path: Path, title: str) -> None:
+def plot(rows: list[dict], path: Path, title: str, chance: float | None = None) -> None:
     """accuracy.png: rationale and direct accuracy per iteration with their 95% CIs."""
     import matplotlib
 
@@ -44,6 +44,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
             ys = [r[f"{name}_accuracy"] for r in sel]
             err = [[y - r[f"{name}_ci_low"] for y, r in zip(ys, sel)], [r[f"{name}_ci_high"] - y for y, r in zip(ys, sel)]]
             ax.errorbar([r["iteration"] for r in sel], ys, yerr=err, marker=marker, capsize=3, label=f"{name} accuracy")
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_xticks(its)
     ax.set_xlabel("STaR iteration (0 = base model)")
     ax.set_ylabel("held-out accuracy")
@@ -56,10 +58,10 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write_summary(run_dir: Path, rows: list[dict], title: str, key: str = "iteration") -> str:
+def write_summary(run_dir: Path, rows: list[dict], title: str, key: str = "iteration", chance: float | None = None) -> str:
     text = table(rows, key)
     write_atomic(run_dir / "accuracy.md", f"# {title}\n\n{text}\n")
     write_atomic(run_dir / "summary.json", json.dumps(rows, indent=2))
     if key == "iteration":
-        plot(rows, run_dir / "accuracy.png", title)
+        plot(rows, run_dir / "accuracy.png", title, chance)
     return text
