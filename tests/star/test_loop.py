@@ -129,3 +129,4 @@ def test_cli_bad_question_file_exits_2_naming_the_row(tmp_path, capsys):
         main(["star", f"--star.dataset={bad}", f"--output_dir={tmp_path / 'out'}", "--model.base_model=tiny-random"])
     assert e.value.code == 2
     assert "mmlu_YO-NG.csv, row 2: gold answer 'Z'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -46,9 +46,9 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
     the Generator (innerpo.star.generate); tests pass a scripted one."""
     s = cfg.star
     _check(cfg)
+    train_qs, eval_qs, ex = _questions(s)  # bad data stops the run before anything is written
     run_dir = _new_run_dir(cfg)
     write_atomic(run_dir / "star_config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
-    train_qs, eval_qs, ex = _questions(s)
     title = f"STaR {s.strategy} on {s.dataset} ({cfg.model.base_model})"
     chance = sum(1 / len(q.options) for q in eval_qs) / len(eval_qs) if all(q.options for q in eval_qs) else None
     t0 = time.time()
