@@ -220,5 +220,7 @@ def _load_hub(spec: str, split: str, language: str) -> list[Question]:
     import datasets
 
     name, _, config = spec.partition(":")
+    if language == "en" and re.fullmatch(r"[A-Za-z]{2}[-_][A-Za-z]{2}", config):  # openai/MMMLU:YO_NG
+        language = config.upper().replace("-", "_")
     ds = datasets.load_dataset(name, config or None, split=split)
     return [parse_row(dict(row), f"{spec} ({split}), row {i}", f"{name}-{split}-{i}", language) for i, row in enumerate(ds)]
