@@ -65,6 +65,8 @@ def test_sft_loop_saves_only_correct_hint_free_rationales(tmp_path):
         assert any(g["source"] == "rationalization" and g["correct"] for g in gen)
         metrics = json.loads((d / "metrics.json").read_text())
         assert metrics["rationalized"] > 0 and metrics["degenerate/repetition"] > 0
+        sampled = [g for g in gen if g["source"] == "sample"]
+        assert metrics["samples"] == len(sampled) == 12 * 4 and metrics["correct_samples"] == sum(g["correct"] for g in sampled)
         assert 0 <= metrics["rationale_ci_low"] <= metrics["rationale_accuracy"] <= metrics["rationale_ci_high"] <= 1
         assert "direct_accuracy" in metrics
         evals = _jsonl(d / "eval.jsonl")

@@ -101,7 +101,7 @@ def generate_training_data(model, tok, generator, questions: list[Question], ex,
     settings = _gen_settings(s, pair_tok, seed=s.seed * 1000 + it)
     ids = [prompts.prompt_ids(pair_tok, prompts.messages(ex, q, s.few_shot, reasoning=s.reasoning)) for q in questions]
     judged = judge_samples(questions, generator.generate(ids, s.samples_per_question, settings), s.reasoning)
-    by_q = {q.qid: js for q, js in zip(questions, judged)}
+    by_q = {q.qid: list(js) for q, js in zip(questions, judged)}  # samples, then any rationalization
     unsolved = [q for q, js in zip(questions, judged) if not any(j.correct for j in js)]
     rationalized = 0
     if s.rationalize and unsolved:
