@@ -132,3 +132,14 @@ def test_cli_bad_question_file_exits_2_naming_the_row(tmp_path, capsys):
     assert e.value.code == 2
     assert "mmlu_YO-NG.csv, row 2: gold answer 'Z'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_a_single_question_file_is_split_into_disjoint_train_and_held_out_sets(tmp_path):
+    from innerpo.star.loop import _questions
+
+    path = tmp_path / "qs.jsonl"
+    path.write_text("".join(json.dumps({"question": f"What is {i} + 1?", "options": [str(i), str(i + 1)], "answer": "B"}) + "\n" for i in range(30)))
+    train, test, _ = _questions(StarConfig(dataset=str(path), num_eval_questions=10, num_train_questions=None))
+    assert len(test) == 10 and len(train) == 20 and not {q.question for q in train} & {q.question for q in test}
+    with pytest.raises(DataError, match="leave none for training"):
+        _questions(StarConfig(dataset=str(path), num_eval_questions=30))

@@ -19,7 +19,7 @@ class StarConfig:
     train_split: str = "train"
     """Split the training questions come from (MMLU: dev or val; CommonsenseQA/GSM8K: train)."""
     eval_split: str = "test"
-    """Split of the held-out questions (CommonsenseQA/GSM8K: dev)."""
+    """Split of the held-out questions (CommonsenseQA/GSM8K: dev). A single question file has no splits: num_eval_questions of its questions are held out."""
     num_train_questions: int | None = 48
     """Use at most this many training questions (a fixed shuffle by `seed`); None: all."""
     num_eval_questions: int | None = 60

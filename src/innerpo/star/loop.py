@@ -181,12 +181,22 @@ def _new_run_dir(cfg: StarRunConfig) -> Path:
 
 
 def _questions(s: StarConfig):
-    train = load_questions(s.dataset, s.train_split, s.seed, None, s.subjects, s.language)
-    test = load_questions(s.dataset, s.eval_split, s.seed, None, s.subjects, s.language)
+    """Training and held-out questions, disjoint. A single file has no splits: its questions
+    are shuffled by `seed` and the held-out ones (num_eval_questions, else a fifth) set apart."""
+    if Path(s.dataset).is_file():
+        every = load_questions(s.dataset, s.train_split, s.seed, None, s.subjects, s.language)
+        random.Random(s.seed).shuffle(every)
+        n_eval = s.num_eval_questions if s.num_eval_questions is not None else max(1, len(every) // 5)
+        if n_eval >= len(every):
+            raise DataError(f"{s.dataset}: {len(every)} questions leave none for training after {n_eval} held out; lower --star.num_eval_questions")
+        test, train = every[:n_eval], every[n_eval:]
+    else:
+        train = load_questions(s.dataset, s.train_split, s.seed, None, s.subjects, s.language)
+        test = load_questions(s.dataset, s.eval_split, s.seed, None, s.subjects, s.language)
+        random.Random(s.seed).shuffle(train)
+        random.Random(s.seed + 1).shuffle(test)
     if not train or not test:
         raise DataError(f"{s.dataset}: no questions in split {s.train_split if not train else s.eval_split!r}")
-    random.Random(s.seed).shuffle(train)
-    random.Random(s.seed + 1).shuffle(test)
     train, test = train[: s.num_train_questions], test[: s.num_eval_questions]
     path = s.exemplars or prompts.default_exemplar_file(prompts.task_kind(s.dataset, train[0]))
     return train, test, prompts.load_exemplars(path)
