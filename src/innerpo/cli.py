@@ -17,7 +17,7 @@ import tyro
 from innerpo.config import EvalConfig, apply_yaml
 from innerpo.errors import InputError
 
-USAGE = """usage: innerpo {train,eval,data,sweep,report,tune} ...
+USAGE = """usage: innerpo {train,eval,data,sweep,report,tune,star} ...
 
 Preference optimization of language models with LoRA, and evaluation of how the learned
 preference generalizes across distribution shifts.
@@ -31,6 +31,7 @@ commands:
   sweep [SWEEP.yaml]     train a grid of methods x seeds x data, skipping finished cells
   report DIR [DIR ...]   tables with confidence intervals, paired differences and plots
   tune NAME [flags]      hyperparameter search for method NAME with Optuna (resumable)
+  star [flags]           STaR self-training: rationales, filtering, SFT or DPO per iteration
 """
 
 
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
             from innerpo.report.command import main as report_main
 
             report_main(rest)
+        elif command == "star":
+            _star(rest)
         elif command == "tune":
             from innerpo.tune.command import main as tune_main
 
@@ -203,6 +206,23 @@ def _data(args: list[str]) -> None:
         print(list_sources())
     else:
         print(show(cmd.name, cmd.split, cmd.n, cmd.genies_dir))
+
+
+def _star(args: list[str]) -> None:
+    from innerpo.data.pairs import DataError
+    from innerpo.star.config import StarRunConfig
+
+    cfg = tyro.cli(
+        StarRunConfig, args=args, prog="innerpo star", use_underscores=True,
+        description="STaR self-training (arXiv:2203.14465): sample rationales, keep the correct ones (or pair them with wrong ones), train, repeat; held-out accuracy per iteration.",
+    )
+    from innerpo.star.loop import run_star
+
+    try:
+        run_star(cfg)
+    except (DataError, ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"innerpo star: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ class ModelConfig:
     """Dropout on the LoRA input."""
     target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
     """Module names to adapt; `all-linear` means every linear layer except the output head."""
+    init_adapter: list[str] = field(default_factory=list)
+    """Adapter directories (peft) merged into the base weights, in order, before the new LoRA: training starts from that model and it is the reference (e.g. DPO from an SFT checkpoint)."""
 
 
 @dataclass

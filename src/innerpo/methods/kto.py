@@ -134,7 +134,12 @@ class KTOUnpairedMethod(nn.Module):
 
 
 def unpaired_method(cfg: MethodConfig, examples) -> KTOUnpairedMethod:
-    """The method for an unpaired training set; refuses a set without both labels."""
+    """The method for an unpaired training set: SFT when the method is the `sft` loss alone
+    (innerpo.methods.sft_unpaired), else KTO, which refuses a set without both labels."""
+    from innerpo.methods.sft_unpaired import is_sft_only, sft_unpaired_method
+
+    if is_sft_only(cfg):
+        return sft_unpaired_method(cfg, examples)
     method = KTOUnpairedMethod(cfg)
     check_kto_labels([bool(ex.label) for ex in examples])
     return method

@@ -24,6 +24,8 @@ def load_base(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
     else:
         model = AutoModelForCausalLM.from_pretrained(_source(name), dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     tok = load_tokenizer(cfg)
+    for adapter in cfg.init_adapter:  # start from (and refer to) an earlier adapter's model
+        model = merge_adapter(model, adapter)
     model.config.pad_token_id = tok.pad_token_id
     model.requires_grad_(False)
     model.eval()
@@ -55,7 +57,10 @@ def num_layers(cfg: ModelConfig) -> int:
 
 def model_settings(cfg: ModelConfig) -> dict:
     """What, besides the weights' fingerprint, identifies the base model in cache keys."""
-    return {"model": cfg.base_model, "dtype": cfg.dtype}
+    settings = {"model": cfg.base_model, "dtype": cfg.dtype}
+    if cfg.init_adapter:
+        settings["init_adapter"] = [str(Path(a).resolve()) for a in cfg.init_adapter]
+    return settings
 
 
 def add_lora(model: PreTrainedModel, cfg: ModelConfig, seed: int) -> PeftModel:
@@ -74,3 +79,11 @@ def add_lora(model: PreTrainedModel, cfg: ModelConfig, seed: int) -> PeftModel:
 
 def load_adapter(model: PreTrainedModel, adapter_dir: str | Path) -> PeftModel:
     return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+
+
+def merge_adapter(model: PreTrainedModel, adapter_dir: str | Path) -> PreTrainedModel:
+    """The model with a saved LoRA adapter merged into its weights (a plain model again)."""
+    path = Path(adapter_dir)
+    if not (path / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"--model.init_adapter: {path} is not an adapter directory (no adapter_config.json)")
+    return PeftModel.from_pretrained(model, str(path)).merge_and_unload()

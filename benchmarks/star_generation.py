@@ -1,0 +1,106 @@
+"""STaR's hot path: sampling k rationales per question. innerpo's HFGenerator against
+naive per-question, unbatched `model.generate`, on the same questions, prompts, k,
+temperature and token limits; and, for context, plain left-padded batched `generate`
+over all prompts (`num_return_sequences=k`).
+
+    .venv/bin/python benchmarks/star_generation.py                    # bundled SmolLM2-135M
+    .venv/bin/python benchmarks/star_generation.py --model tiny-random --questions 4   # seconds
+
+Prints generated tokens/s of each and the ratio to naive, measured in the same run.
+Every method stops a sample at EOS or `--max-new-tokens`; tokens/s counts the tokens
+each one generated (prompt tokens are not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from innerpo.config import ModelConfig
+from innerpo.data.tokenize import PairTokenizer
+from innerpo.models.load import load_base
+from innerpo.star import prompts
+from innerpo.star.generate import GenSettings, HFGenerator
+from innerpo.star.questions import load_questions
+
+
+def _new_tokens(rows: torch.Tensor, start: int, eos: int) -> int:
+    """Generated tokens of each row up to and including its first EOS."""
+    n = 0
+    for row in rows[:, start:].tolist():
+        n += row.index(eos) + 1 if eos in row else len(row)
+    return n
+
+
+def naive(model, tok, ids, k, args) -> tuple[int, float]:
+    t0, n = time.perf_counter(), 0
+    for p in ids:
+        for _ in range(k):  # one sequence per call: no batching, the prompt run every time
+            out = model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long), do_sample=True,
+                                 temperature=args.temperature, top_p=1.0, max_new_tokens=args.max_new_tokens, pad_token_id=tok.pad_token_id)
+            n += _new_tokens(out, len(p), tok.eos_token_id)
+    return n, time.perf_counter() - t0
+
+
+def batched(model, tok, ids, k, args) -> tuple[int, float]:
+    t0, n = time.perf_counter(), 0
+    width = max(map(len, ids))
+    x = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in ids])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in ids])
+    out = model.generate(x, attention_mask=mask, do_sample=True, temperature=args.temperature, top_p=1.0, num_return_sequences=k,
+                         max_new_tokens=args.max_new_tokens, pad_token_id=tok.pad_token_id)
+    n += _new_tokens(out, width, tok.eos_token_id)
+    return n, time.perf_counter() - t0
+
+
+def innerpo_gen(model, tok, ids, k, args) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    out = HFGenerator(model, tok).generate(ids, k, GenSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=0))
+    # n_tokens excludes the EOS a finished sample ended with; count it as generate's rows do
+    n = sum(s.n_tokens + (s.finish == "eos") for samples in out for s in samples)
+    return n, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--dataset", default="synthetic")
+    ap.add_argument("--questions", type=int, default=12)
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--few-shot", type=int, default=3)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--skip-batched", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    model, tok = load_base(ModelConfig(base_model=args.model))
+    qs = load_questions(args.dataset, "train", n=args.questions)[: args.questions]
+    ex = prompts.load_exemplars(prompts.default_exemplar_file(prompts.task_kind(args.dataset, qs[0])))
+    pair_tok = PairTokenizer(tok, 2048)
+    ids = [prompts.prompt_ids(pair_tok, prompts.messages(ex, q, args.few_shot)) for q in qs]
+    print(f"model {args.model}, {len(ids)} questions x k={args.k}, prompt {sum(map(len, ids)) / len(ids):.0f} tokens on average, "
+          f"max {args.max_new_tokens} new tokens, temperature {args.temperature}, {args.threads} torch thread(s)")
+
+    results = {}
+    runs = [("innerpo HFGenerator", innerpo_gen), ("naive generate, per sample", naive)]
+    if not args.skip_batched:
+        runs.append(("batched generate, left-padded", batched))
+    for name, fn in runs:
+        n, dt = fn(model, tok, ids, args.k, args)
+        results[name] = (n, dt)
+    base = results["naive generate, per sample"]
+    print("| method | tokens | seconds | tokens/s | × naive |")
+    print("|---|---|---|---|---|")
+    for name, (n, dt) in results.items():
+        print(f"| {name} | {n} | {dt:.1f} | {n / dt:.1f} | {(n / dt) / (base[0] / base[1]):.2f} |")
+    ours = results["innerpo HFGenerator"]
+    print(f"speedup_vs_naive={(ours[0] / ours[1]) / (base[0] / base[1]):.2f}")
+
+
+if __name__ == "__main__":
+    main()

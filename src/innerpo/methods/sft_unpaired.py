@@ -1,0 +1,52 @@
+"""SFT on prompt/completion rows: the `sft` loss on unpaired data whose labels are all true.
+
+STaR's filtered rationales are demonstrations (question → correct rationale), not pairs,
+so they are saved in TRL's unpaired format with `label: true` and trained with the `sft`
+loss (innerpo.losses.sft): each completion's per-token mean NLL, averaged over the
+batch. The loop switches to this method, as to KTO's, when the training source holds
+unpaired rows (``innerpo.methods.kto.unpaired_method``); one forward per micro-batch, no
+reference. A row labelled false (undesirable) cannot be imitated, so it is refused.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from innerpo.config import MethodConfig
+from innerpo.data.batching import UnpairedBatch
+from innerpo.data.pairs import DataError
+from innerpo.losses.base import LossInputs
+from innerpo.losses.registry import build_method_loss, method_terms
+from innerpo.models.forward import forward_pairs
+
+
+def is_sft_only(cfg: MethodConfig) -> bool:
+    return [name for name, _ in method_terms(cfg)] == ["sft"]
+
+
+class SFTUnpairedMethod(nn.Module):
+    """Same loop interface as OutputMethod; the completions come back as `policy_chosen`."""
+
+    cacheable_reference = False  # nothing to cache: sft never reads the reference
+
+    def __init__(self, cfg: MethodConfig):
+        super().__init__()
+        self.loss = build_method_loss(cfg)
+        assert not self.loss.uses_reference
+
+    def bind(self, model) -> None:
+        """Nothing to attach to the model."""
+
+    def loss_inputs(self, model, batch: UnpairedBatch) -> LossInputs:
+        policy = forward_pairs(model, batch).chosen  # an UnpairedBatch's rows all come back as `chosen`
+        return LossInputs(policy, policy)  # sft reads the chosen side only
+
+    def after_backward(self, model) -> dict[str, float]:
+        return {}
+
+
+def sft_unpaired_method(cfg: MethodConfig, examples) -> SFTUnpairedMethod:
+    bad = next((i for i, ex in enumerate(examples) if not ex.label), None)
+    if bad is not None:
+        raise DataError(f"training row {bad} has label false: SFT imitates completions and trains on desirable (label true) rows only")
+    return SFTUnpairedMethod(cfg)

@@ -1,0 +1,80 @@
+"""`innerpo star` settings: the STaR loop's own (`StarConfig`) and the whole run (`StarRunConfig`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from innerpo.config import DataConfig, MethodConfig, ModelConfig, TrainingConfig
+
+
+@dataclass
+class StarConfig:
+    dataset: str = "synthetic"
+    """Questions: `synthetic[:add1|add2|add3]` (built in), an MMLU directory, an MMMLU/MMLU CSV, a CommonsenseQA or GSM8K JSONL (or a directory with `<split>_rand_split.jsonl`), or a hub dataset id."""
+    subjects: list[str] = field(default_factory=list)
+    """MMLU directory: these subjects only (default: all)."""
+    language: str = "en"
+    """Language of the questions (MMMLU files named like mmlu_YO-NG.csv set it themselves)."""
+    train_split: str = "train"
+    """Split the training questions come from (MMLU: dev or val; CommonsenseQA/GSM8K: train)."""
+    eval_split: str = "test"
+    """Split of the held-out questions (CommonsenseQA/GSM8K: dev). A single question file has no splits: num_eval_questions of its questions are held out."""
+    num_train_questions: int | None = 48
+    """Use at most this many training questions (a fixed shuffle by `seed`); None: all."""
+    num_eval_questions: int | None = 60
+    """Held-out questions scored each iteration (60 keeps a CPU run short; the 95% interval is then about ±12 points); None: all."""
+    strategy: Literal["sft", "dpo"] = "sft"
+    """`sft`: train on question → correct rationale (STaR); `dpo`: pairs of a correct and an incorrect rationale, trained with --method.losses (default dpo; `dpo sft` is Iterative RPO)."""
+    iterations: int = 3
+    """Outer STaR iterations (generate → filter → train → evaluate)."""
+    samples_per_question: int = 4
+    """k: rationales sampled per training question."""
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_new_tokens: int = 40
+    """Longest rationale in tokens (enough for the built-in task and CommonsenseQA; raise it for GSM8K)."""
+    gen_batch_size: int = 64
+    """Most rows (question × sample) decoded together."""
+    gen_batch_tokens: int = 32768
+    """Most rows × (prompt + max_new_tokens) tokens decoded together."""
+    few_shot: int = 3
+    """Exemplars in the generation prompt (training examples are zero-shot)."""
+    exemplars: str | None = None
+    """YAML file of instruction and exemplars replacing the built-in one for the task (see innerpo/star/exemplars/)."""
+    rationalize: bool = True
+    """For questions with no correct sample, re-ask with the gold answer as a hint and keep a correct rationale, hint removed."""
+    pairs_per_question: int = 1
+    """dpo: most (correct, incorrect) pairs per question."""
+    reset_each_iteration: bool = True
+    """Train each iteration from the base model (STaR); False continues from the last model (its adapter merged; it is also the reference, as in Iterative RPO)."""
+    steps: int | None = 10
+    """Optimizer steps in iteration 1, growing by `step_growth` per iteration (the STaR paper's schedule: 40, ×1.2; 10 keeps a CPU run short); None: --training.epochs over each iteration's data."""
+    step_growth: float = 1.2
+    preload: str | None = None
+    """A train.jsonl saved by an earlier run (RUN/iter-1/train.jsonl): iteration 1 trains on it and skips generation."""
+    mode: Literal["train", "prompt_eval"] = "train"
+    """`prompt_eval`: only measure held-out accuracy of the (base) model for each of `preambles`."""
+    preambles: list[str] = field(default_factory=list)
+    """prompt_eval: instruction preambles to compare (the empty preamble is always included)."""
+    reasoning: Literal["native", "english", "translate"] = "native"
+    """Non-English questions: reason in the question's language, in English, or translate to English first."""
+    direct_eval: bool = True
+    """Also score held-out multiple-choice questions by option log-likelihood (no generation)."""
+    seed: int = 0
+    """Question subsets (and the synthetic task) and sampling."""
+
+
+@dataclass
+class StarRunConfig:
+    """Everything `innerpo star` reads: the loop's settings and the training run's (model, data, training, method)."""
+
+    star: StarConfig = field(default_factory=StarConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=lambda: DataConfig(max_length=512, batch_size=8))
+    """Tokenization and batches of each iteration's training run (`dataset` is set by the loop)."""
+    training: TrainingConfig = field(default_factory=lambda: TrainingConfig(lr=3e-4, eval_every=0))
+    method: MethodConfig = field(default_factory=MethodConfig)
+    """dpo strategy: the preference loss(es) (any from the registry); the sft strategy always trains the `sft` loss."""
+    output_dir: str | None = None
+    """Run directory (default outputs/star-<strategy>-<time>); must not already hold a run."""

@@ -1,0 +1,145 @@
+"""The STaR loop end to end on tiny-random (real training through innerpo.train.loop) with a
+scripted generator, both strategies and rationalization; the saved files are read back
+independently of the code that wrote them."""
+
+import json
+import re
+
+import pytest
+import yaml
+
+from innerpo.config import DataConfig, MethodConfig, ModelConfig, TrainingConfig
+from innerpo.data.pairs import DataError
+from innerpo.star.config import StarConfig, StarRunConfig
+from innerpo.star.loop import run_star
+
+from .fakes import ScriptedGenerator
+
+
+def _cfg(tmp_path, out="run", **star) -> StarRunConfig:
+    return StarRunConfig(
+        star=StarConfig(**{"num_train_questions": 12, "num_eval_questions": 8, "iterations": 2, "samples_per_question": 4, "few_shot": 1, "max_new_tokens": 24, **star}),
+        model=ModelConfig(base_model="tiny-random", lora_r=4),
+        data=DataConfig(batch_size=4, max_length=256),
+        training=TrainingConfig(lr=1e-3, eval_every=0),
+        output_dir=str(tmp_path / out),
+    )
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _gold_of(prompt_messages):
+    """Right option letter, computed from the question text alone."""
+    text = prompt_messages[-1]["content"]
+    a, b = map(int, re.match(r"What is (\d+) \+ (\d+)\?", text).groups())
+    return next(L for L, v in re.findall(r"\(([A-D])\) (\d+)", text) if int(v) == a + b)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
+
+
+def test_sft_loop_saves_only_correct_hint_free_rationales(tmp_path):
+    run = run_star(_cfg(tmp_path, strategy="sft", rationalize=True), make_generator=ScriptedGenerator)
+    summary = json.loads((run / "summary.json").read_text())
+    assert [r["iteration"] for r in summary] == [0, 1, 2]
+    for it in (1, 2):
+        d = run / f"iter-{it}"
+        assert (d / "train" / "adapter" / "adapter_config.json").is_file()
+        gen = _jsonl(d / "generated.jsonl")
+        assert {g["iteration"] for g in gen} == {it}
+        flags = {f for g in gen for f in g["flags"]}
+        assert {"repetition", "no_answer", "mentions_hint"} <= flags
+        rows = _jsonl(d / "train.jsonl")
+        assert rows and all(r["label"] is True for r in rows)
+        for r in rows:
+            letter = re.findall(r"The answer is \(([A-D])\)", r["completion"])
+            assert letter and letter[-1] == _gold_of(r["prompt"])  # correct answers only
+            assert "CORRECT" not in r["completion"] and "hint" not in r["completion"].lower()
+            assert "so so so" not in r["completion"]  # the degenerate sample never trains
+            assert all("CORRECT" not in m["content"] for m in r["prompt"])
+            assert len(r["prompt"]) == 2  # zero-shot: system + question
+        assert any(g["source"] == "rationalization" and g["correct"] for g in gen)
+        metrics = json.loads((d / "metrics.json").read_text())
+        assert metrics["rationalized"] > 0 and metrics["degenerate/repetition"] > 0
+        sampled = [g for g in gen if g["source"] == "sample"]
+        assert metrics["samples"] == len(sampled) == 12 * 4 and metrics["correct_samples"] == sum(g["correct"] for g in sampled)
+        assert 0 <= metrics["rationale_ci_low"] <= metrics["rationale_accuracy"] <= metrics["rationale_ci_high"] <= 1
+        assert "direct_accuracy" in metrics
+        evals = _jsonl(d / "eval.jsonl")
+        assert len(evals) == 8 and sum(e["correct"] for e in evals) == round(metrics["rationale_accuracy"] * 8)
+    assert (run / "accuracy.png").stat().st_size > 1000
+    assert "| 2 |" in (run / "accuracy.md").read_text()
+    # a second run into the same directory is refused, not mixed in
+    with pytest.raises(FileExistsError, match="already holds"):
+        run_star(_cfg(tmp_path, strategy="sft"), make_generator=ScriptedGenerator)
+
+
+def test_dpo_loop_pairs_correct_with_incorrect_and_rpo_loss(tmp_path):
+    cfg = _cfg(tmp_path, strategy="dpo", rationalize=False, pairs_per_question=2, reset_each_iteration=False, steps=2)
+    cfg.method = MethodConfig(losses=["dpo", "sft"], weights=[1.0, 1.0])
+    run = run_star(cfg, make_generator=ScriptedGenerator)
+    rows = _jsonl(run / "iter-1" / "train.jsonl")
+    assert rows
+    for r in rows:
+        gold = _gold_of(r["prompt"])
+        assert re.findall(r"\(([A-D])\)", r["chosen"])[-1] == gold
+        assert re.findall(r"\(([A-D])\)", r["rejected"])[-1] != gold
+    assert len({r["qid"] for r in rows}) == len(rows)  # one right and one usable wrong sample per question
+    metrics = _jsonl(run / "iter-2" / "train" / "metrics.jsonl")
+    assert len(metrics) == round(2 * 1.2) and "rewards/margins" in metrics[0] and "sft/loss" in metrics[0]
+    # continued training: iteration 2 starts from (and refers to) iteration 1's model
+    cfg2 = yaml.safe_load((run / "iter-2" / "train" / "config.yaml").read_text())
+    assert cfg2["model"]["init_adapter"] == [str(run / "iter-1" / "train" / "adapter")]
+
+
+def test_preload_skips_generation(tmp_path):
+    first = run_star(_cfg(tmp_path, "a", iterations=1, strategy="sft"), make_generator=ScriptedGenerator)
+    calls = []
+
+    class Counting(ScriptedGenerator):
+        def generate(self, prompts, k, settings):
+            calls.append(settings.temperature)
+            return super().generate(prompts, k, settings)
+
+    run = run_star(_cfg(tmp_path, "b", iterations=1, strategy="sft", preload=str(first / "iter-1" / "train.jsonl")), make_generator=Counting)
+    assert all(t == 0 for t in calls)  # evaluation only, no sampling
+    assert (run / "iter-1" / "train.jsonl").read_text() == (first / "iter-1" / "train.jsonl").read_text()
+    assert not (run / "iter-1" / "generated.jsonl").exists()
+    with pytest.raises(DataError, match="needs the pairs a dpo run saves"):
+        run_star(_cfg(tmp_path, "c", strategy="dpo", preload=str(first / "iter-1" / "train.jsonl")), make_generator=ScriptedGenerator)
+
+
+def test_prompt_eval_scores_each_preamble_without_training(tmp_path):
+    cfg = _cfg(tmp_path, mode="prompt_eval", preambles=["Think logically.", "Reflect on your answer."])
+    run = run_star(cfg, make_generator=ScriptedGenerator)
+    rows = json.loads((run / "summary.json").read_text())
+    assert [r["preamble"] for r in rows] == ["(none)", "Think logically.", "Reflect on your answer."]
+    assert not list(run.glob("iter-*"))
+    assert "Think logically." in (run / "accuracy.md").read_text()
+
+
+def test_cli_bad_question_file_exits_2_naming_the_row(tmp_path, capsys):
+    from innerpo.cli import main
+
+    bad = tmp_path / "mmlu_YO-NG.csv"
+    bad.write_text(",Question,A,B,C,D,Answer,Subject\n0,Q?,a,b,c,d,Z,x\n")
+    with pytest.raises(SystemExit) as e:
+        main(["star", f"--star.dataset={bad}", f"--output_dir={tmp_path / 'out'}", "--model.base_model=tiny-random"])
+    assert e.value.code == 2
+    assert "mmlu_YO-NG.csv, row 2: gold answer 'Z'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_a_single_question_file_is_split_into_disjoint_train_and_held_out_sets(tmp_path):
+    from innerpo.star.loop import _questions
+
+    path = tmp_path / "qs.jsonl"
+    path.write_text("".join(json.dumps({"question": f"What is {i} + 1?", "options": [str(i), str(i + 1)], "answer": "B"}) + "\n" for i in range(30)))
+    train, test, _ = _questions(StarConfig(dataset=str(path), num_eval_questions=10, num_train_questions=None))
+    assert len(test) == 10 and len(train) == 20 and not {q.question for q in train} & {q.question for q in test}
+    with pytest.raises(DataError, match="leave none for training"):
+        _questions(StarConfig(dataset=str(path), num_eval_questions=30))
