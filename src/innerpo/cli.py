@@ -8,6 +8,7 @@ Precedence: preset defaults < `--config FILE.yaml` < command-line flags.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import sys
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -42,26 +43,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     command, rest = argv[0], argv[1:]
     try:
-        if command == "train":
-            _train(rest)
-        elif command == "eval":
-            _eval(rest)
-        elif command == "data":
-            _data(rest)
-        elif command == "sweep":
-            from innerpo.experiments.command import main as sweep_main
-
-            sweep_main(rest)
-        elif command == "report":
-            from innerpo.report.command import main as report_main
-
-            report_main(rest)
-        elif command == "star":
-            _star(rest)
-        elif command == "tune":
-            from innerpo.tune.command import main as tune_main
-
-            tune_main(rest)
+        if command in COMMANDS:
+            COMMANDS[command](rest)
+        elif command in ROOMS:  # commands whose own module parses their arguments
+            importlib.import_module(ROOMS[command]).main(rest)
         else:
             print(USAGE, file=sys.stderr)
             sys.exit(f"innerpo: unknown command {command!r}")
@@ -224,6 +209,9 @@ def _star(args: list[str]) -> None:
         print(f"innerpo star: {e}", file=sys.stderr)
         sys.exit(2)
 
+
+COMMANDS = {"train": _train, "eval": _eval, "data": _data, "star": _star}
+ROOMS = {"sweep": "innerpo.experiments.command", "report": "innerpo.report.command", "tune": "innerpo.tune.command"}
 
 if __name__ == "__main__":
     main()
