@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from innerpo.config import TrainConfig, to_dict
+from innerpo.config import TrainConfig, flatten, to_dict
 from innerpo.eval.pair_results import FILENAME as PAIRS_FILE
 from innerpo.train.run_dir import load_config
 
@@ -89,14 +89,9 @@ def load_run(run_dir: Path) -> Run:
     return Run(run_dir, cfg, evaluations, metrics)
 
 
-def flat(values: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in values.items():
-        if isinstance(v, dict):
-            out.update(flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v if not isinstance(v, list) else tuple(v)
-    return out
+def flat(values: dict) -> dict:
+    """config.flatten with lists as tuples, so settings can be compared and grouped."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in flatten(values).items()}
 
 
 def label_variants(runs: list[Run]) -> None:
