@@ -12,19 +12,12 @@ from safetensors.torch import load_file
 from innerpo.cli import main
 from innerpo.train.checkpoint import checkpoint_dirs, problem
 
+from .runs import held_out_run_args
+
 
 def run_args(tmp_path, out, *extra):
-    data = tmp_path / "pairs.jsonl"
-    data.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)}) for i in range(12)))
-    suite = tmp_path / "suite.yaml"
-    held_out = tmp_path / "held_out.jsonl"  # periodic evaluation scores held-out pairs only
-    held_out.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2}) for i in range(8)))
-    suite.write_text(f"shifts:\n  in_domain: {{dataset: {held_out}}}\n")
-    return [
-        "train", "dpo", "--model.base_model=tiny-random", "--model.lora_r=4", f"--data.dataset={data}", "--data.batch_size=4",
-        "--data.max_length=64", "--training.grad_accum=2", "--training.max_steps=4", "--training.eval_every=2", "--training.eval_pairs=4",
-        "--training.lr=1e-3", "--training.save_every=2", f"--eval.suite={suite}", "--eval.max_pairs=4", f"--output_dir={out}", *extra,
-    ]
+    return held_out_run_args(tmp_path, out, 12, "--data.batch_size=4", "--training.grad_accum=2", "--training.max_steps=4",
+                             "--training.lr=1e-3", "--training.save_every=2", *extra)
 
 
 def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):

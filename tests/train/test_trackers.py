@@ -12,19 +12,11 @@ from innerpo.cli import main
 from innerpo.methods.presets import preset_config
 from innerpo.train import trackers
 
+from .runs import held_out_run_args
+
 
 def run_args(tmp_path, *extra):
-    data = tmp_path / "pairs.jsonl"
-    data.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)}) for i in range(8)))
-    suite = tmp_path / "suite.yaml"
-    held_out = tmp_path / "held_out.jsonl"  # periodic evaluation scores held-out pairs only
-    held_out.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2}) for i in range(8)))
-    suite.write_text(f"shifts:\n  in_domain: {{dataset: {held_out}}}\n")
-    return [
-        "train", "dpo", "--model.base_model=tiny-random", "--model.lora_r=4", f"--data.dataset={data}", "--data.batch_size=2",
-        "--data.max_length=64", "--training.max_steps=2", "--training.eval_every=2", "--training.eval_pairs=4",
-        f"--eval.suite={suite}", "--eval.max_pairs=4", f"--output_dir={tmp_path / 'run'}", *extra,
-    ]
+    return held_out_run_args(tmp_path, tmp_path / "run", 8, "--data.batch_size=2", "--training.max_steps=2", *extra)
 
 
 def test_run_name_lists_what_differs_from_the_preset():
