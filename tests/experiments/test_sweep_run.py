@@ -3,6 +3,7 @@ cells recorded while the others finish, worker processes and submitit's local ex
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -128,3 +129,39 @@ def test_submitit_local_executor_runs_the_same_sweep(tmp_path, sweep_file, capsy
     capsys.readouterr()
     assert _exit_code(["sweep", path, "--executor", "submitit-local"]) == 0
     assert "4 finished (skipped), 0 to run" in capsys.readouterr().out
+
+
+def test_a_killed_cell_continues_from_its_checkpoint_unless_its_settings_changed(tmp_path, sweep_file, capsys):
+    from safetensors.torch import load_file
+
+    from innerpo.train.checkpoint import checkpoint_dirs
+
+    path = sweep_file(methods=["dpo"], seeds=[1], **{"training.max_steps": [4], "training.save_every": [2]})
+    assert _exit_code(["sweep", path]) == 0
+    (cell,) = [p for p in (tmp_path / "sw").iterdir() if p.is_dir() and p.name.startswith("dpo")]
+    adapter = lambda: load_file(str(cell / "adapter" / "adapter_model.safetensors"))  # noqa: E731
+    done = adapter()
+
+    def kill_after_step_2():  # what a process killed between its checkpoints at steps 2 and 4 leaves
+        for p in checkpoint_dirs(cell):
+            if p.name != "step-2":
+                shutil.rmtree(p)
+        shutil.rmtree(cell / "adapter")
+        for name in ("summary.json", "results.md", "pairs.parquet"):
+            (cell / name).unlink(missing_ok=True)
+        with (cell / "metrics.jsonl").open("a") as f:
+            f.write('{"step": 3, "loss": 9.0}\n')
+
+    kill_after_step_2()
+    capsys.readouterr()
+    assert _exit_code(["sweep", path]) == 0
+    assert "0 finished (skipped), 1 to run" in capsys.readouterr().out
+    assert "continuing from step-2 of an earlier attempt" in (cell / "log.txt").read_text()
+    resumed = adapter()
+    assert max((resumed[k] - done[k]).abs().max().item() for k in done) <= 1e-6  # ends where the uninterrupted cell ended
+    assert '"loss": 9.0' not in (cell / "metrics.jsonl").read_text()
+
+    # The same attempt under settings that change the result is not continued: the cell starts afresh.
+    kill_after_step_2()
+    assert _exit_code(["sweep", path, "--training.lr=0.002"]) == 0
+    assert "continuing" not in (cell / "log.txt").read_text() and (cell / "summary.json").is_file()

@@ -2,9 +2,11 @@
 
 A cell is finished when its run directory holds `summary.json` (written last by the
 training loop's final evaluation). Anything else in the directory is a half-finished
-attempt and is removed before the cell runs again from scratch. Resuming from a
-checkpoint (issue 11) belongs in `prepare_cell`: keep the checkpoint instead of removing
-it and let `run_cell` pass it to the loop.
+attempt. When that attempt left a complete checkpoint (`--training.save_every=N`, or the
+one the loop writes on SIGTERM/SIGINT) and was started with the cell's own settings
+(nothing that changes the result differs, as `innerpo train --resume` checks), the cell
+continues from it: a killed sweep re-run loses at most the steps since the last
+checkpoint. Otherwise the directory is removed and the cell runs again from scratch.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import traceback
 from pathlib import Path
 
 from innerpo.experiments.cells import Cell
-from innerpo.train.run_dir import save_config
+from innerpo.train.checkpoint import clean_partial, latest_checkpoint, resume_conflicts
+from innerpo.train.run_dir import load_config, save_config
 
 LOG = "log.txt"
 ERROR = "error.json"
@@ -29,14 +32,39 @@ def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / "summary.json").is_file()
 
 
+def resumable(cell: Cell) -> Path | None:
+    """The checkpoint a half-finished attempt of this cell can continue from, else None:
+    the attempt has no final adapter, a complete checkpoint, and a saved config whose
+    settings that change the result are the cell's."""
+    if (cell.dir / "adapter").exists() or not (cell.dir / "config.yaml").is_file():
+        return None
+    checkpoint = latest_checkpoint(cell.dir)
+    if checkpoint is None:
+        return None
+    try:
+        saved = load_config(cell.dir)
+    except Exception:  # an unreadable config.yaml: the attempt cannot be trusted, start afresh
+        return None
+    return None if resume_conflicts(saved, cell.config) else checkpoint
+
+
 def prepare_cell(cell: Cell) -> None:
-    """Start the cell afresh: an empty directory holding only its planned config.yaml
-    (what a worker process loads) and an empty log."""
-    if cell.dir.exists():
-        shutil.rmtree(cell.dir)
-    cell.dir.mkdir(parents=True)
+    """Make the cell's directory ready for `run_cell`: a half-finished attempt that can
+    resume keeps its checkpoints and log (a line in the log says so); anything else
+    starts afresh as an empty directory. Either way the directory then holds the cell's
+    planned config.yaml (what a worker process loads)."""
+    checkpoint = resumable(cell)
+    if checkpoint is not None:
+        clean_partial(cell.dir)
+        (cell.dir / ERROR).unlink(missing_ok=True)
+        with open(cell.dir / LOG, "a") as log:
+            log.write(f"\n--- continuing from {checkpoint.name} of an earlier attempt\n")
+    else:
+        if cell.dir.exists():
+            shutil.rmtree(cell.dir)
+        cell.dir.mkdir(parents=True)
+        (cell.dir / LOG).write_text("")
     save_config(cell.dir, cell.config)
-    (cell.dir / LOG).write_text("")
 
 
 def run_cell(cell: Cell, threads: int | None = None, on_eval=None) -> str:
@@ -56,7 +84,7 @@ def run_cell(cell: Cell, threads: int | None = None, on_eval=None) -> str:
     t0 = time.time()
     with open(cell.dir / LOG, "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
-            train(cell.config, on_eval=on_eval)
+            train(cell.config, on_eval=on_eval, resume=resumable(cell) is not None)
         except BaseException as e:
             traceback.print_exc(file=log)
             record_error(cell.dir, f"{type(e).__name__}: {e}")
