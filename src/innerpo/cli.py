@@ -194,7 +194,6 @@ def _data(args: list[str]) -> None:
 
 
 def _star(args: list[str]) -> None:
-    from innerpo.data.pairs import DataError
     from innerpo.star.config import StarRunConfig
 
     cfg = tyro.cli(
@@ -203,11 +202,7 @@ def _star(args: list[str]) -> None:
     )
     from innerpo.star.loop import run_star
 
-    try:
-        run_star(cfg)
-    except (DataError, ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"innerpo star: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_star(cfg)  # bad input raises an InputError: main prints it and exits 2
 
 
 COMMANDS = {"train": _train, "eval": _eval, "data": _data, "star": _star}

@@ -8,6 +8,7 @@ import torch
 
 from innerpo.config import MethodConfig, ModelConfig
 from innerpo.data.pairs import DataError
+from innerpo.errors import ConfigError
 from innerpo.data.unpaired import UnpairedExample
 from innerpo.methods.kto import KTOUnpairedMethod, unpaired_method
 from innerpo.methods.sft_unpaired import SFTUnpairedMethod
@@ -62,7 +63,7 @@ def test_init_adapter_merges_an_earlier_adapter_into_the_base(tmp_path):
     assert torch.allclose(merged(ids).logits, want, atol=1e-4)
     assert not any(p.requires_grad for p in merged.parameters())
     assert "init_adapter" in model_settings(cfg) and "init_adapter" not in model_settings(ModelConfig())
-    with pytest.raises(FileNotFoundError, match="not an adapter directory"):
+    with pytest.raises(ConfigError, match="not an adapter directory"):
         load_base(ModelConfig(base_model="tiny-random", init_adapter=[str(tmp_path)]))
 
 

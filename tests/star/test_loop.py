@@ -10,6 +10,7 @@ import yaml
 
 from innerpo.config import DataConfig, MethodConfig, ModelConfig, TrainingConfig
 from innerpo.data.pairs import DataError
+from innerpo.errors import ConfigError
 from innerpo.star.config import StarConfig, StarRunConfig
 from innerpo.star.loop import run_star
 
@@ -74,7 +75,7 @@ def test_sft_loop_saves_only_correct_hint_free_rationales(tmp_path):
     assert (run / "accuracy.png").stat().st_size > 1000
     assert "| 2 |" in (run / "accuracy.md").read_text()
     # a second run into the same directory is refused, not mixed in
-    with pytest.raises(FileExistsError, match="already holds"):
+    with pytest.raises(ConfigError, match="already holds"):
         run_star(_cfg(tmp_path, strategy="sft"), make_generator=ScriptedGenerator)
 
 
@@ -143,3 +144,30 @@ def test_a_single_question_file_is_split_into_disjoint_train_and_held_out_sets(t
     assert len(test) == 10 and len(train) == 20 and not {q.question for q in train} & {q.question for q in test}
     with pytest.raises(DataError, match="leave none for training"):
         _questions(StarConfig(dataset=str(path), num_eval_questions=30))
+
+
+def test_cli_bad_star_flags_exit_2_and_a_real_error_is_not_hidden(tmp_path, capsys, monkeypatch):
+    """Bad STaR input is one line and exit 2; an error that is not bad input (a bug deep in
+    the run) keeps its traceback instead of being passed off as a bad flag."""
+    from innerpo.cli import main
+    from innerpo.star import loop
+
+    cases = [
+        (["--star.temperature=0"], "--star.temperature must be > 0"),
+        ([f"--star.preload={tmp_path / 'none.jsonl'}"], "--star.preload: no file"),
+        ([f"--star.exemplars={tmp_path / 'none.yaml'}"], "--star.exemplars: file not found"),
+        (["--star.dataset=/no/such/questions.jsonl"], "question source not found"),
+    ]
+    for flags, message in cases:
+        with pytest.raises(SystemExit) as e:
+            main(["star", "--model.base_model=tiny-random", f"--output_dir={tmp_path / 'out'}", *flags])
+        assert e.value.code == 2, flags
+        assert message in capsys.readouterr().err, flags
+        assert not (tmp_path / "out").exists()
+
+    def broken(cfg):
+        raise ValueError("shape mismatch deep inside the run")
+
+    monkeypatch.setattr(loop, "run_star", broken)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        main(["star", "--model.base_model=tiny-random", f"--output_dir={tmp_path / 'out'}"])

@@ -9,6 +9,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from innerpo.config import ModelConfig
+from innerpo.errors import ConfigError
 from innerpo.models import bundled, tiny
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -85,5 +86,5 @@ def merge_adapter(model: PreTrainedModel, adapter_dir: str | Path) -> PreTrained
     """The model with a saved LoRA adapter merged into its weights (a plain model again)."""
     path = Path(adapter_dir)
     if not (path / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"--model.init_adapter: {path} is not an adapter directory (no adapter_config.json)")
+        raise ConfigError(f"--model.init_adapter: {path} is not an adapter directory (no adapter_config.json)")
     return PeftModel.from_pretrained(model, str(path)).merge_and_unload()

@@ -30,6 +30,7 @@ from pathlib import Path
 from innerpo.config import MethodConfig, TrainConfig
 from innerpo.data.pairs import DataError
 from innerpo.data.tokenize import PairTokenizer
+from innerpo.errors import ConfigError
 from innerpo.io import write_atomic
 from innerpo.models.load import load_base, merge_adapter
 from innerpo.star import build, prompts
@@ -159,23 +160,27 @@ def evaluate(model, tok, generator, questions: list[Question], ex, cfg: StarRunC
 def _check(cfg: StarRunConfig) -> None:
     s = cfg.star
     if s.iterations < 0 or s.samples_per_question < 1 or s.few_shot < 0 or s.max_new_tokens < 1:
-        raise ValueError("--star.iterations >= 0, --star.samples_per_question >= 1, --star.few_shot >= 0 and --star.max_new_tokens >= 1 are required")
+        raise ConfigError("--star.iterations >= 0, --star.samples_per_question >= 1, --star.few_shot >= 0 and --star.max_new_tokens >= 1 are required")
     if s.temperature <= 0:
-        raise ValueError("--star.temperature must be > 0 for sampling training rationales (evaluation is always greedy)")
+        raise ConfigError("--star.temperature must be > 0 for sampling training rationales (evaluation is always greedy)")
     if s.preload:
         if not Path(s.preload).is_file():
-            raise FileNotFoundError(f"--star.preload: no file {s.preload}")
+            raise ConfigError(f"--star.preload: no file {s.preload}")
         first = next((line for line in Path(s.preload).read_text().splitlines() if line.strip()), "{}")
-        if s.strategy == "dpo" and "chosen" not in json.loads(first):
+        try:
+            row = json.loads(first)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{s.preload}, line 1: not valid JSON ({e.msg})") from None
+        if s.strategy == "dpo" and "chosen" not in row:
             raise DataError(f"{s.preload}, line 1: SFT rows (prompt/completion); --star.strategy=dpo needs the pairs a dpo run saves")
     if s.strategy == "sft" and cfg.method.losses not in (["dpo"], ["sft"]):
-        raise ValueError("--method.losses applies to --star.strategy=dpo; the sft strategy trains the sft loss")
+        raise ConfigError("--method.losses applies to --star.strategy=dpo; the sft strategy trains the sft loss")
 
 
 def _new_run_dir(cfg: StarRunConfig) -> Path:
     path = Path(cfg.output_dir or f"outputs/star-{cfg.star.strategy}-{time.strftime('%Y%m%d-%H%M%S')}")
     if path.exists() and any(path.iterdir()):
-        raise FileExistsError(f"{path} already holds files (a STaR run?); choose another --output_dir, so two runs' iterations never mix")
+        raise ConfigError(f"--output_dir={path} already holds files (a STaR run?); choose another --output_dir, so two runs' iterations never mix")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

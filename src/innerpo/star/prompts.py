@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from innerpo.data.pairs import DataError
+from innerpo.errors import ConfigError
 from innerpo.star.questions import LETTERS, Question
 
 EXEMPLAR_DIR = Path(__file__).parent / "exemplars"
@@ -58,7 +59,7 @@ def task_kind(dataset: str, first: Question) -> str:
 def load_exemplars(path: str | Path) -> Exemplars:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"exemplar file not found: {path}")
+        raise ConfigError(f"--star.exemplars: file not found: {path}")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict) or not isinstance(data.get("instruction"), str) or not isinstance(data.get("exemplars"), list):
         raise DataError(f"{path}: expected keys 'instruction' (text) and 'exemplars' (a list)")
@@ -85,7 +86,7 @@ def render_question(q: Question, hint: bool = False) -> str:
 
 def system_text(ex: Exemplars, preamble: str = "", reasoning: str = "native") -> str:
     if reasoning not in REASONING:
-        raise ValueError(f"reasoning must be one of {', '.join(REASONING)}, got {reasoning!r}")
+        raise ConfigError(f"--star.reasoning must be one of {', '.join(REASONING)}, got {reasoning!r}")
     return " ".join(part for part in (preamble.strip(), ex.instruction.strip(), REASONING[reasoning]) if part)
 
 

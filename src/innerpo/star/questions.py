@@ -212,7 +212,7 @@ def load_questions(spec: str, split: str, seed: int = 0, n: int | None = None, s
             return read_mmmlu_csv(path, language) if _is_mmmlu_csv(path) else read_mmlu_csv(path, path.stem, language)
         raise DataError(f"{path}: unsupported question file type {path.suffix!r}; use .jsonl or .csv")
     if spec.endswith((".jsonl", ".csv")) or spec.startswith((".", "/")):
-        raise FileNotFoundError(f"question source not found: {spec}")
+        raise DataError(f"--star.dataset: question source not found: {spec}")
     return _load_hub(spec, split, language)
 
 
