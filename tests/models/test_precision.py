@@ -1,6 +1,7 @@
 """Mixed precision (innerpo.models.precision): what runs in bf16, what stays float32,
 and how far a bf16 run's numbers are from the fp32 run's (tiny-random, seconds)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -143,3 +144,18 @@ def test_hidden_state_method_stays_finite_in_bf16(tmp_path, monkeypatch):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 4
     assert all(isinstance(v, float) and v == v and abs(v) != float("inf") for r in rows for v in r.values() if isinstance(v, float))
+
+
+def test_a_bf16_run_is_evaluated_like_an_fp32_run(tmp_path, monkeypatch):
+    """The final evaluation of a bf16 run (scoring, base rows, greedy generation samples)
+    runs in the run's precision: it completes and writes the same files as fp32."""
+    monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"shifts:\n  in_domain: {{dataset: {tmp_path / 'pairs.jsonl'}}}\n")
+    cfg = tiny_cfg(tmp_path, "bf16", precision="bf16")
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, suite=str(suite), samples_per_shift=2, max_new_tokens=8))
+    run = loop.train(cfg)
+    summary = json.loads((run / "summary.json").read_text())
+    scored = summary["shifts"]["in_domain"]
+    assert scored["n_pairs"] == 8 and 0 <= scored["adapter_accuracy"] <= 1 and 0 <= scored["base_accuracy"] <= 1
+    assert (run / "samples.md").is_file() and (run / "pairs.parquet").is_file()

@@ -18,6 +18,7 @@ import torch
 from innerpo.config import EvalConfig
 from innerpo.data.tokenize import TokenizedPair
 from innerpo.eval.degenerate import is_degenerate, problems
+from innerpo.models.precision import autocast
 
 
 def _eos_ids(model, tok) -> list[int]:
@@ -38,7 +39,7 @@ def greedy(model, tok, prompts: list[tuple[int, ...]], max_new_tokens: int, adap
     model.eval()
     off = model.disable_adapter() if not adapter and hasattr(model, "disable_adapter") else nullcontext()
     try:
-        with off:
+        with off, autocast(model):  # the run's precision, as in scoring (bf16 base weights need it)
             out = model.generate(
                 input_ids=batch["input_ids"].to(model.device),
                 attention_mask=batch["attention_mask"].to(model.device),
