@@ -34,6 +34,7 @@ import torch
 from transformers import DynamicCache
 
 from innerpo.star.kv_cache import PreallocatedCache
+from innerpo.star.prefix_attention import decoder_mask, shared_prefix_attention
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class GenSettings:
     compact_at: float = 0.25
     """Finished rows leave the batch (one copy of its KV cache) once they are this share of
     its rows; until then each costs one row of a decode step. 0 removes them at once."""
+    share_prefix: bool = True
+    """Attend to the prompts' shared prefix as one row instead of copying it into every row
+    (prefix_attention; models outside transformers' AttentionInterface always copy)."""
 
 
 @dataclass
@@ -124,10 +128,11 @@ class HFGenerator:
         self.model.eval()
         try:
             prefix = self._prefix(prompts)
-            for batch in self.batches(prompts, k, settings):
-                for row in self._decode(prompts, batch, k, settings, gen, prefix):
-                    text = self._text(row.tokens, settings.stop)
-                    out[row.prompt].append(Sample(text, len(row.tokens), row.finish or "length"))
+            with shared_prefix_attention(self.model, settings.share_prefix and prefix[1] is not None) as shared_attention:
+                for batch in self.batches(prompts, k, settings):
+                    for row in self._decode(prompts, batch, k, settings, gen, prefix, shared_attention):
+                        text = self._text(row.tokens, settings.stop)
+                        out[row.prompt].append(Sample(text, len(row.tokens), row.finish or "length"))
         finally:
             self.model.train(was_training)
         return out
@@ -167,30 +172,38 @@ class HFGenerator:
         return next(self.model.parameters()).device
 
     @torch.inference_mode()
-    def _decode(self, prompts, batch: list[int], k: int, settings: GenSettings, gen, prefix) -> list[_Row]:
+    def _decode(self, prompts, batch: list[int], k: int, settings: GenSettings, gen, prefix, shared_attention: bool) -> list[_Row]:
         device = self._device()
         shared, prefix_cache = prefix
         width = max(len(prompts[i]) for i in batch) - shared
         ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), shared + width), dtype=torch.long)
-        mask[:, :shared] = 1
+        mask = torch.zeros((len(batch), width), dtype=torch.long)  # the rows' own tokens: 1 real, 0 padding
         for r, i in enumerate(batch):
             own = prompts[i][shared:]
             ids[r, width - len(own):] = torch.tensor(own)
-            mask[r, shared + width - len(own):] = 1
+            mask[r, width - len(own):] = 1
         ids, mask = ids.to(device), mask.to(device)
-        cache = PreallocatedCache(shared + width + settings.max_new_tokens)
-        if prefix_cache is not None:  # the shared prefix's keys and values, one copy per row
-            cache.fill_prefix(prefix_cache, len(batch))
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+        extra = {}
+        if shared_attention:  # the prefix stays one row, attended by every row (prefix_attention)
+            cache = PreallocatedCache(width + settings.max_new_tokens)
+            extra["shared_prefix"] = prefix_cache
+        else:  # the prefix's keys and values, one copy per row, in front of the rows' own
+            cache = PreallocatedCache(shared + width + settings.max_new_tokens)
+            if prefix_cache is not None:
+                cache.fill_prefix(prefix_cache, len(batch))
+            mask = torch.cat([torch.ones((len(batch), shared), dtype=mask.dtype, device=device), mask], dim=-1)
+            shared = 0  # positions now count the prefix through the mask
+        positions = shared + (mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
+        logits = self.model(
+            input_ids=ids, attention_mask=decoder_mask(mask, width), position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1, **extra
+        ).logits[:, -1, :]
         if k > 1:  # one prompt pass serves its k samples
             cache.batch_repeat_interleave(k)
             logits = logits.repeat_interleave(k, dim=0)
             mask = mask.repeat_interleave(k, dim=0)
         rows = [_Row(i) for i in batch for _ in range(k)]
         slots: list[int | None] = list(range(len(rows)))  # the row in each cache slot; None once it finished
-        next_pos = mask.sum(-1)  # [slots] position of each slot's next token
+        next_pos = shared + mask.sum(-1)  # [slots] position of each slot's next token
         for step in range(settings.max_new_tokens):
             nxt = sample_tokens(logits, settings.temperature, settings.top_p, gen)
             for r, t in zip(slots, nxt.tolist()):
@@ -216,7 +229,7 @@ class HFGenerator:
                 slots = [slots[s] for s in live]
             mask = torch.cat([mask, torch.ones((len(slots), 1), dtype=mask.dtype, device=device)], dim=-1)
             logits = self.model(
-                input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1
+                input_ids=nxt[:, None], attention_mask=decoder_mask(mask, 1), position_ids=next_pos[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1, **extra
             ).logits[:, -1, :]
             next_pos = next_pos + 1
         return rows
