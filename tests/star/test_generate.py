@@ -86,6 +86,12 @@ def test_inverse_cdf_sampling_matches_the_distribution_and_is_seeded():
     # top_p 0.5: the nucleus is the two most likely tokens (0.4 + 0.3 first reaches 0.5), renormalized
     freq = torch.bincount(sample_tokens(logits, 1.0, 0.5, torch.Generator().manual_seed(2)), minlength=5).double() / len(draws)
     assert torch.allclose(freq, torch.tensor([0, 0, 3 / 7, 4 / 7, 0]).double(), atol=0.012)
+    # a nucleus wider than the topk candidates falls back to a full sort: top_p 0.8 needs 3 tokens
+    freq = torch.bincount(sample_tokens(logits, 1.0, 0.8, torch.Generator().manual_seed(3), candidates=2), minlength=5).double() / len(draws)
+    assert torch.allclose(freq, torch.tensor([0, 2 / 9, 3 / 9, 4 / 9, 0]).double(), atol=0.012)
+    # and the candidates give the very draws of the full sort when they hold the nucleus
+    top2, full = (sample_tokens(logits[:500], 1.0, 0.5, torch.Generator().manual_seed(4), candidates=c) for c in (2, 1))
+    assert torch.equal(top2, full)
     # a seed reproduces, another seed does not; temperature 0 is the argmax
     a, b, c = (sample_tokens(logits[:200], 1.0, 1.0, torch.Generator().manual_seed(s)) for s in (7, 7, 8))
     assert torch.equal(a, b) and not torch.equal(a, c)

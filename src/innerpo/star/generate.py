@@ -4,25 +4,25 @@
 prompt, k `Sample`s. The STaR loop only knows this interface, so a GPU backend (vLLM's
 `LLM.generate` with `SamplingParams(n=k, stop=...)`) can be added as another class.
 
-`HFGenerator` runs a transformers causal LM on its KV cache (`DynamicCache`) with a
-decode loop of its own, because `model.generate` cannot do the three things that make
-sampling k rationales per question fast on a CPU (measured in
-benchmarks/star_generation.py):
+`HFGenerator` runs a transformers causal LM on a KV cache with a decode loop of its own,
+because `model.generate` cannot do the things that make sampling k rationales per
+question fast on a CPU (each measured in benchmarks/star_generation.py):
 1. shared prompts: each question's prompt is run once, and its keys and values are
-   repeated for its k samples (`DynamicCache.batch_repeat_interleave`); `generate`
-   with `num_return_sequences` repeats the prompt before the forward, so it runs k times;
-2. finished rows leave the batch (`DynamicCache.batch_select_indices`): a row that
-   produced EOS or a stop string stops costing compute, where `generate` keeps
-   decoding it as padding until the longest row ends;
+   repeated for its k samples (`batch_repeat_interleave`); `generate` with
+   `num_return_sequences` repeats the prompt before the forward, so it runs k times;
+2. finished rows leave the batch (`batch_select_indices`): a row that produced EOS or a
+   stop string stops costing compute (once finished rows are `compact_at` of the batch,
+   as each removal copies the cache), where `generate` decodes it until the longest ends;
 3. one prefix for all: the token prefix every prompt shares (the instruction and the
-   few-shot exemplars, most of a few-shot prompt) runs once per call and its cache is
-   copied into each batch; each row's own tokens follow it after the row's padding
-   (masked out; positions count real tokens only);
-4. token-sized batches: questions are sorted by prompt length and packed so that
+   few-shot exemplars, most of a few-shot prompt) runs once per call and stays one row
+   that every row attends to (prefix_attention), not a copy per row; each row's own
+   tokens follow it after the row's left padding (masked; positions count real tokens);
+4. a cache written in place (kv_cache.PreallocatedCache), where `DynamicCache` copies
+   every layer's whole cache with `torch.cat` each step;
+5. token-sized batches: questions are sorted by prompt length and packed so that
    rows × (prompt + max_new_tokens) stays under `batch_tokens`, which bounds the cache
    and keeps left padding small.
-Sampling uses transformers' temperature and top-p logits warpers; temperature 0 is
-greedy (k must be 1 then). Rows are left-padded with explicit position ids.
+Sampling is by inverse CDF (`sample_tokens`); temperature 0 is greedy (k must be 1 then).
 """
 
 from __future__ import annotations
@@ -71,31 +71,38 @@ class Generator(Protocol):
         ...
 
 
-def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
+def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator, candidates: int = 256) -> torch.Tensor:
     """One token per row of `logits` [rows, vocab]: argmax when `temperature` is 0, else a
     draw from softmax(logits / temperature), restricted to the top-p nucleus when top_p < 1.
 
     Drawn by inverse CDF: the probabilities' running sum (float64) and one uniform per row
     from `gen`, located with `searchsorted`, where `torch.multinomial` draws an exponential
-    per vocabulary entry (36 ms a step for 48 rows × 49152 tokens; this is a few ms).
+    per vocabulary entry (~190 ms a step for 48 rows × 49152 tokens on this CPU; this ~15).
     The nucleus is the smallest set of most likely tokens whose mass reaches top_p (as
-    transformers' `TopPLogitsWarper` keeps it, up to ties): sort once, then draw uniformly
-    in [0, nucleus mass) on the sorted running sum, which renormalizes within the nucleus.
+    transformers' `TopPLogitsWarper` keeps it, up to ties); drawing uniformly in [0, nucleus
+    mass) on the descending running sum renormalizes within it. The descending order comes
+    from `topk(candidates)` when those hold every row's nucleus (the draw is then the same as
+    from a full sort), else from a full sort (~20× a topk of 256 here).
     """
     if temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     order = None
     if top_p < 1.0:
-        probs, order = probs.sort(dim=-1, descending=True)
-    cdf = probs.double().cumsum(dim=-1)
+        top_probs, order = probs.topk(min(candidates, probs.shape[-1]), dim=-1)
+        cdf = top_probs.double().cumsum(dim=-1)
+        if (cdf[:, -1] < top_p).any():  # some row's nucleus is wider than the candidates
+            top_probs, order = probs.sort(dim=-1, descending=True)
+            cdf = top_probs.double().cumsum(dim=-1)
+    else:
+        cdf = probs.double().cumsum(dim=-1)
     last = cdf.shape[-1] - 1
     if order is None:
-        top = torch.full((cdf.shape[0], 1), last, device=cdf.device)
+        end = torch.full((cdf.shape[0], 1), last, device=cdf.device)
     else:  # the nucleus ends at the first token whose running sum reaches top_p
-        top = torch.searchsorted(cdf, torch.full((cdf.shape[0], 1), top_p, dtype=cdf.dtype, device=cdf.device)).clamp(max=last)
-    u = torch.rand((cdf.shape[0], 1), generator=gen, dtype=torch.float64).to(cdf.device) * cdf.gather(-1, top)
-    idx = torch.minimum(torch.searchsorted(cdf, u, right=True), top)  # first running sum > u: zero-probability tokens never
+        end = torch.searchsorted(cdf, torch.full((cdf.shape[0], 1), top_p, dtype=cdf.dtype, device=cdf.device)).clamp(max=last)
+    u = torch.rand((cdf.shape[0], 1), generator=gen, dtype=torch.float64).to(cdf.device) * cdf.gather(-1, end)
+    idx = torch.minimum(torch.searchsorted(cdf, u, right=True), end)  # first running sum > u: zero-probability tokens never
     return (idx if order is None else order.gather(-1, idx)).squeeze(-1)
 
 
