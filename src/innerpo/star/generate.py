@@ -190,7 +190,7 @@ class HFGenerator:
             ids[r, width - len(own):] = torch.tensor(own)
             mask[r, width - len(own):] = 1
         ids, mask = ids.to(device), mask.to(device)
-        extra = {}
+        extra, offset = {}, shared  # offset: positions the cache's mask does not count
         if shared_attention:  # the prefix stays one row, attended by every row (prefix_attention)
             cache = PreallocatedCache(width + settings.max_new_tokens)
             extra["shared_prefix"] = prefix_cache
@@ -199,8 +199,8 @@ class HFGenerator:
             if prefix_cache is not None:
                 cache.fill_prefix(prefix_cache, len(batch))
             mask = torch.cat([torch.ones((len(batch), shared), dtype=mask.dtype, device=device), mask], dim=-1)
-            shared = 0  # positions now count the prefix through the mask
-        positions = shared + (mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
+            offset = 0
+        positions = offset + (mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
         logits = self.model(
             input_ids=ids, attention_mask=decoder_mask(mask, width), position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1, **extra
         ).logits[:, -1, :]
@@ -210,7 +210,7 @@ class HFGenerator:
             mask = mask.repeat_interleave(k, dim=0)
         rows = [_Row(i) for i in batch for _ in range(k)]
         slots: list[int | None] = list(range(len(rows)))  # the row in each cache slot; None once it finished
-        next_pos = shared + mask.sum(-1)  # [slots] position of each slot's next token
+        next_pos = offset + mask.sum(-1)  # [slots] position of each slot's next token
         for step in range(settings.max_new_tokens):
             nxt = sample_tokens(logits, settings.temperature, settings.top_p, gen)
             for r, t in zip(slots, nxt.tolist()):
