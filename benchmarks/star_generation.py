@@ -12,6 +12,10 @@ EOS or `--max-new-tokens`; tokens/s counts the tokens each one generated (prompt
 are not counted). A second innerpo row copies the shared prefix into every row
 (`share_prefix=False`) to show what attending to it once is worth. The process's CPU
 seconds are printed too: on a machine shared with other jobs they vary less than wall time.
+
+    .venv/bin/python benchmarks/star_generation.py --profile --threads 1   # where innerpo's time goes
+
+`--profile` runs only innerpo's generator, under torch.profiler, and prints its top ops.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def batched(model, tok, ids, k, args) -> int:
 
 
 def innerpo_gen(model, tok, ids, k, args, share_prefix: bool = True) -> int:
-    settings = GenSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=0, share_prefix=share_prefix)
+    settings = GenSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=0, share_prefix=share_prefix, compact_at=args.compact_at)
     out = HFGenerator(model, tok).generate(ids, k, settings)
     # n_tokens excludes the EOS a finished sample ended with; count it as generate's rows do
     return sum(s.n_tokens + (s.finish == "eos") for samples in out for s in samples)
@@ -78,6 +82,8 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-batched", action="store_true")
+    ap.add_argument("--compact-at", type=float, default=GenSettings.compact_at, help="GenSettings.compact_at for innerpo")
+    ap.add_argument("--profile", action="store_true", help="only innerpo's generator, under torch.profiler")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -90,6 +96,8 @@ def main() -> None:
     print(f"model {args.model}, {len(ids)} questions x k={args.k}, prompt {sum(map(len, ids)) / len(ids):.0f} tokens on average, "
           f"max {args.max_new_tokens} new tokens, temperature {args.temperature}, {args.threads} torch thread(s)")
 
+    if args.profile:
+        return profile(model, tok, ids, args)
     results = {}
     runs = [("innerpo HFGenerator", innerpo_gen), ("innerpo, prefix copied per row", innerpo_copied_prefix), ("naive generate, per sample", naive)]
     if not args.skip_batched:
@@ -107,6 +115,18 @@ def main() -> None:
     speedup = (n / dt) / (n0 / dt0)
     print(f"speedup_vs_naive={speedup:.2f} (by CPU seconds: {(n / cpu) / (n0 / cpu0):.2f})")
     print(f"target speedup_vs_naive >= 12: {'PASS' if speedup >= 12 else 'FAIL'} ({speedup:.2f})")
+
+
+def profile(model, tok, ids, args) -> None:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    innerpo_gen(model, tok, ids[:2], args.k, args)  # warm up
+    t0, c0 = time.perf_counter(), time.process_time()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        n = innerpo_gen(model, tok, ids, args.k, args)
+    print(f"innerpo HFGenerator under the profiler: {n} tokens, {time.perf_counter() - t0:.1f} s, {time.process_time() - c0:.1f} CPU s")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
 if __name__ == "__main__":
