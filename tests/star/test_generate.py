@@ -41,6 +41,15 @@ def test_greedy_equals_per_prompt_generate_with_shared_prefix_and_padding():
                 assert sample.finish in ("eos", "length") and 0 < sample.n_tokens <= 12
 
 
+def test_greedy_equals_generate_without_a_shared_prefix():
+    model, tok = tiny.build(seed=1)
+    prompts = [tok(t, add_special_tokens=False)["input_ids"] for t in ("What is 1 + 2?", "Hi", "Tell me 13 + 25, please.")]
+    gen = HFGenerator(model, tok)
+    assert gen._prefix(prompts) == (0, None)  # left-padded rows, no prefix row to share
+    out = gen.generate(prompts, 1, GenSettings(max_new_tokens=12, temperature=0.0))
+    assert [s.text for (s,) in out] == [_reference(model, tok, ids, 12) for ids in prompts]
+
+
 def test_k_samples_share_the_prompt_and_are_reproducible():
     model, tok = tiny.build(seed=1)
     prompts = _prompts(tok)
