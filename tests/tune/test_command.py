@@ -50,5 +50,5 @@ def test_a_spent_timeout_starts_no_trial_and_says_so(tmp_path, capsys):
     out = tmp_path / "t"
     cli.main(["tune", "dpo", "--timeout", "0.000001", "--out", str(out), *FLAGS])
     printed = capsys.readouterr().out
-    assert "trials: none" in printed and "no complete trial yet" in printed
+    assert "trials: none" in printed and "no complete coherent trial yet" in printed
     assert "No trials yet." in (out / "trials.md").read_text() and not (out / "best.yaml").exists()

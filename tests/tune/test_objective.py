@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from innerpo.eval.suites import get_suite
-from innerpo.tune.objective import ObjectiveError, check_objective, incoherence, objective_value, training_split, validation_suite
+from innerpo.tune.objective import ObjectiveError, check_objective, coherence_excess, incoherence, objective_value, training_split, validation_suite
 
 
 def summary(flags=None):
@@ -20,7 +20,15 @@ def test_objective_values_by_hand():
     assert objective_value(s, "shift:b") == pytest.approx(0.5)
 
 
-def test_a_tripped_coherence_flag_makes_the_trial_a_failure_with_its_reason():
+def test_coherence_excess_by_hand_and_its_sign_matches_the_flag():
+    nll = {"a": (2.0, 1.9), "b": (2.5, 1.8), "c": (1.0, 1.2)}  # (adapter, base): rises 0.1, 0.7, -0.2
+    s = {"coherence_threshold": 0.5, "shifts": {k: {"adapter_nll": a, "base_nll": b} for k, (a, b) in nll.items()}}
+    assert coherence_excess(s) == pytest.approx(0.7 - 0.5)  # b trips: infeasible
+    s["coherence_threshold"] = 1.0
+    assert coherence_excess(s) == pytest.approx(0.7 - 1.0) and coherence_excess(s) < 0  # nothing trips: feasible
+
+
+def test_a_tripped_coherence_flag_makes_the_trial_incoherent_with_its_reason():
     assert incoherence(summary()) is None
     reason = incoherence(summary({"b": True}))
     assert reason.startswith("incoherent") and "b" in reason and "0.5" in reason

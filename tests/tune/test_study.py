@@ -99,6 +99,20 @@ def test_a_pruned_trial_is_recorded_as_pruned_not_as_a_crash(tmp_path, cache, mo
     assert not (out / "best.yaml").exists()
 
 
+def test_incoherent_trials_are_infeasible_never_best_and_listed_with_their_reason(tmp_path, cache, capsys):
+    # A threshold below any possible rise: every trial's coherence flag trips.
+    out = tmp_path / "tune"
+    tune(out, "--trials", "2", "--pruner", "none", "--eval.coherence_threshold=-100")
+    trials = trials_of(out)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2  # scored, so TPE learns from them...
+    assert all(t.constraints["coherence_excess"] > 90 for t in trials)  # ...as infeasible
+    table = pd.read_csv(out / "trials.csv")
+    assert list(table["state"]) == ["incoherent"] * 2 and (table["coherence_excess"] > 90).all()
+    assert all(str(n).startswith("incoherent: coherence flag on") for n in table["note"])
+    assert json.loads((out / "trials" / "trial-0000" / "trial.json").read_text())["state"] == "incoherent"
+    assert not (out / "best.yaml").exists() and "no complete coherent trial yet" in capsys.readouterr().out
+
+
 def test_a_killed_study_resumes_with_its_trials_kept(tmp_path, cache):
     out = tmp_path / "tune"
     cmd = [sys.executable, "-m", "innerpo.cli", "tune", "dpo", "--out", str(out), "--trials", "3", "--startup-trials", "2", "--pruner", "none", *SHARED]

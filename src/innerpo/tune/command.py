@@ -114,4 +114,4 @@ def main(argv: list[str]) -> None:
         number, value = result["best"]
         print(f"best: trial {number}, {spec.objective} = {value:.4f}; config {tune_dir / 'best.yaml'}")
     else:
-        print("no complete trial yet: no best.yaml")
+        print("no complete coherent trial yet: no best.yaml")

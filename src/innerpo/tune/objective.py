@@ -11,17 +11,15 @@ Objectives (higher is better):
   other than `in_domain` — how far the learned preference carries, the project's question;
 - `accuracy`: mean over every shift; `in_domain_accuracy`; `shift:NAME`: one shift.
 
-A trial whose coherence flag trips on any shift (the adapter raised the chosen answers'
-NLL by more than the threshold) is counted as failed, not scored: such an adapter
-damaged the language model rather than steered it, and must not become the best
-configuration however well it ranks pairs. Its value is kept as the trial's user
-attribute `value_if_coherent`. The alternative, a constrained study (TPE's
-`constraints_func`; Optuna then picks the best among feasible trials), would let TPE
-learn the infeasible region, but it needs the coherence margin reported as a
-constraint value on every trial and shows incoherent trials as "complete"; a failure
-with its reason in the trials table is plainer. Its cost, measured in the README's
-tuning run: TPE learns nothing from failed trials, so it kept proposing learning rates
-where 7 of 16 trials tripped the flag; a constrained study is the next step.
+Coherence is a constraint, not part of the score: every scored trial reports
+`coherence_excess` (the largest rise of the chosen answers' NLL over the shifts, minus
+the threshold, nats/token) through Optuna's `Trial.set_constraint`. A trial whose flag
+trips on any shift (excess > 0) is infeasible: its adapter damaged the language model
+rather than steered it, so it never becomes the best configuration (Optuna's
+`best_trial` takes feasible trials only), and it is listed as `incoherent` with its
+reason. TPE reads the constraint and learns where infeasible trials lie. The first
+version failed such trials instead; TPE learns nothing from failed trials, and in the
+README's tuning run it kept proposing learning rates where 7 of 16 trials tripped.
 """
 
 from __future__ import annotations
@@ -51,11 +49,18 @@ def check_objective(objective: str, shifts: list[str]) -> None:
 
 
 def incoherence(summary: dict) -> str | None:
-    """Why the trial counts as failed (its coherence flags), or None."""
+    """Why the trial is infeasible (its coherence flags), or None."""
     flagged = [name for name, s in summary["shifts"].items() if s.get("coherence_flag")]
     if flagged:
         return f"incoherent: coherence flag on {', '.join(flagged)} (chosen NLL rose by more than {summary['coherence_threshold']} nats/token)"
     return None
+
+
+def coherence_excess(summary: dict) -> float:
+    """max over shifts of (adapter − base chosen NLL per token) − threshold: > 0 exactly
+    when a coherence flag trips (innerpo.eval.report sets it for a rise above the threshold)."""
+    threshold = summary["coherence_threshold"]
+    return max(s["adapter_nll"] - s["base_nll"] - threshold for s in summary["shifts"].values())
 
 
 def objective_value(summary: dict, objective: str) -> float:

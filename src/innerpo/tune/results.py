@@ -1,12 +1,14 @@
 """The end products of a study, rewritten from the study's storage after every run.
 
-- `best.yaml`: the best complete trial's full configuration as a `--config` file, its
-  eval suite set back to the real (test) suite; `innerpo sweep` re-runs it on fresh seeds
+- `best.yaml`: the best coherent complete trial's full configuration as a `--config`
+  file, its eval suite set back to the real (test) suite; `innerpo sweep` re-runs it on fresh seeds
   (`methods: [{method: M, config: TUNE/best.yaml}]`), so reported numbers are not the
   lucky trial's.
-- `trials.csv` / `trials.md`: every trial: number, state, objective value, parameters,
-  duration, note (why it failed or was pruned).
-- `importances.json` and `importances.png`: Optuna's parameter importances with the
+- `trials.csv` / `trials.md`: every trial: number, state (`incoherent` for a complete
+  trial that violates its coherence constraint), objective value, the constraint
+  (`coherence_excess`), parameters, duration, note (why it failed, was pruned or is
+  incoherent).
+- `importances.json` and `importances.png` (coherent complete trials): Optuna's parameter importances with the
   PED-ANOVA evaluator (Optuna's default, fANOVA, and mean decrease in impurity need
   scikit-learn's random forests; PED-ANOVA needs nothing more). PED-ANOVA asks how the
   top `target_quantile` of trials differs from all of them; its default (10%) holds no
@@ -29,7 +31,7 @@ from optuna.trial import TrialState
 from innerpo.io import write_atomic
 from innerpo.train.run_dir import load_config
 from innerpo.tune.study import TuneSpec, best_config, open_study
-from innerpo.tune.trial import trial_dir
+from innerpo.tune.trial import COHERENCE, trial_dir
 
 
 def write_results(tune_dir: Path, spec: TuneSpec) -> dict:
@@ -40,11 +42,11 @@ def write_results(tune_dir: Path, spec: TuneSpec) -> dict:
     frame = _table(trials)
     write_atomic(tune_dir / "trials.csv", frame.to_csv(index=False))
     write_atomic(tune_dir / "trials.md", _markdown(frame, spec))
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and not _infeasible(t)]
     counts = frame["state"].value_counts().to_dict() if len(frame) else {}
     best = None
     if complete:
-        trial = study.best_trial
+        trial = study.best_trial  # feasible trials only (a constrained study)
         best = (trial.number, trial.value)
         cfg = load_config(trial_dir(tune_dir, trial.number))
         header = (f"# Best of {len(complete)} complete trial(s) of `innerpo tune {spec.method}` in {tune_dir}: trial {trial.number}, "
@@ -62,12 +64,16 @@ def _table(trials):
 
     rows = []
     for t in trials:
-        state = "interrupted" if t.user_attrs.get("interrupted") else t.state.name.lower()
-        rows.append({"number": t.number, "state": state, "value": t.value,
+        state = "interrupted" if t.user_attrs.get("interrupted") else "incoherent" if _infeasible(t) else t.state.name.lower()
+        rows.append({"number": t.number, "state": state, "value": t.value, "coherence_excess": t.constraints.get(COHERENCE),
                      **{f"params_{k}": v for k, v in t.params.items()},
                      "duration_s": round(t.duration.total_seconds(), 1) if t.duration else None,
                      "note": t.user_attrs.get("note", ""), "run_dir": t.user_attrs.get("run_dir", "")})
     return pd.DataFrame(rows)
+
+
+def _infeasible(trial) -> bool:
+    return any(v > 0 for v in trial.constraints.values())
 
 
 def _markdown(frame, spec: TuneSpec) -> str:
@@ -106,8 +112,10 @@ def _plots(study, tune_dir: Path, complete) -> None:
         return
     quantile = min(0.5, max(0.1, 2 / len(complete)))
     evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
-    importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    feasible = optuna.create_study(direction="maximize")  # importances of the coherent trials only (Optuna would take every complete one)
+    feasible.add_trials(complete)
+    importances = optuna.importance.get_param_importances(feasible, evaluator=evaluator)
     write_atomic(tune_dir / "importances.json", json.dumps({"evaluator": "PED-ANOVA", "target_quantile": quantile, "complete_trials": len(complete), "importances": importances}, indent=2))
-    ax = plot_param_importances(study, evaluator=evaluator)
+    ax = plot_param_importances(feasible, evaluator=evaluator)
     ax.figure.savefig(tune_dir / "importances.png", dpi=120, bbox_inches="tight")
     plt.close(ax.figure)

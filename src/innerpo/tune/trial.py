@@ -4,9 +4,10 @@ The trial's run directory is prepared and trained by the sweep's own cell functi
 (innerpo.experiments.runner), so it holds what a sweep cell holds: config.yaml, log.txt,
 metrics.jsonl, the adapter, summary.json, results.md, pairs.parquet (error.json on a
 failure). It also gets `trial.json`: the trial's number, state, value and parameters.
-States: `complete`, `pruned` (stopped at a periodic evaluation by the pruner; its
-error.json is removed, a pruned trial is not a crash), `failed` (an error, or the
-coherence flag), `interrupted` (a signal or a killed process; its parameters are tried
+States: `complete`, `incoherent` (complete, but its coherence constraint is violated:
+never the best), `pruned` (stopped at a periodic evaluation by the pruner; its
+error.json is removed, a pruned trial is not a crash), `failed` (an error),
+`interrupted` (a signal or a killed process; its parameters are tried
 again when the study continues).
 """
 
@@ -22,13 +23,14 @@ from innerpo.experiments.cells import Cell
 from innerpo.experiments.runner import ERROR, prepare_cell, run_cell
 from innerpo.io import write_atomic
 from innerpo.train.signals import Interrupted
-from innerpo.tune.objective import incoherence, objective_value
+from innerpo.tune.objective import coherence_excess, incoherence, objective_value
 from innerpo.tune.space import suggest
 from innerpo.tune.study import STUDY_NAME, TuneSpec, trial_config
 from innerpo.tune.study import storage as study_storage
 
 TRIALS = "trials"
 TRIAL_FILE = "trial.json"
+COHERENCE = "coherence_excess"  # the constraint every scored trial reports
 PRUNE_METRIC = "eval/accuracy"
 
 
@@ -66,12 +68,9 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, spec: TuneSpec, tune_dir
         raise
     summary = json.loads((run_dir / "summary.json").read_text())
     value = objective_value(summary, spec.objective)
+    trial.set_constraint(COHERENCE, coherence_excess(summary))  # > 0: infeasible (see innerpo.tune.objective)
     reason = incoherence(summary)
-    if reason:
-        trial.set_user_attr("value_if_coherent", value)
-        _finish(study, trial, run_dir, TrialState.FAIL, "failed", values, value=value, note=reason)
-    else:
-        _finish(study, trial, run_dir, TrialState.COMPLETE, "complete", values, value=value)
+    _finish(study, trial, run_dir, TrialState.COMPLETE, "incoherent" if reason else "complete", values, value=value, note=reason)
 
 
 def _finish(study, trial, run_dir: Path, state: TrialState, label: str, values: dict, value: float | None = None, note: str | None = None) -> None:
