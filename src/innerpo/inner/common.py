@@ -30,6 +30,11 @@ def check_optional_positive(value: float | None, what: str, name: str) -> None:
         check_positive(value, what, name)
 
 
+def check_fraction(value: float, what: str, name: str) -> None:
+    if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+        raise ValueError(f"{name}: {what} must be in [0, 1], got {value}")
+
+
 def check_nonnegative(value: float, what: str, name: str) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
         raise ValueError(f"{name}: {what} must be a finite number ≥ 0, got {value!r}")

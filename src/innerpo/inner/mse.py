@@ -3,14 +3,12 @@ the chosen one, keep the chosen one where it is."""
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
 
 from innerpo.inner.align import STABILIZED_FLOOR
-from innerpo.inner.common import check_nonnegative, hidden_inputs
+from innerpo.inner.common import check_fraction, check_nonnegative
 from innerpo.inner.geometry import EPS
 from innerpo.inner.metrics import geometry_metrics
-from innerpo.inner.reroute import distance_terms
+from innerpo.inner.reroute import layer_distances
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
 from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss
 
@@ -71,22 +69,15 @@ class ReprPOMSELoss(PreferenceLoss):
     ):
         super().__init__()
         check_nonnegative(alpha, "alpha", "mse")
-        if not 0 <= floor <= 1:
-            raise ValueError(f"mse: floor must be in [0, 1], got {floor}")
+        check_fraction(floor, "floor", "mse")
         self.alpha = alpha
         self.floor = floor
         self.transform = transform
         self.eps = eps
 
-    def terms(self, h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor) -> dict[str, Tensor]:
-        """reroute, retain: [B] each, for one layer (the same distances as reroute/retain)."""
-        return distance_terms(h_pc, h_pr, h_rc, h_rr, self.floor, self.eps)
-
     def forward(self, x: LossInputs) -> LossOutput:
-        hidden = hidden_inputs(x, "mse", self.transform)
-        per_layer = [self.terms(*q) for q in hidden.pooled.values()]
-        reroute = torch.stack([p["reroute"] for p in per_layer], -1).mean(-1)  # [B]
-        retain = torch.stack([p["retain"] for p in per_layer], -1).mean(-1)
+        hidden, reroute, retain = layer_distances(x, "mse", self.transform, self.floor, self.eps)  # the same distances as reroute/retain
+        reroute, retain = reroute.mean(-1), retain.mean(-1)  # [B]
         metrics = {"mse/reroute": reroute.detach().mean(), "mse/retain": retain.detach().mean()}
         metrics.update(geometry_metrics(hidden.pooled))
         return LossOutput((reroute + self.alpha * retain).mean(), metrics)

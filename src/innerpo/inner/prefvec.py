@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from innerpo.inner.align import STABILIZED_FLOOR
-from innerpo.inner.common import check_nonnegative, check_optional_positive, hidden_inputs
+from innerpo.inner.common import check_fraction, check_nonnegative, check_optional_positive, hidden_inputs
 from innerpo.inner.geometry import EPS, decompose, safe_cosine, safe_norm, upcast
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
@@ -82,8 +82,7 @@ class PrefVecLoss(PreferenceLoss):
         check_nonnegative(orth_weight, "orth_weight", "prefvec")
         check_nonnegative(angle_weight, "angle_weight", "prefvec")
         check_optional_positive(trust_region, "trust_region", "prefvec")
-        if not 0 <= floor <= 1:
-            raise ValueError(f"prefvec: floor must be in [0, 1], got {floor}")
+        check_fraction(floor, "floor", "prefvec")
         self.orth_weight = orth_weight
         self.angle_weight = angle_weight
         self.trust_region = trust_region

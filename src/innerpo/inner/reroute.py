@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from innerpo.inner.align import STABILIZED_FLOOR
-from innerpo.inner.common import check_nonnegative, check_optional_positive, hidden_inputs
+from innerpo.inner.common import check_fraction, check_nonnegative, check_optional_positive, hidden_inputs
 from innerpo.inner.geometry import EPS, decompose, safe_norm, upcast
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
@@ -29,6 +29,14 @@ def distance_terms(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, floor
     reroute = torch.log(safe_norm(h_pr - h_rc, eps=eps) / nu)
     retain = torch.log1p((h_pc - h_rc).pow(2).sum(-1) / nu**2)
     return {"reroute": reroute, "retain": retain}
+
+
+def layer_distances(x: LossInputs, name: str, transform, floor: float, eps: float = EPS):
+    """(hidden, reroute, retain): the method's hidden inputs after `transform`, and
+    `distance_terms` of every pair at every layer, [B, L] each (shared by reroute and mse)."""
+    hidden = hidden_inputs(x, name, transform)
+    per_layer = [distance_terms(*q, floor, eps) for q in hidden.pooled.values()]
+    return hidden, torch.stack([p["reroute"] for p in per_layer], -1), torch.stack([p["retain"] for p in per_layer], -1)
 
 
 class RerouteRetainLoss(PreferenceLoss):
@@ -86,23 +94,15 @@ class RerouteRetainLoss(PreferenceLoss):
         super().__init__()
         check_nonnegative(alpha, "alpha", "reroute_retain")
         check_optional_positive(trust_region, "trust_region", "reroute_retain")
-        if not 0 <= floor <= 1:
-            raise ValueError(f"reroute_retain: floor must be in [0, 1], got {floor}")
+        check_fraction(floor, "floor", "reroute_retain")
         self.alpha = alpha
         self.trust_region = trust_region
         self.floor = floor
         self.transform = transform
         self.eps = eps
 
-    def terms(self, h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor) -> dict[str, Tensor]:
-        """reroute, retain: [B] each, for one layer."""
-        return distance_terms(h_pc, h_pr, h_rc, h_rr, self.floor, self.eps)
-
     def forward(self, x: LossInputs) -> LossOutput:
-        hidden = hidden_inputs(x, "reroute_retain", self.transform)
-        per_layer = [self.terms(*q) for q in hidden.pooled.values()]
-        reroute = torch.stack([p["reroute"] for p in per_layer], -1)  # [B, L]
-        retain = torch.stack([p["retain"] for p in per_layer], -1)
+        hidden, reroute, retain = layer_distances(x, "reroute_retain", self.transform, self.floor, self.eps)
         rewarded = reroute.clamp(max=self.trust_region) if self.trust_region is not None else reroute
         losses = (-rewarded + self.alpha * retain).mean(-1)
         metrics = {"reroute/reroute": reroute.detach().mean(), "reroute/retain": retain.detach().mean()}
