@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 
 from innerpo.experiments.cells import Cell
-from innerpo.train.checkpoint import clean_partial, latest_checkpoint, resume_conflicts
+from innerpo.train.checkpoint import checkpoint_dirs, clean_partial, latest_checkpoint, resume_conflicts
 from innerpo.train.run_dir import load_config, save_config
 
 LOG = "log.txt"
@@ -84,7 +84,8 @@ def run_cell(cell: Cell, threads: int | None = None, on_eval=None) -> str:
     t0 = time.time()
     with open(cell.dir / LOG, "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
-            train(cell.config, on_eval=on_eval, resume=resumable(cell) is not None)
+            # prepare_cell kept checkpoints only for an attempt that can resume, else emptied the directory
+            train(cell.config, on_eval=on_eval, resume=bool(checkpoint_dirs(cell.dir)))
         except BaseException as e:
             traceback.print_exc(file=log)
             record_error(cell.dir, f"{type(e).__name__}: {e}")
