@@ -32,6 +32,7 @@ def run(args, precision: str, init_lora, eval_batch: int) -> dict:
     from innerpo.data.sources import load_pairs
     from innerpo.data.tokenize import PairTokenizer
     from innerpo.eval.accuracy import score_pairs
+    from trl_compare.measure import timed_rounds
     from innerpo.models import ref_cache
     from innerpo.models.forward import logp_rows
     from innerpo.models.load import add_lora, load_base, model_settings
@@ -71,12 +72,7 @@ def run(args, precision: str, init_lora, eval_batch: int) -> dict:
         score_pairs(model, items, pad, eval_batch, base_settings=settings, max_tokens=args.eval_max_tokens)
 
     fns = {"after": after, "bare": bare, **({"before": before} if precision == "fp32" else {})}
-    runs = {k: [] for k in fns}
-    for _ in range(args.eval_rounds):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            runs[k].append(time.perf_counter() - t)
+    runs = timed_rounds(fns, args.eval_rounds)
     return {"n_pairs": len(items), "dropped": report.dropped_too_long, "real_tok_per_pair": real, "base_build_s": base_build_s,
             **{f"{k}_s": v for k, v in runs.items()}}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import resource
+import time
 
 RESULT_TAG = "@@RESULT@@"
 
@@ -47,3 +48,15 @@ def emit(result: dict) -> None:
 def step_stats(marks: list[float]) -> list[float]:
     """Per-step durations from [start, end of step 1, end of step 2, ...]."""
     return [b - a for a, b in zip(marks, marks[1:])]
+
+
+def timed_rounds(fns: dict, rounds: int) -> dict[str, list[float]]:
+    """Wall seconds of each function per round, the functions run in turn within a round
+    (so a load that changes during the run hits them alike)."""
+    runs = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            runs[k].append(time.perf_counter() - t)
+    return runs

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .measure import batch_fingerprint, emit, reset_peak, step_stats, vm_hwm_mb
+from .measure import batch_fingerprint, emit, reset_peak, step_stats, timed_rounds, vm_hwm_mb
 from .shared import BETA, EVAL_BATCH, LORA_R, init_lora, make_cfg, precision_of, prepare
 
 
@@ -166,17 +166,12 @@ def worker_eval(args) -> None:
 
     # the first evaluation of this base model on these pairs builds the base table (a cache miss; also the warm-up)
     reference_table(model, items, pad, EVAL_BATCH, settings, logp_rows)
-    runs = {"bare": [], "cached": [], "cold": []}
     fns = {
         "bare": bare,
         "cached": lambda: score_pairs(model, items, pad, EVAL_BATCH, base_settings=settings),
         "cold": lambda: score_pairs(model, items, pad, EVAL_BATCH, base_settings=None),
     }
-    for _ in range(args.eval_rounds):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            runs[k].append(time.perf_counter() - t)
+    runs = timed_rounds(fns, args.eval_rounds)
     emit({"config": "eval", "n_pairs": len(items), **{f"{k}_s": v for k, v in runs.items()}, "threads": torch.get_num_threads()})
 
 
