@@ -294,6 +294,11 @@ def test_errors(make_states):
         InnerDPOLoss(token_constraint=1.0)(_x(hidden))
     with pytest.raises(ValueError, match="empty"):
         HiddenInputs(pooled={})
+    for cls, name in ((ReprPOMSELoss, "mse"), (RerouteRetainLoss, "reroute_retain"), (PrefVecLoss, "prefvec")):
+        for bad in (-0.1, 1.5, float("nan")):
+            with pytest.raises(ValueError, match=rf"{name}: floor must be in \[0, 1\]"):
+                cls(floor=bad)
+        cls(floor=0.0), cls(floor=1.0)  # both ends allowed
 
 
 def test_registry_and_flags():
