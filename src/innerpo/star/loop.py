@@ -78,7 +78,7 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
             shutil.copyfile(s.preload, train_path)
             stats = {"preloaded_from": str(s.preload), "train_rows": sum(1 for line in train_path.read_text().splitlines() if line.strip())}
         else:
-            stats = generate_training_data(model, tok, make_generator(model, tok), train_qs, ex, cfg, it, it_dir)
+            stats = generate_training_data(tok, make_generator(model, tok), train_qs, ex, cfg, it, it_dir)
         del model
         if stats["train_rows"] == 0:
             raise DataError(f"iteration {it}: no training data (no correct rationale{' or pair' if s.strategy == 'dpo' else ''}); see {it_dir / 'generated.jsonl'}")
@@ -95,7 +95,7 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
     return run_dir
 
 
-def generate_training_data(model, tok, generator, questions: list[Question], ex, cfg: StarRunConfig, it: int, it_dir: Path) -> dict:
+def generate_training_data(tok, generator, questions: list[Question], ex, cfg: StarRunConfig, it: int, it_dir: Path) -> dict:
     """Steps 1-3: sample, judge, rationalize, build; writes generated.jsonl and train.jsonl."""
     s = cfg.star
     pair_tok = _pair_tok(cfg, tok)
