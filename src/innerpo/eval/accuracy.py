@@ -18,6 +18,7 @@ import torch
 
 from innerpo.data.tokenize import TokenizedPair
 from innerpo.models.forward import logp_rows
+from innerpo.models.merge import merged_adapter
 from innerpo.models.ref_cache import compute_reference, reference_table, rows_pass
 
 
@@ -48,9 +49,12 @@ def pair_rows(model, items: list[TokenizedPair], pad_id: int, batch_size: int, d
     reference values: with `base_settings` (what the cache key needs besides weights and
     tokens) they come from the on-disk reference cache, so evaluating many runs of one
     base model scores the base once. `max_tokens`: batches sized by tokens
-    (innerpo.models.ref_cache.rows_pass).
+    (innerpo.models.ref_cache.rows_pass). Batches run packed, without padding
+    (innerpo.models.packed), and at fp32 on the CPU the adapter is scored merged into the
+    weights (innerpo.models.merge): both agree with the plain padded pass up to rounding.
     """
-    out = {"adapter": rows_pass(model, items, pad_id, batch_size, logp_rows, adapter=True, desc=desc, max_tokens=max_tokens)}
+    with merged_adapter(model):  # one GEMM per layer instead of three, where exact (innerpo.models.merge)
+        out = {"adapter": rows_pass(model, items, pad_id, batch_size, logp_rows, adapter=True, desc=desc, max_tokens=max_tokens)}
     if with_base and hasattr(model, "disable_adapter"):
         if base_settings is not None:
             out["base"], _ = reference_table(model, items, pad_id, batch_size, base_settings, logp_rows, max_tokens=max_tokens)
