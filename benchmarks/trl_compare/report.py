@@ -15,32 +15,34 @@ def report(dataset: str, args, s: dict) -> tuple[list[tuple[str, bool | None, st
     speed_targets' figures: bf16_over_fp32 and floor_ratio)."""
     trl = [k for k in ("trl_default", "trl_precompute") if k in s]
     inn = s.get("innerpo")
-    first = next(v for k, v in s.items() if "s_step" in v)
-    print(f"\n=== {dataset}{'' if dataset == 'synthetic' else ' (' + args.genies_dist + ')'}: {first['n_pairs']} pairs, batch {BATCH}, "
-          f"max_length {args.max_length}, {args.model} fp32 (and bf16 mixed precision in the _bf16 rows), LoRA r{LORA_R}/alpha{LORA_ALPHA:g} all-linear, "
-          f"{first['threads']} torch threads; 1 warm-up + {args.steps} timed steps per process; repeats: "
-          + ", ".join(f"{k} {len(v['run_medians'])}" for k, v in s.items() if "s_step" in v) + " ===")
-    if inn and trl:
-        t = s[trl[0]]
-        print(f"token sequences: TRL's own tokenization equals innerpo's for {t['same_tokens']}/{t['n_pairs']} pairs; "
-              f"mean tokens per pair seen (chosen + rejected sequences, real / padded): innerpo {fmt(inn['real'], '.1f')} / {fmt(inn['padded'], '.1f')}, "
-              f"TRL {fmt(t['real'], '.1f')} / {fmt(t['padded'], '.1f')}")
-    fps = {k: tuple(v["fingerprints"] or ()) for k, v in s.items() if "s_step" in v}
-    digests = {k: v["lora_digest"] for k, v in s.items() if "s_step" in v}
-    same_batches = len(set(fps.values())) == 1
-    print(f"first two batches identical across configurations: {same_batches}; LoRA init identical: {len(set(digests.values())) == 1}")
-    head = f"{'configuration':<16}{'s/step':>9}{'run medians':>22}{'pairs/s':>9}{'peak MB':>9}{'train MB':>9}{'loss step 1':>13}{'loss step 2':>13}{'innerpo x':>11}"
-    print(head)
-    print("-" * len(head))
-    for k, v in s.items():
-        if "s_step" not in v:
-            continue
-        own = s.get("innerpo_bf16" if precision_of(k) == "bf16" else "innerpo")  # innerpo in the row's precision
-        ratio = own["pairs_s"] / v["pairs_s"] if own and own is not v else None
-        label = "naive fwd+bwd" if k == "naive" else k
-        print(f"{label:<16}{fmt(v['s_step']):>9}{' '.join(fmt(x) for x in v['run_medians']):>22}{fmt(v['pairs_s'], '.2f'):>9}"
-              f"{fmt(v['peak_mb'], '.0f'):>9}{fmt(v['train_peak_mb'], '.0f'):>9}{fmt(v['loss1'], '.6f'):>13}{fmt(v['loss2'], '.6f'):>13}{fmt(ratio, '.2f'):>11}")
-    print("('innerpo x' = innerpo's pairs/s, in the row's precision, over this row's; naive has no optimizer step and no loss)")
+    first = next((v for v in s.values() if "s_step" in v), None)
+    same_batches = True
+    if first is not None:  # the step table (a run of evaluation configurations alone has none)
+        print(f"\n=== {dataset}{'' if dataset == 'synthetic' else ' (' + args.genies_dist + ')'}: {first['n_pairs']} pairs, batch {BATCH}, "
+              f"max_length {args.max_length}, {args.model} fp32 (and bf16 mixed precision in the _bf16 rows), LoRA r{LORA_R}/alpha{LORA_ALPHA:g} all-linear, "
+              f"{first['threads']} torch threads; 1 warm-up + {args.steps} timed steps per process; repeats: "
+              + ", ".join(f"{k} {len(v['run_medians'])}" for k, v in s.items() if "s_step" in v) + " ===")
+        if inn and trl:
+            t = s[trl[0]]
+            print(f"token sequences: TRL's own tokenization equals innerpo's for {t['same_tokens']}/{t['n_pairs']} pairs; "
+                  f"mean tokens per pair seen (chosen + rejected sequences, real / padded): innerpo {fmt(inn['real'], '.1f')} / {fmt(inn['padded'], '.1f')}, "
+                  f"TRL {fmt(t['real'], '.1f')} / {fmt(t['padded'], '.1f')}")
+        fps = {k: tuple(v["fingerprints"] or ()) for k, v in s.items() if "s_step" in v}
+        digests = {k: v["lora_digest"] for k, v in s.items() if "s_step" in v}
+        same_batches = len(set(fps.values())) == 1
+        print(f"first two batches identical across configurations: {same_batches}; LoRA init identical: {len(set(digests.values())) == 1}")
+        head = f"{'configuration':<16}{'s/step':>9}{'run medians':>22}{'pairs/s':>9}{'peak MB':>9}{'train MB':>9}{'loss step 1':>13}{'loss step 2':>13}{'innerpo x':>11}"
+        print(head)
+        print("-" * len(head))
+        for k, v in s.items():
+            if "s_step" not in v:
+                continue
+            own = s.get("innerpo_bf16" if precision_of(k) == "bf16" else "innerpo")  # innerpo in the row's precision
+            ratio = own["pairs_s"] / v["pairs_s"] if own and own is not v else None
+            label = "naive fwd+bwd" if k == "naive" else k
+            print(f"{label:<16}{fmt(v['s_step']):>9}{' '.join(fmt(x) for x in v['run_medians']):>22}{fmt(v['pairs_s'], '.2f'):>9}"
+                  f"{fmt(v['peak_mb'], '.0f'):>9}{fmt(v['train_peak_mb'], '.0f'):>9}{fmt(v['loss1'], '.6f'):>13}{fmt(v['loss2'], '.6f'):>13}{fmt(ratio, '.2f'):>11}")
+        print("('innerpo x' = innerpo's pairs/s, in the row's precision, over this row's; naive has no optimizer step and no loss)")
 
     # reference costs and the 5-seed sweep
     if inn:
