@@ -120,12 +120,16 @@ def run(args, precision: str, init_lora, eval_batch: int) -> dict:
                 model(input_ids=b.input_ids, attention_mask=b.attention_mask)
 
     both = passes(model, items, pad, eval_batch, settings, args.eval_max_tokens)
-    scores = {k: fn() for k, fn in both.items()}  # untimed: the two passes must agree before they are timed
-    agree = {v: abs(scores["before"][v].accuracy - scores["after"][v].accuracy) for v in ("adapter", "base")}
-    fns = {"after": both["after"], "bare": bare, **({"before": both["before"]} if precision == "fp32" else {})}
+    scores = {}
+
+    def keeping(name):  # the pass, its scores kept so before and after can be compared
+        return lambda: scores.__setitem__(name, both[name]())
+
+    fns = {"after": keeping("after"), "bare": bare, **({"before": keeping("before")} if precision == "fp32" else {})}
     runs = timed_rounds(fns, args.eval_rounds)
+    gap = max(abs(scores["before"][v].accuracy - scores["after"][v].accuracy) for v in ("adapter", "base")) if "before" in scores else None
     return {"n_pairs": len(items), "dropped": report.dropped_too_long, "real_tok_per_pair": real, "base_build_s": base_build_s,
-            "accuracy_gap": max(agree.values()), **scoring_floor(model, items), **{f"{k}_s": v for k, v in runs.items()}}
+            "accuracy_gap": gap, **scoring_floor(model, items), **{f"{k}_s": v for k, v in runs.items()}}
 
 
 def print_section(fp32: dict, bf16: dict | None) -> list[tuple[str, bool, str]]:
