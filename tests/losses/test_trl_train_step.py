@@ -159,8 +159,11 @@ def test_one_dpo_step_matches_trl(tmp_path):
     assert out.loss.item() == pytest.approx(seen["loss"], abs=1e-5)
 
     out.loss.backward()
+    # atol 1e-7: innerpo's reference log-probs come from the packed no-grad pass (innerpo.models.packed),
+    # TRL's from a padded one; they agree to float rounding (~1e-6 relative), which moves
+    # gradient entries near zero by a few 1e-8 (gradients here: median 5e-4, largest 8e-2)
     for n, p in ours.items():
-        torch.testing.assert_close(p.grad, seen["grads"][n], rtol=1e-4, atol=1e-8, msg=lambda m: f"{n}: {m}")
+        torch.testing.assert_close(p.grad, seen["grads"][n], rtol=1e-4, atol=1e-7, msg=lambda m: f"{n}: {m}")
 
     class _Acc:  # the loop's optimizer_step only needs clip_grad_norm_ from accelerate
         @staticmethod
