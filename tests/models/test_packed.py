@@ -138,3 +138,15 @@ def test_chunked_head_equals_the_whole_batch_head(tiny_model, monkeypatch):
         chunked = forward.token_logps(hidden, head, targets)
     assert chunked.shape == (37,)
     torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
+
+
+def test_packing_is_not_used_for_eager_attention_or_soft_capped_logits(tiny_model):
+    model, tok = tiny_model
+    batch = collate(_items(tok), tok.pad_token_id)
+    with torch.no_grad():
+        assert forward._packed_rows(model, batch) is not None
+        model.config.attn_logit_softcapping = 30.0  # SDPA cannot soft-cap; the model's own attention must run
+        assert forward._packed_rows(model, batch) is None
+        model.config.attn_logit_softcapping = None
+        model.set_attn_implementation("eager")
+        assert forward._packed_rows(model, batch) is None

@@ -260,6 +260,8 @@ def _packed_rows(model, batch: PairBatch) -> dict[str, Tensor] | None:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if getattr(config, "_attn_implementation", None) not in packed.REPLACES or not hasattr(base, "set_attn_implementation"):
         return None
+    if getattr(config, "attn_logit_softcapping", None):  # SDPA has no soft-capping
+        return None
     plan = _shared_prompt_plan(model, config, batch, cheaper_only=False)
     if plan is None:
         return None

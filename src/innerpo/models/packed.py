@@ -34,8 +34,9 @@ from innerpo.data.batching import PairBatch
 from innerpo.models.precision import FP32_SDPA
 
 NAME = "innerpo_packed"
-# Implementations whose attention this function reproduces (SDPA's, in the model's dtype or float32).
-REPLACES = ("sdpa", "eager", FP32_SDPA)
+# Implementations whose attention this function reproduces: SDPA's, in the model's dtype or
+# in float32. (Not "eager": models choose it for what SDPA cannot do, e.g. logit soft-capping.)
+REPLACES = ("sdpa", FP32_SDPA)
 
 
 @dataclass
@@ -64,7 +65,8 @@ def _completion_mask(prompt: int, completion: int) -> Tensor:
 
 
 def packed_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, packing: Packing | None = None, **kwargs):
-    """query [1, H, N, d]; key, value [1, H_kv, N, d] over the packed row. Returns [1, N, H, d]."""
+    """query [1, H, N, d]; key, value [1, H_kv, N, d] over the packed row. Returns [1, N, H, d].
+    `dropout`: the caller's attention dropout (0 outside training), applied as SDPA would."""
     if packing is None:
         raise RuntimeError("innerpo_packed attention needs the packing layout (innerpo.models.packed.packed_logp_rows)")
     if packing.float32:
@@ -78,11 +80,11 @@ def packed_attention_forward(module, query, key, value, attention_mask, scaling=
         for start, p, c, r, masks in zip(packing.start, packing.prompt, packing.chosen, packing.rejected, packing.masks):
             prompt = slice(start, start + p)
             pk, pv = key[:, :, prompt], value[:, :, prompt]
-            out[:, :, prompt] = sdpa(query[:, :, prompt], pk, pv, is_causal=True, scale=scaling)
+            out[:, :, prompt] = sdpa(query[:, :, prompt], pk, pv, is_causal=True, dropout_p=dropout, scale=scaling)
             for first, n, mask in ((start + p, c, masks[0]), (start + p + c, r, masks[1])):
                 own = slice(first, first + n)
                 keys, values = torch.cat([pk, key[:, :, own]], dim=2), torch.cat([pv, value[:, :, own]], dim=2)
-                out[:, :, own] = sdpa(query[:, :, own], keys, values, attn_mask=mask.to(query.dtype), scale=scaling)
+                out[:, :, own] = sdpa(query[:, :, own], keys, values, attn_mask=mask.to(query.dtype), dropout_p=dropout, scale=scaling)
     return out.transpose(1, 2), None
 
 
