@@ -50,13 +50,17 @@ def step_stats(marks: list[float]) -> list[float]:
     return [b - a for a, b in zip(marks, marks[1:])]
 
 
-def timed_rounds(fns: dict, rounds: int) -> dict[str, list[float]]:
+def timed_rounds(fns: dict, rounds: int, cpu: dict | None = None) -> dict[str, list[float]]:
     """Wall seconds of each function per round, the functions run in turn within a round
-    (so a load that changes during the run hits them alike)."""
+    (so a load that changes during the run hits them alike). With `cpu` (a dict), the
+    process's CPU seconds of each run go there too, by name: for a one-thread worker they
+    equal the wall time on an idle machine, and other jobs on the machine barely move them."""
     runs = {k: [] for k in fns}
     for _ in range(rounds):
         for k, fn in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
             runs[k].append(time.perf_counter() - t)
+            if cpu is not None:
+                cpu.setdefault(k, []).append(time.process_time() - c)
     return runs

@@ -25,7 +25,7 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
         if name == "roofline" or name.startswith("eval_long"):
             out[name] = rs[0]
             if name.startswith("eval_long"):
-                out[name].update({f"{k}_s": med([x for r in rs for x in r.get(f"{k}_s", [])]) for k in ("after", "bare", "before")})
+                out[name].update({f"{k}{t}_s": med([x for r in rs for x in r.get(f"{k}{t}_s", [])]) for k in ("after", "bare", "before") for t in ("", "_cpu")})
             continue
         if name == "eval":
             out[name] = {k: med([x for r in rs for x in r[f"{k}_s"]]) for k in ("bare", "cached", "cold")}

@@ -22,5 +22,6 @@ def test_long_shift_evaluation_runs_and_before_after_agree(tmp_path, shared_geni
     assert re.search(r"long-shift evaluation \(\d+ pairs, \d+ real tokens per pair", out), out[-3000:]
     assert "largest accuracy difference before/after 0.0000" in out, out[-3000:]
     assert re.search(r"GEMM floor of the scoring pass \(\d+\.\d GFLOP per pair\): fp32 \d+\.\d\d pairs/s", out), out[-3000:]
+    assert re.search(r"by CPU seconds .*: before \d+\.\d\d pairs/s, after \d+\.\d\d pairs/s, \d+\.\d\dx", out), out[-3000:]
     assert "long-shift evaluation fp32 >= 2x the previous pass's pairs/s" in out
     assert "long-shift evaluation bf16 more than fp32's gain" in out
