@@ -27,6 +27,7 @@ def worker_innerpo(args, name: str) -> None:
     from innerpo.models.load import add_lora, load_base, model_settings
     from innerpo.models.precision import prepare_model
     from innerpo.train.checkpoint import BatchStream
+    from innerpo.train.allocator import keep_freed_memory
     from innerpo.train.loop import make_loader, optimizer_step, prepare_training
     from innerpo.train.metrics import StepMetrics
     from innerpo.train.run_dir import MetricsLog
@@ -37,6 +38,7 @@ def worker_innerpo(args, name: str) -> None:
         forward.SHARED_PROMPT_MAX_SHARE = 0.0  # every batch takes the single [2B, T] pass
     mcfg = MethodConfig(losses=["dpo"], weights=[1.0], beta=BETA, hidden_loss="innerpo" if name == "innerdpo" else "none")
     cfg = make_cfg(args, mcfg, precision_of(name))
+    keep_freed_memory()  # as train() does first
     set_seed(cfg.training.seed)
     accelerator = Accelerator()
     method = build_method(cfg.method)
