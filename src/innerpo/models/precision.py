@@ -55,10 +55,26 @@ class PrecisionError(ConfigError):
 FP32_SDPA = "innerpo_sdpa_fp32"
 
 
-def _fp32_sdpa(module, query, key, value, attention_mask, **kwargs):
-    """transformers' SDPA attention with autocast off and q, k, v in float32; [B, T, H, Dh] out."""
+def _fp32_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """transformers' SDPA attention with autocast off and q, k, v in float32; [B, T, H, Dh] out.
+
+    Grouped-query attention with a mask (every padded batch) goes to torch's SDPA with
+    `enable_gqa=True`: transformers instead copies each key/value head once per query head
+    it serves (`repeat_kv`, there because CUDA kernels fall back to the slow math kernel on
+    masked GQA) and sums the copies' gradients back, while the CPU kernel reads the shared
+    heads in place. Same values up to summation order; a bf16 SmolLM2 (9 query heads on
+    3 key/value heads) DPO step ~5% faster here. The rest (no mask: transformers already
+    passes enable_gqa; position biases, softcapping, paged caches, returned weights) takes
+    transformers' own path.
+    """
     with torch.autocast(query.device.type, enabled=False):
-        return sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask, **kwargs)
+        query, key, value = query.float(), key.float(), value.float()
+        plain = not any(kwargs.get(k) for k in ("position_bias", "softcap", "cache", "output_attentions"))
+        if attention_mask is None or key.shape[1] == query.shape[1] or not plain:
+            return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+        out = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, enable_gqa=True)
+        return out.transpose(1, 2).contiguous(), None
 
 
 AttentionInterface.register(FP32_SDPA, _fp32_sdpa)
