@@ -12,7 +12,8 @@
   lookup is not rounded and the head's numbers are again the same as autocast's per-call
   cast (SmolLM2: a 49152x576 cast per step, ~30 ms of a ~1.3 s bf16 step, for 57 MB);
 - attention on CPU runs in float32 (`FP32_SDPA`, a registered transformers attention
-  function: queries, keys and values upcast, then the same SDPA): torch's CPU bf16
+  function: queries, keys and values upcast, then the same SDPA, grouped-query heads read
+  in place rather than copied per query head): torch's CPU bf16
   flash-attention backward ran 6x slower than its float32 one here (profile of a bf16
   SmolLM2 DPO step: 2.05 s of 6.7 s in it, against 0.33 s at fp32), and attention is a
   small share of the FLOPs at these lengths;
