@@ -133,3 +133,51 @@ def print_section(r: dict, step_s: dict) -> dict[str, float]:
             line += f"; innerpo step {step_s[prec]:.3f} s = {ratios[prec]:.2f}x the floor"
         print(line)
     return ratios
+
+
+# --- what a profiled step spends beyond the floor --------------------------------------------
+
+ELEMENTWISE = {"aten::mul", "aten::mul_", "aten::add", "aten::add_", "aten::sub", "aten::div", "aten::div_", "aten::neg", "aten::pow",
+               "aten::rsqrt", "aten::sqrt", "aten::mean", "aten::sum", "aten::silu", "aten::silu_backward", "aten::cat", "aten::exp",
+               "aten::clone", "aten::index_add", "aten::gather", "aten::embedding", "aten::embedding_dense_backward", "aten::index",
+               "aten::index_select", "aten::slice_backward", "aten::lerp_", "aten::addcdiv_", "aten::addcmul_", "aten::linalg_vector_norm",
+               "aten::_foreach_norm", "aten::clamp", "aten::sigmoid", "aten::where", "aten::masked_fill", "aten::log_sigmoid_forward",
+               "aten::log_sigmoid_backward", "aten::logsumexp"}
+ALLOC = {"aten::fill_", "aten::zero_", "aten::zeros", "aten::zeros_like", "aten::empty", "aten::empty_strided", "aten::empty_like"}
+
+
+def op_group(event, r: int, vocab: int) -> str:
+    """The group of one profiler event (self time), by op name and input shapes."""
+    parent = event
+    while parent is not None:
+        if parent.name.startswith("Optimizer.step"):
+            return "optimizer (AdamW)"
+        parent = parent.cpu_parent
+    name = event.name
+    shapes = [tuple(s) for s in (event.input_shapes or []) if isinstance(s, (list, tuple)) and len(s)]
+    dims = {d for s in shapes for d in s}
+    if name in ("aten::mm", "aten::addmm", "aten::bmm"):
+        (m, k), n = shapes[0][-2:], shapes[1][-1]
+        if r in (m, k, n):  # A or B forward, an input gradient through them, or their weight gradients
+            return f"GEMM LoRA (rank {r})"
+        return "GEMM head" if vocab in dims else "GEMM base (frozen linears)"
+    if "scaled_dot_product" in name or "flash_attention" in name:
+        return "attention kernels"
+    if vocab in dims:
+        return "vocab-wide elementwise (log-sum-exp, casts)"
+    if name in ("aten::copy_", "aten::_to_copy"):
+        return "dtype casts and copies"
+    if name in ELEMENTWISE:
+        return "elementwise (norms, rotary, SiLU, residual, LoRA scale, clipping)"
+    if name in ALLOC:
+        return "allocation and zero-fill"
+    return "framework (autograd engine, views, dispatch)"
+
+
+def op_groups(prof, steps: int, r: int, vocab: int) -> dict[str, float]:
+    """Self CPU seconds per step by op group over a torch.profiler run of `steps` steps, largest first."""
+    groups: dict[str, float] = {}
+    for event in prof.events():
+        g = op_group(event, r, vocab)
+        groups[g] = groups.get(g, 0.0) + event.self_cpu_time_total / 1e6 / steps
+    return dict(sorted(groups.items(), key=lambda kv: -kv[1]))

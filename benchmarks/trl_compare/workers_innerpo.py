@@ -15,8 +15,14 @@ from .measure import batch_fingerprint, emit, reset_peak, step_stats, timed_roun
 from .shared import BETA, EVAL_BATCH, LORA_R, init_lora, make_cfg, precision_of, prepare
 
 
-def worker_innerpo(args, name: str) -> None:
-    """innerpo's training step, as innerpo.train.loop.train runs it (its pieces, its order)."""
+def worker_innerpo(args, name: str, profile: bool = False) -> None:
+    """innerpo's training step, as innerpo.train.loop.train runs it (its pieces, its order).
+
+    profile: run the timed steps (all but the warm-up) under torch.profiler and add their
+    self CPU time per step by op group (roofline.op_groups) to the result; the step times
+    then include the profiler's own overhead (benchmarks/step_profile.py)."""
+    import contextlib
+
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -27,6 +33,7 @@ def worker_innerpo(args, name: str) -> None:
     from innerpo.models.load import add_lora, load_base, model_settings
     from innerpo.models.precision import prepare_model
     from innerpo.train.checkpoint import BatchStream
+    from innerpo.train.allocator import keep_freed_memory
     from innerpo.train.loop import make_loader, optimizer_step, prepare_training
     from innerpo.train.metrics import StepMetrics
     from innerpo.train.run_dir import MetricsLog
@@ -37,6 +44,7 @@ def worker_innerpo(args, name: str) -> None:
         forward.SHARED_PROMPT_MAX_SHARE = 0.0  # every batch takes the single [2B, T] pass
     mcfg = MethodConfig(losses=["dpo"], weights=[1.0], beta=BETA, hidden_loss="innerpo" if name == "innerdpo" else "none")
     cfg = make_cfg(args, mcfg, precision_of(name))
+    keep_freed_memory()  # as train() does first
     set_seed(cfg.training.seed)
     accelerator = Accelerator()
     method = build_method(cfg.method)
@@ -71,7 +79,11 @@ def worker_innerpo(args, name: str) -> None:
     losses, real, padded, fps = [], [], [], []
     peak_reset = reset_peak()
     marks = [time.perf_counter()]
+    profiler = contextlib.nullcontext()
     for step in range(1, total_steps + 1):
+        if profile and step == 2:
+            profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True)
+            profiler.__enter__()
         window = StepMetrics()
         batch = next(batches)
         out = method.loss(method.loss_inputs(model, batch))
@@ -91,9 +103,15 @@ def worker_innerpo(args, name: str) -> None:
         padded.append(batch.input_ids.numel() / b)
         if len(fps) < 2:
             fps.append(batch_fingerprint(batch.input_ids, batch.attention_mask, batch.completion_mask))
+    profiler.__exit__(None, None, None)
     times = step_stats(marks)
+    groups = None
+    if profile:
+        import roofline
+
+        groups = roofline.op_groups(profiler, total_steps - 1, LORA_R, model.config.vocab_size)
     emit({
-        "config": name, "step_s": times[1:], "warmup_s": times[0], "loss1": losses[0], "loss2": losses[1] if len(losses) > 1 else None,
+        "config": name, "step_s": times[1:], "profile": groups, "warmup_s": times[0], "loss1": losses[0], "loss2": losses[1] if len(losses) > 1 else None,
         "real_tok_per_pair": statistics.fmean(real), "padded_tok_per_pair": statistics.fmean(padded), "fingerprints": fps,
         "lora_digest": digest, "n_pairs": len(items), "ref_build_s": build_s, "ref_load_s": load_s,
         "train_peak_mb": vm_hwm_mb() if peak_reset else None, "threads": torch.get_num_threads(),

@@ -37,3 +37,25 @@ def test_floor_is_flops_over_measured_speed():
     assert out["n_tokens"] == 6 and out["m_tokens"] == 3
     assert out["fp32"]["floor_s"] > 0
     assert abs(out["fp32"]["gflops"] - out["gflop"] / out["fp32"]["floor_s"]) < 1e-6 * out["fp32"]["gflops"]
+
+
+def test_op_groups_sort_a_profiled_step_by_shape_and_name():
+    """A hand-made step: one base GEMM, one rank-4 LoRA pair, the head over a 50-token
+    vocabulary, a cast, an elementwise op and an AdamW step; each lands in its group and
+    the per-step seconds add up to the profiled self time."""
+    x = torch.randn(6, 8)
+    w, a, b = torch.randn(8, 8), torch.randn(8, 4), torch.randn(4, 8, requires_grad=True)
+    head = torch.randn(8, 50)
+    opt = torch.optim.AdamW([b])
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(2):
+            h = torch.mm(x, w) + torch.mm(torch.mm(x, a), b)  # base + LoRA
+            logits = torch.mm(h.bfloat16().float(), head)  # a cast, then the head
+            torch.logsumexp(logits, -1).sum().backward()
+            opt.step()
+    groups = roofline.op_groups(prof, steps=2, r=4, vocab=50)
+    assert {"GEMM base (frozen linears)", "GEMM LoRA (rank 4)", "GEMM head", "dtype casts and copies", "optimizer (AdamW)",
+            "elementwise (norms, rotary, SiLU, residual, LoRA scale, clipping)"} <= set(groups)
+    assert list(groups.values()) == sorted(groups.values(), reverse=True)
+    total = sum(e.self_cpu_time_total for e in prof.events()) / 1e6 / 2
+    assert abs(sum(groups.values()) - total) < 1e-9

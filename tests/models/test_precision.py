@@ -159,3 +159,21 @@ def test_a_bf16_run_is_evaluated_like_an_fp32_run(tmp_path, monkeypatch):
     scored = summary["shifts"]["in_domain"]
     assert scored["n_pairs"] == 8 and 0 <= scored["adapter_accuracy"] <= 1 and 0 <= scored["base_accuracy"] <= 1
     assert (run / "samples.md").is_file() and (run / "pairs.parquet").is_file()
+
+
+def test_bf16_tied_head_gets_its_own_bf16_copy_with_autocasts_numbers():
+    """The tied head is stored in bf16 once (what autocast casts it to on every call) while
+    the embedding keeps float32: log-probs are bit-identical to the tied float32 head's."""
+    model, tok = lora_model("bf16")
+    base = model.get_base_model()
+    head, embedding = base.get_output_embeddings().weight, base.get_input_embeddings().weight
+    assert head.dtype == torch.bfloat16 and embedding.dtype == torch.float32 and not head.requires_grad
+    assert torch.equal(head, embedding.to(torch.bfloat16))
+    batch = batch_for(tok)
+    with torch.no_grad():
+        untied = forward_pairs(model, batch)
+        tied = torch.nn.Linear(embedding.shape[1], embedding.shape[0], bias=False)
+        tied.weight = embedding  # the fp32 tied head as before: autocast casts it per call
+        base.set_output_embeddings(tied)
+        before = forward_pairs(model, batch)
+    assert torch.equal(untied.chosen.sum, before.chosen.sum) and torch.equal(untied.rejected.sum, before.rejected.sum)

@@ -37,6 +37,7 @@ from innerpo.methods.kto import unpaired_method
 from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.models.precision import accelerator_kwargs, prepare_model
 from innerpo.models.ref_cache import reference_table
+from innerpo.train.allocator import keep_freed_memory
 from innerpo.train.checkpoint import BatchStream, TrainState, check_settings, load_checkpoint, resume_checkpoint, save_checkpoint
 from innerpo.train.distributed import any_process, average_gradients, check_backend, cpu_only, shared_run_dir
 from innerpo.train.metrics import StepMetrics
@@ -65,6 +66,7 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
     t0 = time.time()
     validate_train(cfg)  # settings, data, suite: a bad input stops here, before anything is written
     precision = accelerator_kwargs(cfg.training.precision)  # refuses a precision this device cannot run, before any write
+    keep_freed_memory()  # a step's large buffers reuse freed memory instead of page-faulting fresh pages (innerpo.train.allocator)
     set_seed(cfg.training.seed)
     method = build_method(cfg.method, cfg.method_name)  # validates hyperparameters before any slow work
     trackers = parse_trackers(cfg.training.report_to)  # a missing extra fails before any output too
