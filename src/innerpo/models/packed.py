@@ -17,8 +17,8 @@ ids that restart) serves flash-attention kernels only, and its SDPA mask for it 
 dense [N, N] matrix, quadratic in the whole batch: hence this function, written by hand.
 
 Only for no-grad scoring of PairBatches whose rows are prompt + completion (collate's
-layout), on full-attention models whose attention goes through `AttentionInterface`;
-`packed_logp_rows` returns None otherwise and the caller runs the padded pass.
+layout), on full-attention models that use SDPA attention through `AttentionInterface`;
+`innerpo.models.forward.logp_rows` runs the padded pass otherwise.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def packed_attention_forward(module, query, key, value, attention_mask, scaling=
     """query [1, H, N, d]; key, value [1, H_kv, N, d] over the packed row. Returns [1, N, H, d].
     `dropout`: the caller's attention dropout (0 outside training), applied as SDPA would."""
     if packing is None:
-        raise RuntimeError("innerpo_packed attention needs the packing layout (innerpo.models.packed.packed_logp_rows)")
+        raise RuntimeError("innerpo_packed attention needs the packing layout (innerpo.models.forward.logp_rows passes it)")
     if packing.float32:
         query, key, value = query.float(), key.float(), value.float()
     group = query.shape[1] // key.shape[1]
@@ -84,7 +84,7 @@ def packed_attention_forward(module, query, key, value, attention_mask, scaling=
             for first, n, mask in ((start + p, c, masks[0]), (start + p + c, r, masks[1])):
                 own = slice(first, first + n)
                 keys, values = torch.cat([pk, key[:, :, own]], dim=2), torch.cat([pv, value[:, :, own]], dim=2)
-                out[:, :, own] = sdpa(query[:, :, own], keys, values, attn_mask=mask.to(query.dtype), dropout_p=dropout, scale=scaling)
+                out[:, :, own] = sdpa(query[:, :, own], keys, values, attn_mask=mask.to(query.device, query.dtype), dropout_p=dropout, scale=scaling)
     return out.transpose(1, 2), None
 
 
@@ -119,7 +119,8 @@ def pack(batch: PairBatch, prompt_len: Tensor, completion_len: Tensor, float32: 
         targets += [ids[i, p : p + c], ids[b + i, p : p + r]]
         owner += [torch.full((c,), i), torch.full((r,), b + i)]
         start += p + c + r
-    row = _Row(torch.cat(pieces), torch.cat(positions), torch.cat(predictors), torch.cat(targets), torch.cat(owner))
+    dev = ids.device
+    row = _Row(torch.cat(pieces), torch.cat(positions).to(dev), torch.cat(predictors).to(dev), torch.cat(targets), torch.cat(owner).to(dev))
     return row, Packing(starts, prompts, chosen, rejected, float32)
 
 
