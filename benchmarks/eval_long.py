@@ -35,10 +35,10 @@ def previous_batches(items, batch_size: int, max_tokens=None) -> list[list[int]]
 
 def previous_rows(model, batch):
     """The per-pair rows as the padded forward gives them (logp_rows before packing)."""
-    from innerpo.models.forward import forward_pairs
+    from innerpo.models.forward import forward_pairs, rows_of
 
     out = forward_pairs(model, batch)
-    return {"chosen_sum": out.chosen.sum, "chosen_ntok": out.chosen.ntok, "rejected_sum": out.rejected.sum, "rejected_ntok": out.rejected.ntok}
+    return rows_of(out.chosen, out.rejected)
 
 
 def passes(model, items, pad: int, eval_batch: int, settings: dict, max_tokens: int) -> dict:
@@ -63,6 +63,12 @@ def passes(model, items, pad: int, eval_batch: int, settings: dict, max_tokens: 
     return {"before": before, "after": after}
 
 
+def scoring_gemms(linears: list[tuple[int, int]], d: int, vocab: int, n: int, m: int) -> list[tuple[int, int, int]]:
+    """The [M×K]·[K×N] GEMMs of a scoring pass: every body linear (in, out) over the n body
+    tokens (each prompt once), the head over the m completion tokens; forward only."""
+    return [(n, k_in, k_out) for k_in, k_out in linears] + [(m, d, vocab)]
+
+
 def scoring_floor(model, items) -> dict:
     """GFLOP of the scoring pass over `items` and its GEMM floor in seconds, fp32 and bf16."""
     import torch
@@ -73,7 +79,7 @@ def scoring_floor(model, items) -> dict:
     c = base.config
     n = sum(len(it.prompt) + len(it.chosen) + len(it.rejected) for it in items)
     m = sum(len(it.chosen) + len(it.rejected) for it in items)
-    shapes = [(n, k_in, k_out) for k_in, k_out in roofline.linear_shapes(model)] + [(m, c.hidden_size, c.vocab_size)]
+    shapes = scoring_gemms(roofline.linear_shapes(model), c.hidden_size, c.vocab_size, n, m)
     out = {"gflop": sum(roofline.gemm_flops(s) for s in shapes) / 1e9}
     for label, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         seconds = {}

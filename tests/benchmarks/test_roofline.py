@@ -59,3 +59,15 @@ def test_op_groups_sort_a_profiled_step_by_shape_and_name():
     assert list(groups.values()) == sorted(groups.values(), reverse=True)
     total = sum(e.self_cpu_time_total for e in prof.events()) / 1e6 / 2
     assert abs(sum(groups.values()) - total) < 1e-9
+
+
+def test_scoring_pass_gemms_by_hand():
+    """The long-shift evaluation's floor counts each body linear over the body tokens and
+    the head over completion tokens, forward only (benchmarks/eval_long.py)."""
+    import eval_long
+
+    shapes = eval_long.scoring_gemms([(4, 6), (6, 4)], d=4, vocab=10, n=5, m=3)
+    assert shapes == [(5, 4, 6), (5, 6, 4), (3, 4, 10)]
+    assert sum(roofline.gemm_flops(s) for s in shapes) == 2 * 5 * 4 * 6 + 2 * 5 * 6 * 4 + 2 * 3 * 4 * 10  # 720
+    more = eval_long.scoring_gemms([(4, 6), (6, 4)], d=4, vocab=10, n=6, m=3)
+    assert sum(map(roofline.gemm_flops, more)) > 720  # one more body token, more work

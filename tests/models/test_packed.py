@@ -59,7 +59,7 @@ def test_packed_rows_equal_the_padded_pass(tiny_model):
     batch = collate(_items(tok), tok.pad_token_id)
     assert batch.padding_share > 0.2  # the lengths differ, so the padded pass pads
     with torch.no_grad():
-        rows = forward._packed_rows(model, batch)
+        rows = forward.rows_of(*forward._packed_logps(model, batch))
         sums, ntok = _padded(model, batch)
     assert rows is not None
     torch.testing.assert_close(torch.cat([rows["chosen_sum"], rows["rejected_sum"]]), sums, rtol=1e-5, atol=1e-4)
@@ -87,7 +87,7 @@ def test_grouped_query_attention_is_packed_correctly():
     assert model.config.num_key_value_heads < model.config.num_attention_heads
     batch = collate(_items(tok), tok.pad_token_id)
     with torch.no_grad():
-        rows = forward._packed_rows(model, batch)
+        rows = forward.rows_of(*forward._packed_logps(model, batch))
         sums, _ = _padded(model, batch)
     torch.testing.assert_close(torch.cat([rows["chosen_sum"], rows["rejected_sum"]]), sums, rtol=1e-5, atol=1e-4)
 
@@ -108,15 +108,15 @@ def test_packing_is_not_used_with_gradients_or_hooks_or_unshared_prompts(tiny_mo
         with torch.no_grad():
             handle = model.get_base_model().model.layers[0].register_forward_hook(lambda *a: None)
             try:
-                assert forward._packed_rows(model, batch) is None  # a hook would see the packed layout
+                assert forward._packed_logps(model, batch) is None  # a hook would see the packed layout
             finally:
                 handle.remove()
             other = collate(items[:1], tok.pad_token_id)
             mixed = type(batch)(other.input_ids.clone(), other.attention_mask, other.completion_mask)
             mixed.input_ids[1, 0] = mixed.input_ids[0, 0] + 1  # chosen and rejected rows no longer share a prompt
-            assert forward._packed_rows(model, mixed) is None
+            assert forward._packed_logps(model, mixed) is None
             assert not calls
-            assert forward._packed_rows(model, batch) is not None and calls
+            assert forward._packed_logps(model, batch) is not None and calls
     finally:
         packed.pack = real
 
@@ -144,9 +144,9 @@ def test_packing_is_not_used_for_eager_attention_or_soft_capped_logits(tiny_mode
     model, tok = tiny_model
     batch = collate(_items(tok), tok.pad_token_id)
     with torch.no_grad():
-        assert forward._packed_rows(model, batch) is not None
+        assert forward._packed_logps(model, batch) is not None
         model.config.attn_logit_softcapping = 30.0  # SDPA cannot soft-cap; the model's own attention must run
-        assert forward._packed_rows(model, batch) is None
+        assert forward._packed_logps(model, batch) is None
         model.config.attn_logit_softcapping = None
         model.set_attn_implementation("eager")
-        assert forward._packed_rows(model, batch) is None
+        assert forward._packed_logps(model, batch) is None

@@ -247,29 +247,31 @@ def logp_rows(model, batch: PairBatch) -> dict[str, Tensor]:
     where it can (innerpo.models.packed); otherwise through `forward_pairs`."""
     if not torch.is_grad_enabled():
         with autocast(model):
-            rows = _packed_rows(model, batch)
-        if rows is not None:
-            return rows
+            packed_out = _packed_logps(model, batch)
+        if packed_out is not None:
+            return rows_of(*packed_out)
     out = forward_pairs(model, batch)
-    return {"chosen_sum": out.chosen.sum, "chosen_ntok": out.chosen.ntok, "rejected_sum": out.rejected.sum, "rejected_ntok": out.rejected.ntok}
+    return rows_of(out.chosen, out.rejected)
 
 
-def _packed_rows(model, batch: PairBatch) -> dict[str, Tensor] | None:
-    """logp_rows from one packed, padding-free row; None where packing does not apply."""
+def rows_of(chosen: SeqLogps, rejected: SeqLogps) -> dict[str, Tensor]:
+    """The reference table's named [B] tensors from chosen and rejected log-probs."""
+    return {"chosen_sum": chosen.sum, "chosen_ntok": chosen.ntok, "rejected_sum": rejected.sum, "rejected_ntok": rejected.ntok}
+
+
+def _packed_logps(model, batch: PairBatch) -> tuple[SeqLogps, SeqLogps] | None:
+    """Chosen and rejected log-probs from one packed, padding-free row; None where packing does not apply."""
     body, head, config = _body_and_head(model)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(config, "_attn_implementation", None) not in packed.REPLACES or not hasattr(base, "set_attn_implementation"):
-        return None
-    if getattr(config, "attn_logit_softcapping", None):  # SDPA has no soft-capping
+    if not packed.supports(config):
         return None
     plan = _shared_prompt_plan(model, config, batch, cheaper_only=False)
     if plan is None:
         return None
     row, packing = packed.pack(batch, plan.prompt_len, plan.completion_len, float32=config._attn_implementation == FP32_SDPA)
-    with packed.packed_attention(base):
+    with packed.packed_attention(body):  # the body shares its config, so the switch is the model's
         hidden = body(input_ids=row.ids[None], position_ids=row.positions[None], use_cache=False, packing=packing).last_hidden_state[0]
     logps = token_logps(hidden[row.predictors], head, row.targets, getattr(config, "final_logit_softcapping", None))
-    sums = torch.zeros(2 * batch.num_pairs, dtype=logps.dtype, device=logps.device).index_add(0, row.owner, logps)
-    ntok = plan.completion_len.to(logps.dtype)
     b = batch.num_pairs
-    return {"chosen_sum": sums[:b], "chosen_ntok": ntok[:b], "rejected_sum": sums[b:], "rejected_ntok": ntok[b:]}
+    sums = torch.zeros(2 * b, dtype=logps.dtype, device=logps.device).index_add(0, row.owner, logps)
+    ntok = plan.completion_len.to(logps.dtype)
+    return SeqLogps(sums[:b], ntok[:b]), SeqLogps(sums[b:], ntok[b:])

@@ -39,6 +39,13 @@ NAME = "innerpo_packed"
 REPLACES = ("sdpa", FP32_SDPA)
 
 
+def supports(config) -> bool:
+    """True when a model with this config can be scored packed: SDPA attention through
+    transformers' AttentionInterface and no attention-logit soft-capping (SDPA has none).
+    (Full attention and the batch's layout are the caller's checks: forward._shared_prompt_plan.)"""
+    return getattr(config, "_attn_implementation", None) in REPLACES and not getattr(config, "attn_logit_softcapping", None)
+
+
 @dataclass
 class Packing:
     """Where each pair sits in the packed row: a prompt at [start, start + P), its chosen
@@ -125,11 +132,11 @@ def pack(batch: PairBatch, prompt_len: Tensor, completion_len: Tensor, float32: 
 
 
 @contextmanager
-def packed_attention(base_model):
-    """`base_model` (a transformers model) runs the packed attention while inside."""
-    before = base_model.config._attn_implementation
-    base_model.set_attn_implementation(NAME)
+def packed_attention(model):
+    """`model` (a transformers model) runs the packed attention while inside."""
+    before = model.config._attn_implementation
+    model.set_attn_implementation(NAME)
     try:
         yield
     finally:
-        base_model.set_attn_implementation(before)
+        model.set_attn_implementation(before)
