@@ -14,8 +14,9 @@ from innerpo.config import ModelConfig
 from innerpo.data.batching import collate_indexed
 from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer
-from innerpo.methods.base import build_method
-from innerpo.methods.hidden import INERT_GRAD_TOL, inert_transform_reason
+from innerpo.methods.build import build_method
+from innerpo.methods.hidden import INERT_GRAD_TOL
+from innerpo.methods.terms import inert_reason
 from innerpo.methods.inner_presets import INNER_PRESETS, LOSSES
 from innerpo.methods.presets import preset_config
 from innerpo.models.load import add_lora, load_base
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 HIDDEN = sorted(
     n for n, (_, s) in INNER_PRESETS.items()
-    if s.get("hidden_loss") and n not in LOSSES and inert_transform_reason(preset_config(n).method) is None
+    if s.get("hidden_loss") and n not in LOSSES and inert_reason(preset_config(n).method) is None
 )  # the bare names (`innerpo`, ...) are hs-none-* again
 
 

@@ -6,10 +6,11 @@ import dataclasses
 import pytest
 import torch
 
-from innerpo.config import MethodConfig
+from innerpo.methods.config import MethodConfig
 from innerpo.losses.base import PreferenceLoss
 from innerpo.losses.combined import CombinedLoss
-from innerpo.losses.registry import LOSSES, build_loss, build_method_loss
+from innerpo.methods.build import build_loss, build_objective
+from innerpo.methods.registry import LOSSES
 
 EXPECTED = {
     "dpo", "ipo", "hinge", "robust", "nca", "bco", "sppo", "apo-zero", "apo-down", "exo", "discopop",
@@ -75,7 +76,7 @@ def test_unknown_name_lists_known():
 
 def test_combined_dpo_sft_is_weighted_sum(lt):
     cfg = MethodConfig(losses=["dpo", "sft"], weights=[1.0, 0.2])
-    combined = build_method_loss(cfg)
+    combined = build_objective(cfg)
     assert isinstance(combined, CombinedLoss) and combined.uses_reference
     x = lt.pairs([-3.0, -9.0], [-4.0, -7.0], [-3.5, -8.0], [-3.0, -8.0], [2.0, 5.0], [3.0, 4.0])
     dpo = build_loss("dpo", cfg)(x)
@@ -88,6 +89,6 @@ def test_combined_dpo_sft_is_weighted_sum(lt):
 
 
 def test_reference_free_combination_skips_reference(lt):
-    combined = build_method_loss(MethodConfig(losses=["simpo", "sft"], weights=[1.0, 0.5]))
+    combined = build_objective(MethodConfig(losses=["simpo", "sft"], weights=[1.0, 0.5]))
     assert not combined.uses_reference
     combined(lt.pairs([-3.0], [-4.0], nc=[2.0], nr=[3.0]))  # no reference log-probs needed

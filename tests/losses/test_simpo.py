@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from innerpo.config import MethodConfig
-from innerpo.losses.registry import build_loss
+from innerpo.methods.config import MethodConfig
+from innerpo.methods.build import build_loss
 from innerpo.losses.simpo import SimPOLoss
 
 # m_w = -2/2 = -1, m_l = -6/3 = -2

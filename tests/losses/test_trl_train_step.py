@@ -33,13 +33,14 @@ import torch
 
 pytest.importorskip("trl")
 
-from innerpo.config import MethodConfig, ModelConfig  # noqa: E402
+from innerpo.config import ModelConfig  # noqa: E402
+from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import collate  # noqa: E402
 from innerpo.data.pairs import Pair  # noqa: E402
 from innerpo.data.tokenize import PairTokenizer  # noqa: E402
-from innerpo.methods.base import OutputMethod  # noqa: E402
 from innerpo.models import tiny  # noqa: E402
 from innerpo.models.load import add_lora  # noqa: E402
+from innerpo.methods.build import build_method
 
 ROWS = [
     ("What is 2 + 2?", "4", "5, I think"),
@@ -152,7 +153,7 @@ def test_one_dpo_step_matches_trl(tmp_path):
     from innerpo.train.loop import optimizer_step
 
     model.train()
-    method = OutputMethod(MethodConfig(losses=["dpo"], weights=[1.0], beta=BETA))
+    method = build_method(MethodConfig(losses=["dpo"], weights=[1.0], beta=BETA))
     out = method.loss(method.loss_inputs(model, batch))
     assert abs(out.loss.item() - torch.log(torch.tensor(2.0)).item()) > 1e-3, "policy must differ from reference"
     print(f"innerpo {out.loss.item():.8f}  TRL {seen['loss']:.8f}")

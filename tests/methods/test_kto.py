@@ -9,15 +9,16 @@ import pytest
 import torch
 
 from innerpo.cli import main
-from innerpo.config import MethodConfig, ModelConfig
+from innerpo.config import ModelConfig
+from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import PairBatch, UnpairedBatch, collate, collate_unpaired, roll_completions
 from innerpo.data.pairs import DataError, Pair
 from innerpo.data.sources import load_examples, load_pairs
 from innerpo.data.tokenize import PairTokenizer, TokenizedPair
 from innerpo.data.unpaired import TokenizedExample, UnpairedExample, parse_unpaired, tokenize_unpaired
 from innerpo.losses.kto import KL_POLICY_KEY, KL_REF_KEY
-from innerpo.methods.base import OutputMethod
-from innerpo.methods.kto import KTOUnpairedMethod, mismatched_kl_logps, unpaired_method
+from innerpo.methods.build import build_method
+from innerpo.methods.kto import KTOUnpairedMethod, mismatched_kl_logps
 from innerpo.models.forward import forward_pairs
 from innerpo.models.load import add_lora, load_base
 
@@ -86,7 +87,7 @@ def tokenized_pairs(tok, n=3):
 def test_kto_paired_loss_inputs_carry_the_mismatched_kl_logps(tiny_lora):
     model, tok = tiny_lora
     batch = collate(tokenized_pairs(tok), tok.pad_token_id)
-    method = OutputMethod(MethodConfig(losses=["kto"]))
+    method = build_method(MethodConfig(losses=["kto"]))
     x = method.loss_inputs(model, batch)
     kl_p, kl_r = x.extra[KL_POLICY_KEY], x.extra[KL_REF_KEY]
     assert kl_p.shape == kl_r.shape == (6,) and not kl_p.requires_grad and not kl_r.requires_grad
@@ -109,7 +110,7 @@ def test_kto_batch_estimate_and_other_losses_run_no_kl_forward(tiny_lora, monkey
 
     monkeypatch.setattr(kto_methods, "roll_completions", lambda *a: pytest.fail("KL forward ran"))
     for cfg in (MethodConfig(losses=["kto"], kto_kl_estimate="batch"), MethodConfig(losses=["dpo"])):
-        assert OutputMethod(cfg).loss_inputs(model, batch).extra == {}
+        assert build_method(cfg).loss_inputs(model, batch).extra == {}
 
 
 # --- unpaired data ---------------------------------------------------------------------------
@@ -170,7 +171,9 @@ def test_unpaired_method_inputs_and_loss(tiny_lora):
     model, tok = tiny_lora
     pairs = tokenized_pairs(tok, 3)
     batch = collate_unpaired([TokenizedExample(p.prompt, p.chosen if i % 2 else p.rejected, bool(i % 2)) for i, p in enumerate(pairs)], tok.pad_token_id)
-    method = KTOUnpairedMethod(MethodConfig(losses=["kto"]))
+    rows = [UnpairedExample("p", "c", True), UnpairedExample("q", "d", False)]
+    method = build_method(MethodConfig(losses=["kto"]), None, rows)
+    assert isinstance(method, KTOUnpairedMethod)
     assert method.cacheable_reference is False and method.loss.uses_reference
     x = method.loss_inputs(model, batch)
     assert x.policy.sum.requires_grad and not x.ref.sum.requires_grad
@@ -188,11 +191,11 @@ def test_unpaired_method_inputs_and_loss(tiny_lora):
 def test_unpaired_method_refusals():
     examples = [UnpairedExample("p", "c", True), UnpairedExample("q", "d", True)]
     with pytest.raises(ValueError, match=r"kto: the data has 2 desirable \(label=True\) and 0 undesirable"):
-        unpaired_method(MethodConfig(losses=["kto"]), examples)
+        build_method(MethodConfig(losses=["kto"]), None, examples)
     with pytest.raises(ValueError, match=r"which only the kto loss trains on \(this method: dpo\)"):
-        unpaired_method(MethodConfig(losses=["dpo"]), examples + [UnpairedExample("r", "e", False)])
+        build_method(MethodConfig(losses=["dpo"]), None, examples + [UnpairedExample("r", "e", False)])
     with pytest.raises(ValueError, match=r"\(this method: kto \+ sft\)"):
-        unpaired_method(MethodConfig(losses=["kto", "sft"], weights=[1.0, 1.0]), examples)
+        build_method(MethodConfig(losses=["kto", "sft"], weights=[1.0, 1.0]), None, examples)
 
 
 @pytest.fixture

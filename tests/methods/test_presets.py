@@ -13,8 +13,9 @@ import re
 import pytest
 
 from innerpo.cli import main
-from innerpo.config import MethodConfig
-from innerpo.losses.registry import LOSSES, READS_LABEL_SMOOTHING, build_loss
+from innerpo.methods.config import MethodConfig
+from innerpo.methods.build import build_loss, build_objective
+from innerpo.methods.registry import LOSSES, entry
 from innerpo.methods.presets import PRESETS, preset_config
 
 ALL_NAMES = {
@@ -109,11 +110,11 @@ def test_a_reference_method_does_use_the_reference(tiny_args, tmp_path, monkeypa
     "args, message",
     [
         (["dpo", "--method.beta=-0.1"], r"beta must be a positive finite number, got -0.1; try --method.beta"),
-        (["sft", "--method.beta=0"], r"beta must be a positive"),
+        (["sft", "--method.beta=0"], r"--method.beta=0.0 is set, but the chosen method \(sft\) does not read it"),
         (["dpo", "--method.label_smoothing=0.5"], r"label_smoothing must be in \[0, 0.5\)"),
         (["robust", "--method.label_smoothing=-0.1"], r"label_smoothing must be in \[0, 0.5\)"),
         (["exo", "--method.label_smoothing=0"], r"exo.*label_smoothing must be in \(0, 0.5\).*--method.label_smoothing=1e-3"),
-        (["ipo", "--method.label_smoothing=0.1"], r"label_smoothing=0.1 would be ignored.*\(ipo\).*drop --method.label_smoothing"),
+        (["ipo", "--method.label_smoothing=0.1"], r"--method.label_smoothing=0.1 is set, but the chosen method \(ipo\) does not read it; it is read by: dpo, robust"),
         (["simpo", "--method.simpo_gamma=-1"], r"simpo_gamma must be a finite margin >= 0"),
         (["kto", "--method.kto_desirable_weight=0"], r"kto_desirable_weight must be a finite number > 0"),
         (["dpo", "--method.losses", "dpo", "sft", "--method.weights", "1.0"], r"2 losses but 1 weights"),
@@ -128,16 +129,15 @@ def test_bad_hyperparameters_are_refused_before_any_run_directory(args, message,
 
 
 def test_label_smoothing_readers_are_the_losses_that_store_it():
-    """READS_LABEL_SMOOTHING (the refusal's list) matches what each loss actually keeps."""
+    """The declared readers of label_smoothing (the refusal's source) are the losses that keep it."""
     for name in LOSSES:
         if name in ("innerpo", "prefvec", "mse", "reroute", "rank"):
             continue
         loss = build_loss(name, MethodConfig(losses=[name], label_smoothing=0.1))
-        assert hasattr(loss, "label_smoothing") == (name in READS_LABEL_SMOOTHING), name
+        reads = "label_smoothing" in entry(name).reads(MethodConfig(losses=[name]))
+        assert hasattr(loss, "label_smoothing") == reads, name
 
 
 def test_label_smoothing_is_accepted_when_some_loss_reads_it():
-    from innerpo.losses.registry import build_method_loss
-
-    combined = build_method_loss(MethodConfig(losses=["sft", "dpo"], weights=[1.0, 1.0], label_smoothing=0.1))
+    combined = build_objective(MethodConfig(losses=["sft", "dpo"], weights=[1.0, 1.0], label_smoothing=0.1))
     assert combined.components["dpo"].label_smoothing == 0.1

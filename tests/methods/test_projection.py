@@ -6,17 +6,18 @@ import math
 import pytest
 import torch
 
-from innerpo.config import DataConfig, EvalConfig, MethodConfig, ModelConfig, TrainConfig, TrainingConfig
+from innerpo.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TrainingConfig
+from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import collate
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.inner.pooling import masked_mean
-from innerpo.methods.base import OutputMethod, build_method
+from innerpo.methods.base import OutputMethod
+from innerpo.methods.build import build_method
 from innerpo.methods.projection import (
     ProjBPMethod,
     ProjGradMethod,
     batch_direction,
-    build_projection_method,
     edit_output_grad,
     lora_modules,
     preference_directions,
@@ -131,12 +132,12 @@ def test_config_dispatch_and_validation():
     method = build_method(MethodConfig(projection="projbp"))
     assert isinstance(method, ProjBPMethod) and not method.cacheable_reference
     assert type(build_method(MethodConfig())) is OutputMethod
-    with pytest.raises(ValueError, match="orth_scale"):
-        build_projection_method(MethodConfig(orth_scale=1.5), "projgrad")
-    with pytest.raises(ValueError, match="proj_clip"):
-        build_projection_method(MethodConfig(proj_clip=0.0), "projbp")
-    with pytest.raises(ValueError, match="unknown projection"):
-        build_projection_method(MethodConfig(), "projx")
+    with pytest.raises(ValueError, match=r"projgrad: orth_scale must be in \[0, 1\], got 1.5"):
+        build_method(MethodConfig(projection="projgrad", orth_scale=1.5))
+    with pytest.raises(ValueError, match="projbp: proj_clip must be a finite number > 0"):
+        build_method(MethodConfig(projection="projbp", proj_clip=0.0))
+    with pytest.raises(ValueError, match="--method.orth_scale=0.3 is set, but the chosen method"):
+        build_method(MethodConfig(orth_scale=0.3))  # no projection reads it
 
 
 # --- on tiny-random with a real LoRA -----------------------------------------------------
@@ -182,7 +183,7 @@ def hook_count(model) -> int:
 def test_projgrad_projects_each_lora_b_column_and_leaves_lora_a(setup):
     model, batch = setup
     units = reference_units(model, batch)
-    method = build_projection_method(MethodConfig(projection="projgrad", orth_scale=0.3), "projgrad")
+    method = build_method(MethodConfig(projection="projgrad", orth_scale=0.3))
     method.loss(method.loss_inputs(model, batch)).loss.backward()
     before = lora_grads(model)
     metrics = method.after_backward(model)
@@ -209,7 +210,7 @@ def test_projgrad_projects_each_lora_b_column_and_leaves_lora_a(setup):
 def test_projbp_edits_gradients_during_backprop_and_removes_its_hooks(setup):
     model, batch = setup
     hooks_before = hook_count(model)
-    dpo = OutputMethod(MethodConfig())
+    dpo = build_method(MethodConfig())
     dpo.loss(dpo.loss_inputs(model, batch)).loss.backward()
     plain = lora_grads(model)
     model.zero_grad(set_to_none=True)
@@ -224,7 +225,7 @@ def test_projbp_edits_gradients_during_backprop_and_removes_its_hooks(setup):
             out.register_hook(lambda g: seen.__setitem__("g", g.clone()))
 
     handle = last.register_forward_hook(record)
-    method = build_projection_method(MethodConfig(projection="projbp", orth_scale=0.3), "projbp")
+    method = build_method(MethodConfig(projection="projbp", orth_scale=0.3))
     method.loss(method.loss_inputs(model, batch)).loss.backward()
     handle.remove()
     edited = lora_grads(model)

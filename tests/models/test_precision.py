@@ -7,15 +7,16 @@ import json
 import pytest
 import torch
 
-from innerpo.config import DataConfig, EvalConfig, MethodConfig, ModelConfig, TrainConfig, TrainingConfig
+from innerpo.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TrainingConfig
+from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import collate
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
-from innerpo.methods.base import OutputMethod
 from innerpo.models import precision, ref_cache
 from innerpo.models.forward import forward_pairs
 from innerpo.models.load import add_lora, load_base
 from innerpo.train import loop
+from innerpo.methods.build import build_method
 
 MODEL = ModelConfig(base_model="tiny-random", lora_r=4)
 
@@ -93,7 +94,7 @@ def test_fp16_is_refused_on_cpu_before_anything_is_written(tmp_path):
 
 
 def test_reference_tables_are_keyed_by_precision(tmp_path):
-    rows = OutputMethod(MethodConfig()).reference_rows
+    rows = build_method(MethodConfig()).reference_rows
     tables = {}
     for prec in ("fp32", "bf16", "bf16"):
         model, tok = lora_model(prec)

@@ -5,10 +5,10 @@ from innerpo.data.tokenize import PairTokenizer
 from innerpo.models import ref_cache
 from innerpo.models.forward import forward_pairs
 from innerpo.data.batching import collate
-from innerpo.config import MethodConfig
-from innerpo.methods.base import OutputMethod
+from innerpo.methods.config import MethodConfig
+from innerpo.methods.build import build_method
 
-ROWS = OutputMethod(MethodConfig()).reference_rows
+ROWS = build_method(MethodConfig()).reference_rows
 
 
 def items_for(tok, n=5, max_length=64):

@@ -6,11 +6,13 @@ import math
 import pytest
 import torch
 
-from innerpo.config import MethodConfig, ModelConfig
+from innerpo.config import ModelConfig
+from innerpo.methods.config import MethodConfig
 from innerpo.data.pairs import DataError
 from innerpo.errors import ConfigError
 from innerpo.data.unpaired import UnpairedExample
-from innerpo.methods.kto import KTOUnpairedMethod, unpaired_method
+from innerpo.methods.build import build_method
+from innerpo.methods.kto import KTOUnpairedMethod
 from innerpo.methods.sft_unpaired import SFTUnpairedMethod
 from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.star import build, prompts
@@ -27,7 +29,7 @@ def test_sft_on_unpaired_rows_is_the_mean_per_token_nll(tiny_tok):
     from innerpo.models import tiny
 
     rows = [UnpairedExample("What is 2 + 3?", "2 + 3 = 5.", True), UnpairedExample("Hi", "Hello there", True)]
-    method = unpaired_method(MethodConfig(losses=["sft"], weights=[1.0]), rows)
+    method = build_method(MethodConfig(losses=["sft"], weights=[1.0]), None, rows)
     assert isinstance(method, SFTUnpairedMethod) and not method.loss.uses_reference
     model, tok = tiny.build()
     items, _ = tokenize_unpaired(PairTokenizer(tok, 64), rows, "test")
@@ -43,9 +45,9 @@ def test_sft_on_unpaired_rows_is_the_mean_per_token_nll(tiny_tok):
         expected.append(-tok_lp.mean())
     assert out.loss.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-4)
     with pytest.raises(DataError, match="label false"):
-        unpaired_method(MethodConfig(losses=["sft"], weights=[1.0]), rows + [UnpairedExample("x", "y", False)])
+        build_method(MethodConfig(losses=["sft"], weights=[1.0]), None, rows + [UnpairedExample("x", "y", False)])
     # KTO still takes unpaired data with both labels
-    assert isinstance(unpaired_method(MethodConfig(losses=["kto"], weights=[1.0]), rows + [UnpairedExample("x", "y", False)]), KTOUnpairedMethod)
+    assert isinstance(build_method(MethodConfig(losses=["kto"], weights=[1.0]), None, rows + [UnpairedExample("x", "y", False)]), KTOUnpairedMethod)
 
 
 def test_init_adapter_merges_an_earlier_adapter_into_the_base(tmp_path):

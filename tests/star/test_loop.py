@@ -8,7 +8,8 @@ import re
 import pytest
 import yaml
 
-from innerpo.config import DataConfig, MethodConfig, ModelConfig, TrainingConfig
+from innerpo.config import DataConfig, ModelConfig, TrainingConfig
+from innerpo.methods.config import MethodConfig
 from innerpo.data.pairs import DataError
 from innerpo.errors import ConfigError
 from innerpo.star.config import StarConfig, StarRunConfig

@@ -10,10 +10,10 @@ from innerpo.data.batching import collate
 from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.losses.dpo import DPOLoss
-from innerpo.methods.base import OutputMethod
 from innerpo.models.load import add_lora, load_base
 from innerpo.train import loop
 from innerpo.train.metrics import StepMetrics
+from innerpo.methods.build import build_method
 
 
 def write_pairs(path, n=12):
@@ -57,7 +57,7 @@ def test_logged_metrics_average_the_whole_accumulation_window(tmp_path):
 
     random.Random(cfg.training.seed).shuffle(pairs)
     items = PairTokenizer(tok, 64).tokenize_all(pairs, "x")[0]
-    method = OutputMethod(cfg.method)
+    method = build_method(cfg.method)
     # Perturb nothing: with lr=0 the adapter is its init; B=0 makes policy == reference,
     # so compare a quantity that differs per batch: the chosen log-probs.
     per_batch = []

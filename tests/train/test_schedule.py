@@ -6,7 +6,8 @@ import math
 import pytest
 from safetensors.torch import load_file
 
-from innerpo.config import DataConfig, EvalConfig, MethodConfig, ModelConfig, TrainConfig, TrainingConfig
+from innerpo.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TrainingConfig
+from innerpo.methods.config import MethodConfig
 from innerpo.train import loop
 
 
@@ -71,7 +72,7 @@ def test_skip_first_eval(tmp_path):
 
 def test_trainable_method_parameters_are_saved_and_restored(tmp_path):
     """ETHER+ transforms train with the adapter: the run and each checkpoint keep them."""
-    from innerpo.methods.base import build_method
+    from innerpo.methods.build import build_method
     from innerpo.models.load import add_lora, load_base
     from innerpo.train.run_dir import load_method_params, method_params
 

@@ -10,8 +10,10 @@ Pure, tensor-level pieces, each in its own module:
 - :mod:`~innerpo.inner.align`: InnerDPO margins, registered by name.
 - :mod:`~innerpo.inner.hidden_inputs`: :class:`HiddenInputs`, what the loop puts in
   ``LossInputs.hidden``.
-- :mod:`~innerpo.inner.losses`: the hidden-state losses (InnerDPO, PrefVec, ReprPO's
-  MSE, reroute/retain, rank).
+- the hidden-state losses, one module each (:mod:`~innerpo.inner.innerdpo`,
+  :mod:`~innerpo.inner.prefvec`, :mod:`~innerpo.inner.mse`, :mod:`~innerpo.inner.reroute`,
+  :mod:`~innerpo.inner.rank`), on the :class:`~innerpo.inner.common.HiddenLoss` contract;
+  they are registered by name in :mod:`innerpo.methods.registry`.
 - :mod:`~innerpo.inner.transforms`: trainable maps applied to states before a loss;
   :mod:`~innerpo.inner.supr`: the suppressed-activations selection.
 - :mod:`~innerpo.inner.metrics`: detached geometry diagnostics logged by every hidden loss.
@@ -23,14 +25,17 @@ Nothing here runs a model; the training loop collects the states and fills
 from innerpo.inner.align import ALIGN_METHODS, get_align_method
 from innerpo.inner.hidden_inputs import HiddenInputs, StateQuad
 from innerpo.inner.layers import parse_layers
-from innerpo.inner.losses import HIDDEN_LOSSES, InnerDPOLoss, PrefVecLoss, RankLoss, RerouteRetainLoss
+from innerpo.inner.innerdpo import InnerDPOLoss
+from innerpo.inner.mse import ReprPOMSELoss
+from innerpo.inner.prefvec import PrefVecLoss
+from innerpo.inner.rank import RankLoss
+from innerpo.inner.reroute import RerouteRetainLoss
 from innerpo.inner.pooling import SINK_THRESHOLD, last_real_token, masked_mean
 from innerpo.inner.supr import head_projector, supr, supr_masks
 from innerpo.inner.transforms import TRANSFORMS, LayerTransforms, apply_transforms, make_transform
 
 __all__ = [
     "ALIGN_METHODS",
-    "HIDDEN_LOSSES",
     "SINK_THRESHOLD",
     "TRANSFORMS",
     "HiddenInputs",
@@ -38,6 +43,7 @@ __all__ = [
     "LayerTransforms",
     "PrefVecLoss",
     "RankLoss",
+    "ReprPOMSELoss",
     "RerouteRetainLoss",
     "StateQuad",
     "apply_transforms",

@@ -1,12 +1,14 @@
-"""Small helpers shared by the hidden-state losses."""
+"""Small helpers shared by the hidden-state losses, and the options several of them read."""
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
+from typing import Literal
 
-from innerpo.losses.base import LossInputs
 from innerpo.inner.hidden_inputs import HiddenInputs
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms, apply_transforms
+from innerpo.losses.base import LossInputs, PreferenceLoss
+from innerpo.params import option
 
 
 def hidden_inputs(x: LossInputs, name: str, transform: LayerTransforms | HiddenTransform | None) -> HiddenInputs:
@@ -20,21 +22,48 @@ def hidden_inputs(x: LossInputs, name: str, transform: LayerTransforms | HiddenT
     return apply_transforms(transform, h)
 
 
-def check_positive(value: float, what: str, name: str) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}: {what} must be a positive finite number, got {value!r}")
+@dataclass
+class TrustRegion:
+    trust_region: float | None = None
+    """Clamp each sample's and layer's hidden margin at this value (None: off)."""
 
 
-def check_optional_positive(value: float | None, what: str, name: str) -> None:
-    if value is not None:
-        check_positive(value, what, name)
+@dataclass
+class HiddenForm:
+    hidden_beta: float = option(1.0, read_when="innerpo only with hidden_loss_type dpo or ipo")
+    """Scale of the hidden margin inside InnerDPO / rank losses."""
+    hidden_loss_type: Literal["dpo", "ipo", "simper"] = "dpo"
+    """Form of the InnerDPO term on its margin z: `dpo` −log σ(β·z), `ipo` (z − 1/(2β))², `simper` −symlog(z) (no β); rank reads dpo/ipo."""
 
 
-def check_fraction(value: float, what: str, name: str) -> None:
-    if not (isinstance(value, (int, float)) and 0 <= value <= 1):
-        raise ValueError(f"{name}: {what} must be in [0, 1], got {value}")
+@dataclass
+class RetainWeight:
+    retain_weight: float | None = None
+    """mse / reroute: weight of the retain term (None: the loss's own default, 0.6 for mse as in ReprPO, 1.0 for reroute)."""
 
 
-def check_nonnegative(value: float, what: str, name: str) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}: {what} must be a finite number ≥ 0, got {value!r}")
+class HiddenLoss(PreferenceLoss):
+    """A hidden-state term: reads ``LossInputs.hidden`` (and the reference states in it).
+
+    Besides its options (``Params``), a hidden term tells the method layer three facts
+    about a setting `p`, which decide what the method may refuse or must collect:
+    ``rotation_invariant`` (reads the states only through inner products and Euclidean
+    norms, so an orthogonal transform of all four cannot change it), ``stationary_at_init``
+    (value and gradient 0 while policy = reference) and ``token_level`` (needs per-token
+    states, not only pooled ones).
+    """
+
+    needs_reference = True
+    needs_hidden = True
+
+    @classmethod
+    def rotation_invariant(cls, p) -> bool:
+        return False
+
+    @classmethod
+    def stationary_at_init(cls, p) -> bool:
+        return False
+
+    @classmethod
+    def token_level(cls, p) -> bool:
+        return False

@@ -9,13 +9,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from innerpo.inner.align import get_align_method
-from innerpo.inner.common import check_nonnegative, check_optional_positive, check_positive, hidden_inputs
+from dataclasses import dataclass
+from innerpo.inner.align import ROTATION_INVARIANT, STATIONARY_AT_INIT, get_align_method
+from innerpo.inner.align_params import AlignParams, align_kwargs, align_reads
+from innerpo.inner.common import HiddenForm, HiddenLoss, TrustRegion, hidden_inputs
+from innerpo.losses.common import check_nonneg, check_optional_positive, check_positive
 from innerpo.inner.geometry import EPS, safe_norm, symlog, upcast
 from innerpo.inner.hidden_inputs import HiddenInputs, StateQuad
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss
+from innerpo.losses.base import LossInputs, LossOutput
+from innerpo.params import option
 
 
 def token_drift(policy: Tensor, ref: Tensor, mask: Tensor, eps: float = EPS) -> Tensor:
@@ -33,7 +37,20 @@ def token_drift(policy: Tensor, ref: Tensor, mask: Tensor, eps: float = EPS) -> 
     return dist / scale.detach().clamp(min=eps**0.5)
 
 
-class InnerDPOLoss(PreferenceLoss):
+_TRUST = "with --method.trust_region set"
+
+
+@dataclass
+class InnerDPOParams(AlignParams, HiddenForm, TrustRegion):
+    trust_region_mode: Literal["upper", "both"] = option("upper", read_when=_TRUST)
+    """`upper`: one-sided clamp min(m, τ); `both`: clamp to [−τ, τ]."""
+    trust_region_scope: Literal["pair_layer", "pair", "batch"] = option("pair_layer", read_when=_TRUST)
+    """What the InnerDPO trust region clamps: each pair's margin at each layer, each pair's layer-averaged margin, or the batch mean of those."""
+    token_constraint: float = 0.0
+    """Weight of the penalty on the rejected side drifting further from the reference than the chosen side (token level; 0 = off)."""
+
+
+class InnerDPOLoss(HiddenLoss):
     """InnerDPO: DPO/IPO applied to a hidden-state margin instead of a log-prob margin.
 
     Source: ReprPO by wassname (github.com/wassname/repr-preference-optimization,
@@ -106,8 +123,42 @@ class InnerDPOLoss(PreferenceLoss):
     geometry of :mod:`innerpo.inner.metrics` (para, orth, cosines of policy vs reference).
     """
 
-    needs_reference = True
-    needs_hidden = True
+    Params = InnerDPOParams
+    title = "InnerDPO: DPO on the hidden margin along the reference preference direction"
+
+    @classmethod
+    def from_params(cls, p: InnerDPOParams) -> "InnerDPOLoss":
+        return cls(
+            align_method=p.align_method,
+            beta=p.hidden_beta,
+            loss_type=p.hidden_loss_type,
+            trust_region=p.trust_region,
+            trust_region_mode=p.trust_region_mode,
+            trust_region_scope=p.trust_region_scope,
+            token_constraint=p.token_constraint,
+            align_kwargs=align_kwargs(p),
+        )
+
+    @classmethod
+    def reads(cls, p: InnerDPOParams) -> set[str]:
+        reads = align_reads(p) | {"hidden_loss_type", "trust_region", "token_constraint"}
+        if p.hidden_loss_type != "simper":  # SimPER's form has no β
+            reads.add("hidden_beta")
+        if p.trust_region is not None:
+            reads |= {"trust_region_mode", "trust_region_scope"}
+        return reads
+
+    @classmethod
+    def rotation_invariant(cls, p: InnerDPOParams) -> bool:
+        return p.align_method in ROTATION_INVARIANT
+
+    @classmethod
+    def stationary_at_init(cls, p: InnerDPOParams) -> bool:
+        return p.align_method in STATIONARY_AT_INIT
+
+    @classmethod
+    def token_level(cls, p: InnerDPOParams) -> bool:
+        return p.token_constraint > 0
 
     def __init__(
         self,
@@ -134,15 +185,15 @@ class InnerDPOLoss(PreferenceLoss):
                 f"{name}: align method {align_method!r} takes no {sorted(unknown)}; "
                 f"it accepts {sorted(accepted) or 'no extra arguments'}"
             )
-        check_positive(beta, "beta", name)
+        check_positive(beta, name, "hidden_beta")
         if loss_type not in ("dpo", "ipo", "simper"):
             raise ValueError(f"{name}: loss_type must be 'dpo', 'ipo' or 'simper', got {loss_type!r}")
-        check_optional_positive(trust_region, "trust_region", name)
+        check_optional_positive(trust_region, name, "trust_region")
         if trust_region_mode not in ("upper", "both"):
             raise ValueError(f"{name}: trust_region_mode must be 'upper' or 'both', got {trust_region_mode!r}")
         if trust_region_scope not in ("pair_layer", "pair", "batch"):
             raise ValueError(f"{name}: trust_region_scope must be 'pair_layer', 'pair' or 'batch', got {trust_region_scope!r}")
-        check_nonnegative(token_constraint, "token_constraint", name)
+        check_nonneg(token_constraint, name, "token_constraint")
         self.beta = beta
         self.loss_type = loss_type
         self.trust_region = trust_region

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 
 from innerpo.inner.align import STABILIZED_FLOOR
-from innerpo.inner.common import check_fraction, check_nonnegative
+from innerpo.losses.common import check_fraction, check_nonneg
 from innerpo.inner.geometry import EPS
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.reroute import layer_distances
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss
+from innerpo.inner.common import HiddenLoss, RetainWeight
+from innerpo.losses.base import LossInputs, LossOutput
 
 MSE_RETAIN_WEIGHT = 0.6
 """α of ReprPO's ``MSELossConfig``."""
 
 
-class ReprPOMSELoss(PreferenceLoss):
+class ReprPOMSELoss(HiddenLoss):
     """Make the policy's rejected state like the reference's chosen state, while keeping
     the policy's chosen state the same. Log distances relative to the reference separation.
 
@@ -57,8 +58,16 @@ class ReprPOMSELoss(PreferenceLoss):
     Metrics: ``mse/reroute``, ``mse/retain`` plus hidden geometry.
     """
 
-    needs_reference = True
-    needs_hidden = True
+    Params = RetainWeight
+    title = "ReprPO's MSE: pull rejected toward the reference's chosen state, retain chosen (lowers the hidden margin by design)"
+
+    @classmethod
+    def from_params(cls, p: RetainWeight) -> "ReprPOMSELoss":
+        return cls(alpha=MSE_RETAIN_WEIGHT if p.retain_weight is None else p.retain_weight)
+
+    @classmethod
+    def rotation_invariant(cls, p: RetainWeight) -> bool:
+        return True
 
     def __init__(
         self,
@@ -68,8 +77,8 @@ class ReprPOMSELoss(PreferenceLoss):
         eps: float = EPS,
     ):
         super().__init__()
-        check_nonnegative(alpha, "alpha", "mse")
-        check_fraction(floor, "floor", "mse")
+        check_nonneg(alpha, "mse", "retain_weight")
+        check_fraction(floor, "mse", "floor")
         self.alpha = alpha
         self.floor = floor
         self.transform = transform

@@ -5,15 +5,25 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dataclasses import dataclass
 from innerpo.inner.align import STABILIZED_FLOOR
-from innerpo.inner.common import check_fraction, check_nonnegative, check_optional_positive, hidden_inputs
+from innerpo.inner.common import HiddenLoss, TrustRegion, hidden_inputs
+from innerpo.losses.common import check_fraction, check_nonneg, check_optional_positive
 from innerpo.inner.geometry import EPS, decompose, safe_cosine, safe_norm, upcast
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss
+from innerpo.losses.base import LossInputs, LossOutput
 
 
-class PrefVecLoss(PreferenceLoss):
+@dataclass
+class PrefVecParams(TrustRegion):
+    prefvec_orth_weight: float = 0.0
+    """PrefVec: weight of the sideways-movement penalty (ReprPO's use_orth_loss, off by default there)."""
+    prefvec_angle_weight: float = 0.0
+    """PrefVec: weight of the 1 − cos(d_π, d_ref) penalty (ReprPO's use_angle_loss, off by default there)."""
+
+
+class PrefVecLoss(HiddenLoss):
     """PrefVec: steer each side's hidden-state movement along the preference vector.
 
     Source: ReprPO by wassname, ``reprpo/interventions/losses/prefvec.py`` (branch ``main``),
@@ -66,8 +76,16 @@ class PrefVecLoss(PreferenceLoss):
     Metrics: ``prefvec/proj``, ``prefvec/orth``, ``prefvec/angle`` plus hidden geometry.
     """
 
-    needs_reference = True
-    needs_hidden = True
+    Params = PrefVecParams
+    title = "PrefVec: move chosen/rejected states along the preference direction, orthogonal part small"
+
+    @classmethod
+    def from_params(cls, p: PrefVecParams) -> "PrefVecLoss":
+        return cls(orth_weight=p.prefvec_orth_weight, angle_weight=p.prefvec_angle_weight, trust_region=p.trust_region)
+
+    @classmethod
+    def rotation_invariant(cls, p: PrefVecParams) -> bool:
+        return True
 
     def __init__(
         self,
@@ -79,10 +97,10 @@ class PrefVecLoss(PreferenceLoss):
         eps: float = EPS,
     ):
         super().__init__()
-        check_nonnegative(orth_weight, "orth_weight", "prefvec")
-        check_nonnegative(angle_weight, "angle_weight", "prefvec")
-        check_optional_positive(trust_region, "trust_region", "prefvec")
-        check_fraction(floor, "floor", "prefvec")
+        check_nonneg(orth_weight, "prefvec", "prefvec_orth_weight")
+        check_nonneg(angle_weight, "prefvec", "prefvec_angle_weight")
+        check_optional_positive(trust_region, "prefvec", "trust_region")
+        check_fraction(floor, "prefvec", "floor")
         self.orth_weight = orth_weight
         self.angle_weight = angle_weight
         self.trust_region = trust_region

@@ -8,12 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from innerpo.inner.common import check_positive, hidden_inputs
+from dataclasses import dataclass
+from innerpo.inner.common import HiddenForm, HiddenLoss, hidden_inputs
+from innerpo.losses.common import check_positive
 from innerpo.inner.geometry import upcast
 from innerpo.inner.hidden_inputs import HiddenInputs
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss
+from innerpo.losses.base import LossInputs, LossOutput
 
 
 def _lp(h: Tensor) -> Tensor:
@@ -25,7 +27,12 @@ def _lp_tokens(h: Tensor, mask: Tensor) -> Tensor:
     return (_lp(h) * w).sum(1) / w.sum(1).clamp(min=1)
 
 
-class RankLoss(PreferenceLoss):
+@dataclass
+class RankParams(HiddenForm):
+    """rank reads the hidden β and the dpo/ipo form (SimPER's is InnerDPO's alone)."""
+
+
+class RankLoss(HiddenLoss):
     """Rank: treat softmax over hidden dimensions as a distribution and apply DPO per dimension.
 
     Source: ReprPO by wassname, ``reprpo/interventions/losses/rank.py``.
@@ -64,8 +71,12 @@ class RankLoss(PreferenceLoss):
     layers and dimensions) plus hidden geometry.
     """
 
-    needs_reference = True
-    needs_hidden = True
+    Params = RankParams
+    title = "rank: DPO over hidden dimensions via log-softmax"
+
+    @classmethod
+    def from_params(cls, p: RankParams) -> "RankLoss":
+        return cls(beta=p.hidden_beta, loss_type=p.hidden_loss_type)
 
     def __init__(
         self,
@@ -75,7 +86,7 @@ class RankLoss(PreferenceLoss):
         transform: LayerTransforms | HiddenTransform | None = None,
     ):
         super().__init__()
-        check_positive(beta, "beta", "rank")
+        check_positive(beta, "rank", "hidden_beta")
         if loss_type not in ("dpo", "ipo"):
             raise ValueError(f"rank: loss_type must be 'dpo' or 'ipo', got {loss_type!r}")
         self.beta = beta

@@ -7,11 +7,12 @@ import torch
 from torch import Tensor
 
 from innerpo.inner.align import STABILIZED_FLOOR
-from innerpo.inner.common import check_fraction, check_nonnegative, check_optional_positive, hidden_inputs
+from innerpo.inner.common import HiddenLoss, RetainWeight, hidden_inputs
+from innerpo.losses.common import check_fraction, check_nonneg, check_optional_positive
 from innerpo.inner.geometry import EPS, decompose, safe_norm, upcast
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss
+from innerpo.losses.base import LossInputs, LossOutput
 
 REROUTE_TRUST_REGION = 1.0
 """Default τ for the reroute term: reward pushing the rejected state up to e¹ ≈ 2.7× the
@@ -39,7 +40,7 @@ def layer_distances(x: LossInputs, name: str, transform, floor: float, eps: floa
     return hidden, torch.stack([p["reroute"] for p in per_layer], -1), torch.stack([p["retain"] for p in per_layer], -1)
 
 
-class RerouteRetainLoss(PreferenceLoss):
+class RerouteRetainLoss(HiddenLoss):
     """Reroute the rejected representation away from where the reference puts it; retain
     the chosen representation where the reference puts it. Log distances.
 
@@ -80,8 +81,16 @@ class RerouteRetainLoss(PreferenceLoss):
     Metrics: ``reroute/reroute``, ``reroute/retain`` (the log terms), plus hidden geometry.
     """
 
-    needs_reference = True
-    needs_hidden = True
+    Params = RetainWeight
+    title = "reroute/retain, circuit-breaker style: push rejected away from the reference's chosen state, retain chosen"
+
+    @classmethod
+    def from_params(cls, p: RetainWeight) -> "RerouteRetainLoss":
+        return cls(alpha=1.0 if p.retain_weight is None else p.retain_weight)
+
+    @classmethod
+    def rotation_invariant(cls, p: RetainWeight) -> bool:
+        return True
 
     def __init__(
         self,
@@ -92,9 +101,9 @@ class RerouteRetainLoss(PreferenceLoss):
         eps: float = EPS,
     ):
         super().__init__()
-        check_nonnegative(alpha, "alpha", "reroute_retain")
-        check_optional_positive(trust_region, "trust_region", "reroute_retain")
-        check_fraction(floor, "floor", "reroute_retain")
+        check_nonneg(alpha, "reroute_retain", "retain_weight")
+        check_optional_positive(trust_region, "reroute_retain", "trust_region")
+        check_fraction(floor, "reroute_retain", "floor")
         self.alpha = alpha
         self.trust_region = trust_region
         self.floor = floor

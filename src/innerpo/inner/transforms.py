@@ -33,12 +33,20 @@ The suppressed-activation selection (``supr``) is not a per-vector transform; se
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from innerpo.inner.hidden_inputs import HiddenInputs, StateQuad
+from innerpo.params import option
+
+
+@dataclass
+class TransformParams:
+    transform_lr_scale: float = option(10.0, read_when="with transform ether, etherplus, oft or hra")
+    """Trainable transforms (ether, etherplus, oft, hra): their parameters take steps this many times larger than the adapter's (a reparametrization, see innerpo.inner.transforms.scale_steps); at 1 they barely move in a short run."""
 
 
 def _unit(v: Tensor, eps: float = 1e-12) -> Tensor:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LabelSmoothing, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import check_label_smoothing, logratios
+
+
+@dataclass
+class AOTParams(Beta, LabelSmoothing):
+    aot_unpaired: bool = False
+    """AOT: sort chosen and rejected log-ratios separately (TRL `aot_unpaired`) instead of paired log-ratio differences."""
 
 
 class AOTLoss(PreferenceLoss):
@@ -34,6 +42,13 @@ class AOTLoss(PreferenceLoss):
         unpaired: the unpaired variant.
     Shapes: log-probs [B] each → scalar loss.
     """
+
+    Params = AOTParams
+    title = "AOT, distributional alignment via optimal transport (paired), arXiv:2406.05882"
+
+    @classmethod
+    def from_params(cls, p: AOTParams) -> "AOTLoss":
+        return cls(beta=p.beta, label_smoothing=p.label_smoothing, unpaired=p.aot_unpaired)
 
     def __init__(self, beta: float = 0.1, label_smoothing: float = 0.0, unpaired: bool = False):
         super().__init__()

@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import logratios
 
 
@@ -31,6 +31,9 @@ class APOLoss(PreferenceLoss):
         mode: "zero" or "down".
     Shapes: log-probs [B] each → scalar loss (mean over the batch).
     """
+
+    Params = Beta
+    title = "APO, anchored preference optimization, arXiv:2408.06266"
 
     def __init__(self, beta: float = 0.1, mode: Literal["zero", "down"] = "zero"):
         super().__init__()

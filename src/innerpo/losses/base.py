@@ -9,11 +9,14 @@ of tensors.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+
+from innerpo.params import NoParams, names
 
 
 @dataclass
@@ -61,6 +64,18 @@ class LossOutput:
     metrics: dict[str, Tensor]
 
 
+@dataclass
+class Beta:
+    beta: float = 0.1
+    """Temperature of the implicit reward (DPO family)."""
+
+
+@dataclass
+class LabelSmoothing:
+    label_smoothing: float = 0.0
+    """Probability that a preference label is flipped (cDPO); in [0, 0.5)."""
+
+
 class PreferenceLoss(nn.Module):
     """Base class of every loss component.
 
@@ -68,10 +83,29 @@ class PreferenceLoss(nn.Module):
     skips the reference forward) and implement ``forward(x: LossInputs) -> LossOutput``.
     Subclassing nn.Module lets a loss own trainable parameters (hidden-state transforms)
     that the optimizer then trains with the adapter.
+
+    Options: ``Params`` is the dataclass of the settings the loss reads (its fields are
+    the `--method.<name>` flags, see innerpo.params); ``from_params`` builds the loss from
+    one, ``reads`` says which of them a given setting actually reads. ``title`` is the
+    one-line description `innerpo train --help` shows for the loss's preset, and
+    ``preset`` the settings that preset fixes away from the declared defaults.
     """
 
     needs_reference: ClassVar[bool] = True
     needs_hidden: ClassVar[bool] = False
+    Params: ClassVar[type] = NoParams
+    title: ClassVar[str] = ""
+    preset: ClassVar[dict] = {}
+
+    @classmethod
+    def from_params(cls, p, **fixed) -> "PreferenceLoss":
+        """The loss configured by `p` (a ``Params``); `fixed` are settings a registry variant pins."""
+        return cls(**dataclasses.asdict(p), **fixed)
+
+    @classmethod
+    def reads(cls, p) -> set[str]:
+        """The options read under the settings `p`; all declared ones unless a subclass says otherwise."""
+        return names(cls.Params)
 
     def forward(self, x: LossInputs) -> LossOutput:  # pragma: no cover - interface
         raise NotImplementedError

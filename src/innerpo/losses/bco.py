@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import logratios
 
 
@@ -24,6 +24,9 @@ class BCOLoss(PreferenceLoss):
         beta: β > 0, typically 0.01–0.5.
     Shapes: log-probs [B] each → scalar loss (mean over the batch).
     """
+
+    Params = Beta
+    title = "BCO, binary classifier optimization on pairs, arXiv:2404.04656"
 
     def __init__(self, beta: float = 0.1):
         super().__init__()

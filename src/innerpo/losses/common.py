@@ -21,14 +21,33 @@ def check_label_smoothing(eps: float, name: str, *, allow_zero: bool = True) -> 
         raise ValueError(f"{name}: label_smoothing must be in {interval}, got {eps}; {hint}")
 
 
-def check_nonneg(value: float, name: str, field: str, hint: str) -> None:
-    if not (math.isfinite(value) and value >= 0.0):
-        raise ValueError(f"{name}: {field} must be a finite number >= 0, got {value}; try --method.{field}={hint}")
+def _refuse(name: str, field: str, value, expected: str, hint: str | None) -> None:
+    tail = f"; try --method.{field}={hint}" if hint else ""
+    raise ValueError(f"{name}: {field} must be {expected}, got {value}{tail}")
 
 
-def check_positive(value: float, name: str, field: str, hint: str) -> None:
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f"{name}: {field} must be a finite number > 0, got {value}; try --method.{field}={hint}")
+def check_nonneg(value: float, name: str, field: str, hint: str | None = None) -> None:
+    """value is a finite number >= 0; `name` is the component, `field` its option."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0.0):
+        _refuse(name, field, value, "a finite number >= 0", hint)
+
+
+def check_positive(value: float, name: str, field: str, hint: str | None = None) -> None:
+    """value is a finite number > 0."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0.0):
+        _refuse(name, field, value, "a finite number > 0", hint)
+
+
+def check_optional_positive(value: float | None, name: str, field: str, hint: str | None = None) -> None:
+    """value is None (off) or a finite number > 0."""
+    if value is not None:
+        check_positive(value, name, field, hint)
+
+
+def check_fraction(value: float, name: str, field: str, hint: str | None = None) -> None:
+    """value lies in [0, 1]."""
+    if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+        _refuse(name, field, value, "in [0, 1]", hint)
 
 
 def logratios(x: LossInputs, name: str) -> tuple[Tensor, Tensor]:

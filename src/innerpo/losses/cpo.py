@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LabelSmoothing, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import check_label_smoothing, check_nonneg
 from innerpo.losses.sft import chosen_nll
+
+
+@dataclass
+class CPOParams(Beta, LabelSmoothing):
+    cpo_alpha: float = 1.0
+    """CPO weight >= 0 of the NLL term on chosen completions (TRL default 1.0)."""
 
 
 class CPOLoss(PreferenceLoss):
@@ -33,6 +41,13 @@ class CPOLoss(PreferenceLoss):
     """
 
     needs_reference = False
+
+    Params = CPOParams
+    title = "CPO, reference-free preference loss plus NLL on chosen, arXiv:2401.08417"
+
+    @classmethod
+    def from_params(cls, p: CPOParams) -> "CPOLoss":
+        return cls(beta=p.beta, label_smoothing=p.label_smoothing, alpha=p.cpo_alpha)
 
     def __init__(self, beta: float = 0.1, label_smoothing: float = 0.0, alpha: float = 1.0):
         super().__init__()

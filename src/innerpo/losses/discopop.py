@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import check_positive, logratios
+
+
+@dataclass
+class DiscoPOPParams(Beta):
+    discopop_tau: float = 0.05
+    """DiscoPOP temperature of the logistic/exponential blend; > 0 (paper and TRL: 0.05)."""
 
 
 class DiscoPOPLoss(PreferenceLoss):
@@ -33,6 +41,14 @@ class DiscoPOPLoss(PreferenceLoss):
         tau: τ > 0, the blend temperature; the paper (and TRL) use 0.05.
     Shapes: log-probs [B] each → scalar loss (mean over the batch).
     """
+
+    Params = DiscoPOPParams
+    title = "DiscoPOP, discovered log-ratio modulated loss (β=τ=0.05), arXiv:2406.08414"
+    preset = {"beta": 0.05, "discopop_tau": 0.05}
+
+    @classmethod
+    def from_params(cls, p: DiscoPOPParams) -> "DiscoPOPLoss":
+        return cls(beta=p.beta, tau=p.discopop_tau)
 
     def __init__(self, beta: float = 0.1, tau: float = 0.05):
         super().__init__()

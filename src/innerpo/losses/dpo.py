@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, require_reference, reward_metrics
+from innerpo.losses.base import Beta, LabelSmoothing, LossInputs, LossOutput, PreferenceLoss, check_beta, require_reference, reward_metrics
+from innerpo.losses.common import check_label_smoothing
+
+
+@dataclass
+class DPOParams(Beta, LabelSmoothing):
+    """DPO's options: β and the cDPO label smoothing ε."""
 
 
 class DPOLoss(PreferenceLoss):
@@ -26,11 +34,13 @@ class DPOLoss(PreferenceLoss):
     Shapes: log-probs [B] each → scalar loss (mean over the batch).
     """
 
+    Params = DPOParams
+    title = "DPO with optional label smoothing (cDPO), arXiv:2305.18290"
+
     def __init__(self, beta: float = 0.1, label_smoothing: float = 0.0):
         super().__init__()
         check_beta(beta, "dpo")
-        if not 0.0 <= label_smoothing < 0.5:
-            raise ValueError(f"dpo: label_smoothing must be in [0, 0.5), got {label_smoothing}")
+        check_label_smoothing(label_smoothing, "dpo")
         self.beta = beta
         self.label_smoothing = label_smoothing
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import logratios, per_token
 
 
@@ -27,6 +27,10 @@ class DPONormLoss(PreferenceLoss):
     Shapes: log-probs [B] each, ntok [B] each → scalar loss (mean over the batch).
     Metrics: TRL's rewards/* are β·(summed log-ratio), as TRL logs them.
     """
+
+    Params = Beta
+    title = "Length-normalized DPO on per-token log-ratios (β=1.0), arXiv:2305.18290 + arXiv:2405.14734"
+    preset = {"beta": 1.0}
 
     def __init__(self, beta: float = 0.1):
         super().__init__()

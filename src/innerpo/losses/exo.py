@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
 import torch
 import torch.nn.functional as F
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LabelSmoothing, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import check_label_smoothing, logratios
+
+
+@dataclass
+class EXOParams(Beta, LabelSmoothing):
+    """EXO's options: β and ε (EXO takes log ε, so its preset sets the paper's 1e-3)."""
 
 
 class EXOLoss(PreferenceLoss):
@@ -29,6 +36,10 @@ class EXOLoss(PreferenceLoss):
         label_smoothing: ε in (0, 0.5), required > 0 (log ε); the paper recommends 1e-3.
     Shapes: log-probs [B] each → scalar loss (mean over the batch).
     """
+
+    Params = EXOParams
+    title = "EXO, efficient exact optimization (pairs, ε=1e-3), arXiv:2402.00856"
+    preset = {"label_smoothing": 1e-3}
 
     def __init__(self, beta: float = 0.1, label_smoothing: float = 1e-3):
         super().__init__()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import logratios
 
 
@@ -24,6 +24,9 @@ class HingeLoss(PreferenceLoss):
         beta: β > 0, typically 0.01–1 (margin 1/β in log-ratio units).
     Shapes: log-probs [B] each → scalar loss (mean over the batch).
     """
+
+    Params = Beta
+    title = "SLiC-HF hinge loss on reference log-ratios, arXiv:2305.10425"
 
     def __init__(self, beta: float = 0.1):
         super().__init__()

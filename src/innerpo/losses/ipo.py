@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from dataclasses import dataclass
+
+from innerpo.losses.base import Beta, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import logratios, per_token
+
+
+@dataclass
+class IPOParams(Beta):
+    ipo_normalize: bool = True
+    """IPO on per-token mean log-ratios (TRL's convention); False uses summed log-ratios as in the IPO paper's equation."""
 
 
 class IPOLoss(PreferenceLoss):
@@ -32,6 +40,13 @@ class IPOLoss(PreferenceLoss):
     Metrics: TRL's rewards/* are β·(summed log-ratio) whatever ``normalize``; plus
     ``ipo_margin``, the batch mean of h as used in the loss.
     """
+
+    Params = IPOParams
+    title = "IPO, squared loss on per-token log-ratio margins (TRL convention), arXiv:2310.12036"
+
+    @classmethod
+    def from_params(cls, p: IPOParams) -> "IPOLoss":
+        return cls(beta=p.beta, normalize=p.ipo_normalize)
 
     def __init__(self, beta: float = 0.1, normalize: bool = True):
         super().__init__()

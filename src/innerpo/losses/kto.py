@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, SeqLogps, check_beta, require_reference
+from innerpo.losses.base import Beta, LossInputs, LossOutput, PreferenceLoss, SeqLogps, check_beta, require_reference
 from innerpo.losses.common import check_positive
 
 #: LossInputs.extra keys read by KTO with ``kl_estimate="mismatched"``.
@@ -30,6 +32,16 @@ def check_kto_labels(labels) -> None:
             "examples; KTO needs both. Add examples of the missing kind, or use a paired dataset "
             "(each pair gives one of each)."
         )
+
+
+@dataclass
+class KTOParams(Beta):
+    kto_desirable_weight: float = 1.0
+    """KTO weight λ_D > 0 of desirable (chosen / label=True) examples."""
+    kto_undesirable_weight: float = 1.0
+    """KTO weight λ_U > 0 of undesirable (rejected / label=False) examples."""
+    kto_kl_estimate: Literal["mismatched", "batch"] = "mismatched"
+    """KTO reference point z0: `mismatched` (TRL) reads KL log-probs of mismatched prompt/completion pairs from LossInputs.extra; `batch` uses the batch-mean log-ratio clamped at 0."""
 
 
 class KTOLoss(PreferenceLoss):
@@ -80,6 +92,13 @@ class KTOLoss(PreferenceLoss):
     present when the batch has that kind), rewards/margins (their difference, when both),
     logps/chosen, logps/rejected (summed), ``kl`` (z0); paired also rewards/accuracies.
     """
+
+    Params = KTOParams
+    title = "KTO, prospect-theoretic; pairs or prompt/completion/label data, arXiv:2402.01306"
+
+    @classmethod
+    def from_params(cls, p: KTOParams) -> "KTOLoss":
+        return cls(beta=p.beta, desirable_weight=p.kto_desirable_weight, undesirable_weight=p.kto_undesirable_weight, kl_estimate=p.kto_kl_estimate)
 
     def __init__(
         self,

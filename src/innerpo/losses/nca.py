@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import logratios
 
 
@@ -24,6 +24,9 @@ class NCALoss(PreferenceLoss):
         beta: β > 0, typically 0.01–0.5.
     Shapes: log-probs [B] each → scalar loss (mean over the batch).
     """
+
+    Params = Beta
+    title = "NCA, noise-contrastive alignment on pairs, arXiv:2402.05369"
 
     def __init__(self, beta: float = 0.1):
         super().__init__()

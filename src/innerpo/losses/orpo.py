@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.sft import chosen_nll
 
 # Per-token mean log-probs are clamped just below 0 so log(1 − p) stays finite when p → 1.
@@ -45,6 +45,9 @@ class ORPOLoss(PreferenceLoss):
     """
 
     needs_reference = False
+
+    Params = Beta
+    title = "ORPO, odds-ratio preference term plus NLL, reference-free, arXiv:2403.07691"
 
     def __init__(self, beta: float = 0.1):
         super().__init__()

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LabelSmoothing, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import check_label_smoothing, logratios
+
+
+@dataclass
+class RobustParams(Beta, LabelSmoothing):
+    """Robust DPO's options: β and the assumed label-flip rate ε."""
 
 
 class RobustDPOLoss(PreferenceLoss):
@@ -27,6 +34,10 @@ class RobustDPOLoss(PreferenceLoss):
         label_smoothing: ε in [0, 0.5), the assumed label-flip rate, typically 0.05–0.3.
     Shapes: log-probs [B] each → scalar loss (mean over the batch).
     """
+
+    Params = RobustParams
+    title = "Robust DPO for noisy labels (assumed flip rate ε=0.1), arXiv:2403.00409"
+    preset = {"label_smoothing": 0.1}
 
     def __init__(self, beta: float = 0.1, label_smoothing: float = 0.0):
         super().__init__()

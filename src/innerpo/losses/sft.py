@@ -32,6 +32,7 @@ class SFTLoss(PreferenceLoss):
     """
 
     needs_reference = False
+    title = "SFT, NLL of the chosen completions only (baseline; RPO's NLL term), arXiv:2404.19733"
 
     def forward(self, x: LossInputs) -> LossOutput:
         loss = chosen_nll(x)

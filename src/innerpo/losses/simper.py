@@ -25,6 +25,7 @@ class SimPERLoss(PreferenceLoss):
     """
 
     needs_reference = False
+    title = "SimPER, reference-free perplexity optimization, no hyperparameters, arXiv:2502.00883"
 
     def forward(self, x: LossInputs) -> LossOutput:
         m_w, m_l = x.policy_chosen.mean, x.policy_rejected.mean

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
 import torch.nn.functional as F
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LabelSmoothing, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import check_label_smoothing
+
+
+@dataclass
+class SimPOParams(Beta, LabelSmoothing):
+    simpo_gamma: float = 0.5
+    """SimPO target margin γ >= 0 in reward units (TRL convention: loss = -log σ(β·Δmean − γ)); ignored when simpo_gamma_beta_ratio is set."""
+    simpo_gamma_beta_ratio: float | None = None
+    """SimPO margin given as γ/β (the SimPO paper's code, typically 0.3–1.0); when set, γ = ratio·β and simpo_gamma is ignored."""
 
 
 class SimPOLoss(PreferenceLoss):
@@ -40,6 +50,14 @@ class SimPOLoss(PreferenceLoss):
     """
 
     needs_reference = False
+
+    Params = SimPOParams
+    title = "SimPO, reference-free, length-normalized with margin (β=2, γ=1), arXiv:2405.14734"
+    preset = {"beta": 2.0, "simpo_gamma": 1.0}
+
+    @classmethod
+    def from_params(cls, p: SimPOParams) -> "SimPOLoss":
+        return cls(beta=p.beta, gamma=p.simpo_gamma, gamma_beta_ratio=p.simpo_gamma_beta_ratio, label_smoothing=p.label_smoothing)
 
     def __init__(
         self,

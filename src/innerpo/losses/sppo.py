@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
+from innerpo.losses.base import Beta, LossInputs, LossOutput, PreferenceLoss, check_beta, reward_metrics
 from innerpo.losses.common import logratios
 
 
@@ -22,6 +22,9 @@ class SPPOLoss(PreferenceLoss):
         beta: β > 0, typically 0.001–0.1 (the paper's η = 1/β).
     Shapes: log-probs [B] each → scalar loss (mean over the batch).
     """
+
+    Params = Beta
+    title = "SPPO with hard win probabilities, arXiv:2405.00675"
 
     def __init__(self, beta: float = 0.1):
         super().__init__()

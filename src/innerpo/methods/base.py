@@ -1,24 +1,45 @@
 """A training method: how a micro-batch becomes loss inputs, and the objective itself.
 
-The loop only knows this interface: `loss_inputs(model, batch)` runs the forward
-passes the objective needs (the reference pass only when some loss asks for it),
+The loop only knows the :class:`Method` protocol: `loss_inputs(model, batch)` runs the
+forward passes the objective needs (the reference pass only when some loss asks for it),
 `loss` maps those inputs to a scalar, and `after_backward(model)` may edit gradients
-before the optimizer step (gradient-projection methods use it).
+before the optimizer step (gradient-projection methods use it). Every method class,
+paired or unpaired, satisfies it (a test checks), and innerpo.methods.build is the one
+place that chooses and builds them.
 """
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
 from torch import nn
 
-from innerpo.config import MethodConfig
-from innerpo.errors import ConfigError
 from innerpo.data.batching import PairBatch
 from innerpo.losses.base import LossInputs, SeqLogps
 from innerpo.losses.combined import CombinedLoss
-from innerpo.losses.registry import build_method_loss
 from innerpo.methods.kto import mismatched_kl_logps, needs_kl_inputs
 from innerpo.models.forward import forward_pairs, logp_rows
+
+
+@runtime_checkable
+class Method(Protocol):
+    """What the training loop, the reference cache and checkpoints read of a method."""
+
+    loss: nn.Module  # LossInputs-like → LossOutput; has ``uses_reference``
+    cacheable_reference: bool  # reference values can come from the on-disk table
+
+    def bind(self, model) -> None:
+        """Attach to the loaded model (hooks, capture points), before the optimizer collects parameters."""
+
+    def loss_inputs(self, model, batch):
+        """Run the forward passes for one micro-batch; return what ``loss`` reads."""
+
+    def after_backward(self, model) -> dict[str, float]:
+        """Edit gradients before the optimizer step; return metrics to log."""
+
+    def parameters(self):
+        """Trainable parameters the method owns (transforms), trained with the adapter."""
 
 
 class OutputMethod(nn.Module):
@@ -29,9 +50,9 @@ class OutputMethod(nn.Module):
     # activations every step set it False.
     cacheable_reference = True
 
-    def __init__(self, cfg: MethodConfig):
+    def __init__(self, loss: CombinedLoss):
         super().__init__()
-        self.loss: CombinedLoss = build_method_loss(cfg)
+        self.loss = loss
         self.ref_table: dict[str, torch.Tensor] | None = None  # cached reference, by dataset index
 
     def bind(self, model) -> None:
@@ -71,28 +92,3 @@ class OutputMethod(nn.Module):
     def after_backward(self, model) -> dict[str, float]:
         return {}
 
-
-def build_method(cfg: MethodConfig, preset: str | None = None) -> OutputMethod:
-    """The method `cfg` describes, its settings checked: a bad value, or an option set away
-    from `preset`'s value (MethodConfig's defaults without a preset) that the method does
-    not read (methods.options), raises ConfigError."""
-    from innerpo.methods.options import check_options_read
-    from innerpo.methods.presets import PRESETS, preset_config
-
-    try:
-        if cfg.projection != "none":
-            from innerpo.methods.projection import build_projection_method
-
-            method = build_projection_method(cfg, cfg.projection)
-        elif cfg.hidden_loss != "none":
-            from innerpo.methods.hidden import HiddenMethod
-
-            method = HiddenMethod(cfg)
-        else:
-            method = OutputMethod(cfg)
-    except ConfigError:
-        raise
-    except ValueError as e:  # a component's own validation: a configuration error too
-        raise ConfigError(str(e)) from e
-    check_options_read(cfg, preset_config(preset).method if preset in PRESETS else None)
-    return method

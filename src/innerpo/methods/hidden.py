@@ -33,25 +33,27 @@ refuses such a combination unless ``allow_inert_transform`` is set.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from innerpo.config import MethodConfig
-from innerpo.errors import ConfigError
 from innerpo.data.batching import PairBatch
+from innerpo.errors import ConfigError
 from innerpo.inner import HiddenInputs, StateQuad, head_projector, last_real_token, make_transform, masked_mean, parse_layers, supr_masks
-from innerpo.inner.align import ROTATION_INVARIANT, STATIONARY_AT_INIT
-from innerpo.inner.transforms import scale_steps
+from innerpo.inner.supr import SuprParams
+from innerpo.inner.transforms import TransformParams, scale_steps
 from innerpo.losses.base import LossInputs, SeqLogps
+from innerpo.losses.combined import CombinedLoss
 from innerpo.methods.base import OutputMethod
 from innerpo.methods.kto import mismatched_kl_logps, needs_kl_inputs
 from innerpo.models.capture import capture, capture_points, decoder_layers
-from innerpo.models.forward import ForwardOutput, _body_and_head, forward_pairs
+from innerpo.models.forward import ForwardOutput, body_and_head, forward_pairs
+from innerpo.params import option
 
 TRAINABLE = ("ether", "etherplus", "oft", "hra", "ortho")
 ORTHOGONAL = ("ether", "oft", "hra", "ortho")
-INNER_PRODUCT_LOSSES = ("prefvec", "mse", "reroute")  # and innerpo with a ROTATION_INVARIANT margin
 
 
 INERT_GRAD_TOL = 1e-5
@@ -60,45 +62,82 @@ that agree up to rounding (the adapter starts at zero) leave ~1e-7 of float nois
 stationary term's gradient; a term that trains has O(0.01–1)."""
 
 
+@dataclass
+class HiddenParams(SuprParams, TransformParams):
+    """The options of the hidden-state method layer: what is collected, how, and the term's weight."""
+
+    alpha: float = 1.0
+    """Weight of the hidden-state term (> 0)."""
+    collect: Literal["hs", "side"] = "hs"
+    """Where states are read: `hs` the residual stream after each chosen block; `side` the inputs of its attention output and MLP down projections."""
+    layers: str = "0.25,0.5,0.75"
+    """Blocks to collect: indices, negative indices, fractions of depth, ranges (`4:12:2`, `0.25:0.75`), comma lists."""
+    transform: Literal["none", "supr", "ether", "etherplus", "oft", "hra", "ortho"] = "none"
+    """Map applied to all four pooled states before the hidden loss (trainable ones train with the adapter)."""
+    sink_threshold: float | None = None
+    """Drop "attention sink" tokens whose norm exceeds this multiple of the row's median before pooling (None: keep all)."""
+    allow_inert_transform: bool = option(False, read_when="with an orthogonal transform and a loss it cannot change")
+    """Train an orthogonal transform (ether, oft, hra, ortho) with a loss that reads only inner products, which it provably cannot change (an ablation row identical to `none`)."""
+
+
+def hidden_reads(p: HiddenParams, inert: bool) -> set[str]:
+    """The method layer's options read under `p`; `inert`: the transform cannot change the term."""
+    reads = {"alpha", "collect", "layers", "transform", "sink_threshold"}
+    if p.transform == "supr":
+        reads.add("supr_threshold")
+    if p.transform in TRAINABLE and p.transform != "ortho":  # ortho keeps its own parametrization
+        reads.add("transform_lr_scale")
+    if inert:
+        reads.add("allow_inert_transform")
+    return reads
+
+
 class InertHiddenTermError(ConfigError):
     """The hidden-state term cannot move the model as configured; the message names the cause."""
 
 
-def inert_transform_reason(cfg: MethodConfig) -> str | None:
-    """Why this transform + loss cannot change the loss, or None when it can."""
-    if cfg.transform not in ORTHOGONAL:
+def inert_transform_reason(transform: str, term: str, term_cls, term_p) -> str | None:
+    """Why `transform` cannot change the hidden term `term` (class `term_cls` under its
+    settings `term_p`), or None when it can."""
+    if transform not in ORTHOGONAL or not term_cls.rotation_invariant(term_p):
         return None
-    if cfg.hidden_loss in INNER_PRODUCT_LOSSES or (cfg.hidden_loss == "innerpo" and cfg.align_method in ROTATION_INVARIANT):
-        what = f"innerpo with align method {cfg.align_method!r}" if cfg.hidden_loss == "innerpo" else repr(cfg.hidden_loss)
-        return (
-            f"transform {cfg.transform!r} is orthogonal and is applied to all four states, and the hidden loss {what} "
-            "reads them only through inner products and Euclidean norms, which an orthogonal map preserves: the loss, "
-            f"its gradient and the trained adapter are identical to transform 'none' and the {cfg.transform} "
-            "parameters never receive gradient. Use transform none or etherplus, a loss that reads coordinates "
-            "(rank; innerpo with align para, para_orth or para_orth2), or pass "
-            "--method.allow_inert_transform for an ablation row that should equal 'none'"
-        )
-    return None
+    align = getattr(term_p, "align_method", None)
+    what = f"innerpo with align method {align!r}" if term == "innerpo" else repr(term)
+    return (
+        f"transform {transform!r} is orthogonal and is applied to all four states, and the hidden loss {what} "
+        "reads them only through inner products and Euclidean norms, which an orthogonal map preserves: the loss, "
+        f"its gradient and the trained adapter are identical to transform 'none' and the {transform} "
+        "parameters never receive gradient. Use transform none or etherplus, a loss that reads coordinates "
+        "(rank; innerpo with align para, para_orth or para_orth2), or pass "
+        "--method.allow_inert_transform for an ablation row that should equal 'none'"
+    )
 
 
 class HiddenMethod(OutputMethod):
-    """Output-level losses plus one hidden-state term, states collected in the same passes."""
+    """Output-level losses plus one hidden-state term, states collected in the same passes.
 
-    def __init__(self, cfg: MethodConfig):
-        super().__init__(cfg)
+    loss: the method's objective, whose component `term` is the hidden term; params: the
+    method layer's options; term_p: the hidden term's own options (its ``Params``).
+    """
+
+    def __init__(self, loss: CombinedLoss, params: HiddenParams, term: str, term_p):
+        super().__init__(loss)
         if not self.loss.uses_hidden:
             raise ValueError("HiddenMethod needs a hidden-state loss (--method.hidden_loss)")
-        if not (math.isfinite(cfg.alpha) and cfg.alpha > 0):
-            raise ConfigError(f"--method.alpha={cfg.alpha}: the hidden term's weight must be > 0 (0 trains the output loss alone; use its own preset)")
-        if not (math.isfinite(cfg.transform_lr_scale) and cfg.transform_lr_scale > 0):
-            raise ConfigError(f"--method.transform_lr_scale={cfg.transform_lr_scale} must be a finite number > 0")
-        if cfg.supr_threshold is not None and not math.isfinite(cfg.supr_threshold):
-            raise ConfigError(f"--method.supr_threshold={cfg.supr_threshold} must be finite (or None for the relative cut)")
-        reason = inert_transform_reason(cfg)
-        if reason and not cfg.allow_inert_transform:
-            raise ConfigError(f"--method.transform={cfg.transform} with --method.hidden_loss={cfg.hidden_loss} is refused: {reason}")
-        self.cfg = cfg
-        self.token_level = cfg.hidden_loss == "innerpo" and cfg.token_constraint > 0  # only InnerDPO reads tokens
+        if not (math.isfinite(params.alpha) and params.alpha > 0):
+            raise ConfigError(f"--method.alpha={params.alpha}: the hidden term's weight must be > 0 (0 trains the output loss alone; use its own preset)")
+        if not (math.isfinite(params.transform_lr_scale) and params.transform_lr_scale > 0):
+            raise ConfigError(f"--method.transform_lr_scale={params.transform_lr_scale} must be a finite number > 0")
+        if params.supr_threshold is not None and not math.isfinite(params.supr_threshold):
+            raise ConfigError(f"--method.supr_threshold={params.supr_threshold} must be finite (or None for the relative cut)")
+        term_cls = type(self.loss.components[term])
+        reason = inert_transform_reason(params.transform, term, term_cls, term_p)
+        if reason and not params.allow_inert_transform:
+            raise ConfigError(f"--method.transform={params.transform} with --method.hidden_loss={term} is refused: {reason}")
+        self.cfg = params
+        self.term = term
+        self.trust_region = getattr(term_p, "trust_region", None) if term == "innerpo" else None
+        self.token_level = term_cls.token_level(term_p)
         # Token-level states cannot come from the compact reference table.
         self.cacheable_reference = not self.token_level
         self.points: dict[str, nn.Module] = {}
@@ -108,15 +147,15 @@ class HiddenMethod(OutputMethod):
         self._check = "first"  # inert check: first → (after an update) second → done
         self.checked_grad_norm: float | None = None
         self._supr_kept: dict[str, float] = {}  # share of coordinates supr kept, per point, last batch
-        self._stationary = cfg.hidden_loss == "innerpo" and cfg.align_method in STATIONARY_AT_INIT
+        self._stationary = term_cls.stationary_at_init(term_p)
         if self._stationary and len(self.loss.components) == 1:
             raise ConfigError(
-                f"align method {cfg.align_method!r} is at its stationary point at initialisation (value and gradient 0 "
+                f"align method {getattr(term_p, 'align_method', term)!r} is at its stationary point at initialisation (value and gradient 0 "
                 "while policy = reference) and acts only once another loss has moved the policy; with "
                 "--method.output_loss=none nothing does, so the run would be driven by float noise. Add an output loss "
                 "(e.g. --method.output_loss=dpo) or choose a directional align method (pars_rat, logodds, ...)"
             )
-        self.loss.components[cfg.hidden_loss].register_forward_hook(self._inert_check)
+        self.loss.components[term].register_forward_hook(self._inert_check)
 
     def bind(self, model) -> None:
         """Resolve layers and capture points on the loaded model; build transforms."""
@@ -126,7 +165,7 @@ class HiddenMethod(OutputMethod):
         if self.cfg.transform == "supr":
             if len(self.layers) < 2:
                 raise ValueError(f"transform supr compares consecutive collected layers: --method.layers={self.cfg.layers!r} gives only {self.layers}")
-            _, head, config = _body_and_head(model)
+            _, head, config = body_and_head(model)
             self.register_buffer("projector", head_projector(head.weight), persistent=False)
         elif self.cfg.transform in TRAINABLE:
             dims = {k: _input_dim(m) if self.cfg.collect == "side" else model.config.hidden_size for k, m in self.points.items()}
@@ -219,7 +258,7 @@ class HiddenMethod(OutputMethod):
         if not torch.is_grad_enabled() or self._check in ("wait", "done"):
             return
         first = self._check == "first"
-        name = self.cfg.hidden_loss
+        name = self.term
         if not output.loss.requires_grad:
             raise InertHiddenTermError(self._inert_message(f"the hidden term {name!r} does not depend on any trainable parameter"))
         grads = torch.autograd.grad(output.loss, self._watched, retain_graph=True, allow_unused=True)
@@ -243,8 +282,8 @@ class HiddenMethod(OutputMethod):
             thr = self.cfg.supr_threshold
             cut = f"threshold {thr}" if thr is not None else "the relative threshold (0.1 × each row's RMS rise)"
             return f"{what}: supr kept no coordinates at layer {empty[0]}: {cut} is above every rise; see --method.supr_threshold"
-        if self.cfg.hidden_loss == "innerpo" and self.cfg.trust_region is not None:
-            return f"{what}: every margin may be beyond the trust region {self.cfg.trust_region}; see --method.trust_region"
+        if self.trust_region is not None:
+            return f"{what}: every margin may be beyond the trust region {self.trust_region}; see --method.trust_region"
         return f"{what}; the policy's hidden states at layers {self.layers} do not move the term (check --method.layers and --model.target_modules)"
 
 

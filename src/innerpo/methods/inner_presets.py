@@ -1,7 +1,8 @@
 """Presets of the hidden-state and gradient-projection methods, in the seeds' naming.
 
 `<collect>-<transform>-<loss>`: collect in {hs, side}, transform in {none, supr, ether,
-etherplus, oft, hra, ortho}, loss in {innerpo, prefvec, mse, reroute, rank}; `innerpo`,
+etherplus, oft, hra, ortho}, loss any hidden-state term of the registry (innerpo, prefvec,
+mse, reroute, rank); `innerpo`,
 `prefvec`, `mse`, `reroute` and `rank` alone mean `hs-none-<loss>`. Every hidden preset
 adds its term to DPO (`--method.output_loss` changes that, `--method.alpha` weighs the
 hidden term).
@@ -16,6 +17,8 @@ simplified branch's `innerpo-<transform>` and the first README's `reprpo_<transf
 
 from __future__ import annotations
 
+from innerpo.methods.registry import PROJECTIONS, entry, hidden_losses
+
 COLLECT = {"hs": "residual stream after each block", "side": "inputs of o_proj and down_proj"}
 TRANSFORMS = {
     "none": "",
@@ -26,13 +29,8 @@ TRANSFORMS = {
     "hra": ", Householder reflections (HRA)",
     "ortho": ", learned orthogonal map",
 }
-LOSSES = {
-    "innerpo": "InnerDPO: DPO on the hidden margin along the reference preference direction",
-    "prefvec": "PrefVec: move chosen/rejected states along the preference direction, orthogonal part small",
-    "mse": "ReprPO's MSE: pull rejected toward the reference's chosen state, retain chosen (lowers the hidden margin by design)",
-    "reroute": "reroute/retain, circuit-breaker style: push rejected away from the reference's chosen state, retain chosen",
-    "rank": "rank: DPO over hidden dimensions via log-softmax",
-}
+# The hidden-state terms of the registry, with their one-line titles.
+LOSSES = {name: entry(name).title for name in hidden_losses()}
 # The research code's spellings (for aliases and for `innerpo train --help`).
 SOURCE_TRANSFORM = {"none": "None", "supr": "SupressedHS", "ether": "ETHER", "etherplus": "ETHERplus", "oft": "OFT",
                     "hra": "HRA", "ortho": "Ortho"}
@@ -52,14 +50,7 @@ INNER_PRESETS: dict[str, tuple[str, dict]] = {loss: _preset("hs", "none", loss) 
 INNER_PRESETS.update(
     {f"{c}-{t}-{l}": _preset(c, t, l) for c in COLLECT for t in TRANSFORMS for l in LOSSES}
 )
-INNER_PRESETS["projgrad"] = (
-    "DPO; LoRA-B gradient columns projected onto each module's reference chosen−rejected direction after backward",
-    {"losses": ["dpo"], "weights": [1.0], "projection": "projgrad"},
-)
-INNER_PRESETS["projbp"] = (
-    "DPO; each LoRA module's output gradient projected onto the reference preference direction during backprop",
-    {"losses": ["dpo"], "weights": [1.0], "projection": "projbp"},
-)
+INNER_PRESETS.update({name: (cls.title, {"losses": ["dpo"], "weights": [1.0], "projection": name}) for name, cls in PROJECTIONS.items()})
 
 
 def inner_aliases() -> dict[str, tuple[str, bool]]:

@@ -13,7 +13,7 @@ on unpaired data the B completions are rotated. Losses ask for these inputs with
 ``needs_kl_inputs`` attribute (KTOLoss sets it for the mismatched estimate).
 
 Unpaired data (prompt/completion/label rows): ``KTOUnpairedMethod`` — the loop switches
-to it when the training source holds unpaired examples (``unpaired_method``). Per
+to it when the training source holds unpaired examples (innerpo.methods.build). Per
 micro-batch (an UnpairedBatch of B completions) it runs the policy forward, the
 reference forward (adapter off; no on-disk cache, ``cacheable_reference = False``) and,
 for the mismatched estimate, the KL forwards, and its loss calls
@@ -29,11 +29,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from innerpo.config import MethodConfig
 from innerpo.data.batching import UnpairedBatch, roll_completions
 from innerpo.losses.base import LossOutput, SeqLogps
 from innerpo.losses.kto import KL_POLICY_KEY, KL_REF_KEY, KTOLoss, check_kto_labels
-from innerpo.losses.registry import build_loss, method_terms
 from innerpo.models.forward import forward_pairs
 
 
@@ -102,19 +100,9 @@ class KTOUnpairedMethod(nn.Module):
 
     cacheable_reference = False  # the loop's reference table holds pairs; unpaired runs score the reference each step
 
-    def __init__(self, cfg: MethodConfig):
+    def __init__(self, kto: KTOLoss, weight: float = 1.0):
         super().__init__()
-        terms = method_terms(cfg)
-        if getattr(cfg, "hidden_loss", "none") != "none" or [name for name, _ in terms] != ["kto"]:
-            names = " + ".join(name for name, _ in terms) or "none"
-            raise ValueError(
-                f"the training data holds unpaired prompt/completion/label rows, which only the kto loss "
-                f"trains on (this method: {names}); use `innerpo train kto` with no other loss, or give "
-                "prompt/chosen/rejected pairs"
-            )
-        kto = build_loss("kto", cfg)
-        assert isinstance(kto, KTOLoss)
-        self.loss = UnpairedKTOObjective(kto, terms[0][1])
+        self.loss = UnpairedKTOObjective(kto, weight)
 
     def bind(self, model) -> None:
         """Nothing to attach to the model."""
@@ -132,14 +120,3 @@ class KTOUnpairedMethod(nn.Module):
     def after_backward(self, model) -> dict[str, float]:
         return {}
 
-
-def unpaired_method(cfg: MethodConfig, examples) -> KTOUnpairedMethod:
-    """The method for an unpaired training set: SFT when the method is the `sft` loss alone
-    (innerpo.methods.sft_unpaired), else KTO, which refuses a set without both labels."""
-    from innerpo.methods.sft_unpaired import is_sft_only, sft_unpaired_method
-
-    if is_sft_only(cfg):
-        return sft_unpaired_method(cfg, examples)
-    method = KTOUnpairedMethod(cfg)
-    check_kto_labels([bool(ex.label) for ex in examples])
-    return method

@@ -1,13 +1,15 @@
 """Named presets for `innerpo train NAME`: a description and the method settings they fix.
 
-Each preset trains one loss of innerpo.losses with per-loss defaults from its paper or
-TRL 1.16; every other setting keeps MethodConfig's default (β = 0.1, no label
-smoothing), and any of them can be overridden with --method.* flags or --config. A
-preset fixes only what differs from those defaults, so a loss switched in by flag
+Each output-level loss in the registry (innerpo.methods.registry) is a preset of its own
+name: that one loss, its ``title`` as the description, and the settings its ``preset``
+fixes away from the declared defaults (β = 0.1, no label smoothing), each from its paper
+or TRL 1.16; any of them can be overridden with --method.* flags or --config. A preset
+fixes only what differs from the defaults, so a loss switched in by flag
 (`innerpo train dpo --method.losses dpo sft --method.weights 1.0 0.2`) reads the same
-shared settings.
+shared settings. The hidden-state and projection presets come from
+innerpo.methods.inner_presets.
 
-Choices that differ from the defaults:
+Choices that differ from the defaults (declared by the losses themselves):
 - exo: label smoothing ε = 1e-3 (EXO takes log ε; the paper's value).
 - robust: ε = 0.1, the assumed label-flip rate (at ε = 0 robust DPO is plain DPO).
 - simpo: β = 2.0 and γ = 1.0 (γ/β = 0.5), in the paper's recommended range
@@ -16,8 +18,6 @@ Choices that differ from the defaults:
 - discopop: β = 0.05, τ = 0.05 (the paper's setting).
 - dpo-norm: β = 1.0 — it compares per-token mean log-ratios, about 1/length the size
   of DPO's summed ones, so DPO's β = 0.1 would leave it almost flat.
-- kto: β = 0.1, λ_D = λ_U = 1 and TRL's mismatched KL estimate; trains on pairs or on
-  prompt/completion/label data (told by the dataset's columns).
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from innerpo.config import MethodConfig, TrainConfig
+from innerpo.config import TrainConfig
 from innerpo.errors import ConfigError
+from innerpo.methods.config import MethodConfig
 from innerpo.methods.inner_presets import INNER_PRESETS, SOURCE_LOSS, SOURCE_TRANSFORM, inner_aliases
+from innerpo.methods.registry import entry, output_losses
 
 
 @dataclass(frozen=True)
@@ -36,33 +38,12 @@ class Preset:
     method: dict = field(default_factory=dict)  # MethodConfig field overrides
 
 
-def _one(loss: str, **settings) -> dict:
-    return {"losses": [loss], "weights": [1.0], **settings}
+def _output_preset(name: str) -> Preset:
+    e = entry(name)
+    return Preset(e.title, {"losses": [name], "weights": [1.0], **e.cls.preset})
 
 
-PRESETS: dict[str, Preset] = {
-    "dpo": Preset("DPO with optional label smoothing (cDPO), arXiv:2305.18290", _one("dpo")),
-    "ipo": Preset("IPO, squared loss on per-token log-ratio margins (TRL convention), arXiv:2310.12036", _one("ipo")),
-    "hinge": Preset("SLiC-HF hinge loss on reference log-ratios, arXiv:2305.10425", _one("hinge")),
-    "robust": Preset("Robust DPO for noisy labels (assumed flip rate ε=0.1), arXiv:2403.00409", _one("robust", label_smoothing=0.1)),
-    "nca": Preset("NCA, noise-contrastive alignment on pairs, arXiv:2402.05369", _one("nca")),
-    "bco": Preset("BCO, binary classifier optimization on pairs, arXiv:2404.04656", _one("bco")),
-    "sppo": Preset("SPPO with hard win probabilities, arXiv:2405.00675", _one("sppo")),
-    "apo-zero": Preset("APO-zero, anchored: raise chosen, lower rejected likelihood, arXiv:2408.06266", _one("apo-zero")),
-    "apo-down": Preset("APO-down, anchored: lower both, rejected more, arXiv:2408.06266", _one("apo-down")),
-    "exo": Preset("EXO, efficient exact optimization (pairs, ε=1e-3), arXiv:2402.00856", _one("exo", label_smoothing=1e-3)),
-    "discopop": Preset("DiscoPOP, discovered log-ratio modulated loss (β=τ=0.05), arXiv:2406.08414", _one("discopop", beta=0.05, discopop_tau=0.05)),
-    "aot": Preset("AOT, distributional alignment via optimal transport (paired), arXiv:2406.05882", _one("aot")),
-    "aot-unpaired": Preset("AOT unpaired variant (chosen and rejected sorted separately), arXiv:2406.05882", _one("aot-unpaired")),
-    "dpo-norm": Preset("Length-normalized DPO on per-token log-ratios (β=1.0), arXiv:2305.18290 + arXiv:2405.14734", _one("dpo-norm", beta=1.0)),
-    "simper": Preset("SimPER, reference-free perplexity optimization, no hyperparameters, arXiv:2502.00883", _one("simper")),
-    "simpo": Preset("SimPO, reference-free, length-normalized with margin (β=2, γ=1), arXiv:2405.14734", _one("simpo", beta=2.0, simpo_gamma=1.0)),
-    "cpo": Preset("CPO, reference-free preference loss plus NLL on chosen, arXiv:2401.08417", _one("cpo", cpo_alpha=1.0)),
-    "orpo": Preset("ORPO, odds-ratio preference term plus NLL, reference-free, arXiv:2403.07691", _one("orpo")),
-    "kto": Preset("KTO, prospect-theoretic; pairs or prompt/completion/label data, arXiv:2402.01306", _one("kto", kto_kl_estimate="mismatched")),
-    "sft": Preset("SFT, NLL of the chosen completions only (baseline; RPO's NLL term), arXiv:2404.19733", _one("sft")),
-}
-
+PRESETS: dict[str, Preset] = {name: _output_preset(name) for name in output_losses()}
 PRESETS.update({name: Preset(text, settings) for name, (text, settings) in INNER_PRESETS.items()})
 
 
@@ -100,7 +81,11 @@ def aliases(canonical: str) -> list[str]:
     return out
 
 
+def preset_method(name: str) -> MethodConfig:
+    """The method settings of preset `name` (a preset or an alias)."""
+    return dataclasses.replace(MethodConfig(), **PRESETS[resolve_method_name(name)].method)
+
+
 def preset_config(name: str) -> TrainConfig:
     name = resolve_method_name(name)
-    method = dataclasses.replace(MethodConfig(), **PRESETS[name].method)
-    return TrainConfig(method=method, method_name=name)
+    return TrainConfig(method=preset_method(name), method_name=name)

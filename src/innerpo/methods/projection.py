@@ -87,20 +87,21 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
-from typing import Literal
 
 import torch
 from peft.tuners.lora import LoraLayer
 from torch import Tensor, nn
 
-from innerpo.config import MethodConfig
 from innerpo.data.batching import PairBatch
 from innerpo.inner.geometry import safe_norm, upcast
 from innerpo.inner.pooling import masked_mean
 from innerpo.losses.base import LossInputs
+from innerpo.losses.combined import CombinedLoss
 from innerpo.methods.base import OutputMethod
 from innerpo.models.forward import ForwardOutput, forward_pairs
+from innerpo.losses.common import check_fraction, check_optional_positive
 
 DIR_EPS = 1e-12
 """A direction with norm ≤ this (or non-finite) is degenerate: gradients are left unchanged."""
@@ -260,13 +261,12 @@ def forward_hooks(modules: dict[str, nn.Module], hook):
 # --- methods ----------------------------------------------------------------------
 
 
-def _check(cfg: MethodConfig) -> None:
-    if getattr(cfg, "hidden_loss", "none") != "none":
-        raise ValueError("projection methods train output-level losses only; set --method.hidden_loss none or --method.projection none")
-    if not (0.0 <= cfg.orth_scale <= 1.0):
-        raise ValueError(f"orth_scale must be in [0, 1] (multiplier of the orthogonal part of the update), got {cfg.orth_scale}")
-    if cfg.proj_clip is not None and not (cfg.proj_clip > 0 and math.isfinite(cfg.proj_clip)):
-        raise ValueError(f"proj_clip must be a positive number or None, got {cfg.proj_clip}")
+@dataclass
+class ProjectionParams:
+    orth_scale: float = 0.5
+    """Projection: multiplier in [0, 1] of the update's part orthogonal to the preference direction (1 only drops the backward parallel part, 0 keeps motion along the direction alone)."""
+    proj_clip: float | None = None
+    """Projection: cap each projected gradient vector's norm at this multiple of the RMS norm of the original vectors in the same call (lora_B columns; completion tokens); None: off."""
 
 
 class _ProjectionMethod(OutputMethod):
@@ -275,11 +275,14 @@ class _ProjectionMethod(OutputMethod):
     cacheable_reference = False
     kind = ""
 
-    def __init__(self, cfg: MethodConfig):
-        super().__init__(cfg)
-        _check(cfg)
-        self.orth_scale = float(cfg.orth_scale)
-        self.proj_clip = cfg.proj_clip
+    def __init__(self, loss: CombinedLoss, params: ProjectionParams):
+        super().__init__(loss)
+        if loss.uses_hidden:
+            raise ValueError("projection methods train output-level losses only; set --method.hidden_loss none or --method.projection none")
+        check_fraction(params.orth_scale, self.kind, "orth_scale", "0.5")
+        check_optional_positive(params.proj_clip, self.kind, "proj_clip")
+        self.orth_scale = float(params.orth_scale)
+        self.proj_clip = params.proj_clip
         self._window_stats: list[dict[str, Tensor]] = []  # per projection call, this optimizer step
         self._degenerate: list[Tensor] = []  # per (module, micro-batch): share of degenerate pairs
 
@@ -319,9 +322,10 @@ class ProjGradMethod(_ProjectionMethod):
     batch direction (module docstring); lora_A gradients are left as they are."""
 
     kind = "projgrad"
+    title = "DPO; LoRA-B gradient columns projected onto each module's reference chosen−rejected direction after backward"
 
-    def __init__(self, cfg: MethodConfig):
-        super().__init__(cfg)
+    def __init__(self, loss: CombinedLoss, params: ProjectionParams):
+        super().__init__(loss, params)
         self._units: dict[str, list[Tensor]] = {}
         self._targets: dict[str, nn.Module] = {}  # a plain dict: not registered as submodules
 
@@ -362,6 +366,7 @@ class ProjBPMethod(_ProjectionMethod):
     ∂L/∂y with :func:`edit_output_grad` as it flows back (module docstring)."""
 
     kind = "projbp"
+    title = "DPO; each LoRA module's output gradient projected onto the reference preference direction during backprop"
 
     def _policy_forward(self, model, batch, modules, units) -> ForwardOutput:
         if not torch.is_grad_enabled():
@@ -382,10 +387,3 @@ class ProjBPMethod(_ProjectionMethod):
     def after_backward(self, model) -> dict[str, float]:
         return self._metrics()
 
-
-def build_projection_method(cfg: MethodConfig, kind: Literal["projgrad", "projbp"]) -> OutputMethod:
-    """The projection method `kind` with cfg's losses (DPO in the presets), orth_scale and proj_clip."""
-    methods = {"projgrad": ProjGradMethod, "projbp": ProjBPMethod}
-    if kind not in methods:
-        raise ValueError(f"unknown projection {kind!r}; known: {', '.join(methods)}")
-    return methods[kind](cfg)

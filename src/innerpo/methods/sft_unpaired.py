@@ -4,7 +4,7 @@ STaR's filtered rationales are demonstrations (question → correct rationale), 
 so they are saved in TRL's unpaired format with `label: true` and trained with the `sft`
 loss (innerpo.losses.sft): each completion's per-token mean NLL, averaged over the
 batch. The loop switches to this method, as to KTO's, when the training source holds
-unpaired rows (``innerpo.methods.kto.unpaired_method``); one forward per micro-batch, no
+unpaired rows (innerpo.methods.build); one forward per micro-batch, no
 reference. A row labelled false (undesirable) cannot be imitated, so it is refused.
 """
 
@@ -12,16 +12,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from innerpo.config import MethodConfig
 from innerpo.data.batching import UnpairedBatch
 from innerpo.data.pairs import DataError
 from innerpo.losses.base import LossInputs
-from innerpo.losses.registry import build_method_loss, method_terms
+from innerpo.losses.combined import CombinedLoss
 from innerpo.models.forward import forward_pairs
-
-
-def is_sft_only(cfg: MethodConfig) -> bool:
-    return [name for name, _ in method_terms(cfg)] == ["sft"]
 
 
 class SFTUnpairedMethod(nn.Module):
@@ -29,9 +24,9 @@ class SFTUnpairedMethod(nn.Module):
 
     cacheable_reference = False  # nothing to cache: sft never reads the reference
 
-    def __init__(self, cfg: MethodConfig):
+    def __init__(self, loss: CombinedLoss):
         super().__init__()
-        self.loss = build_method_loss(cfg)
+        self.loss = loss
         assert not self.loss.uses_reference
 
     def bind(self, model) -> None:
@@ -45,8 +40,8 @@ class SFTUnpairedMethod(nn.Module):
         return {}
 
 
-def sft_unpaired_method(cfg: MethodConfig, examples) -> SFTUnpairedMethod:
+def check_sft_rows(examples) -> None:
+    """SFT imitates: every row must be desirable (label true)."""
     bad = next((i for i, ex in enumerate(examples) if not ex.label), None)
     if bad is not None:
         raise DataError(f"training row {bad} has label false: SFT imitates completions and trains on desirable (label true) rows only")
-    return SFTUnpairedMethod(cfg)

@@ -27,7 +27,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from innerpo.config import MethodConfig, TrainConfig
+from innerpo.config import TrainConfig
+from innerpo.methods.config import MethodConfig
 from innerpo.data.pairs import DataError
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.errors import ConfigError

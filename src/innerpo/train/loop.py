@@ -29,11 +29,10 @@ from innerpo.errors import ConfigError
 from innerpo.data.batching import EpochBatchSampler, collate_items_indexed, item_length
 from innerpo.data.sources import load_examples
 from innerpo.data.tokenize import PairTokenizer
-from innerpo.data.unpaired import is_unpaired, tokenize_examples
+from innerpo.data.unpaired import tokenize_examples
 from innerpo.eval.periodic import held_out_eval
 from innerpo.eval.report import evaluate_suite, tables, write_results
-from innerpo.methods.base import build_method
-from innerpo.methods.kto import unpaired_method
+from innerpo.methods.build import build_method
 from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.models.precision import accelerator_kwargs, prepare_model
 from innerpo.models.ref_cache import reference_table
@@ -68,7 +67,12 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
     precision = accelerator_kwargs(cfg.training.precision)  # refuses a precision this device cannot run, before any write
     keep_freed_memory()  # a step's large buffers reuse freed memory instead of page-faulting fresh pages (innerpo.train.allocator)
     set_seed(cfg.training.seed)
-    method = build_method(cfg.method, cfg.method_name)  # validates hyperparameters before any slow work
+    pairs = load_examples(cfg.data.dataset, cfg.data.split, cfg.data.genies_dir)  # pairs, or prompt/completion/label rows
+    # The subset is fixed by the data, not the training seed: seeds of a sweep train on
+    # the same pairs (and share one reference cache); the seed varies init and order.
+    random.Random(DATA_SEED).shuffle(pairs)
+    pairs = pairs[: cfg.data.max_train_pairs]
+    method = build_method(cfg.method, cfg.method_name, pairs)  # the one build: paired or unpaired rows (KTO, SFT)
     trackers = parse_trackers(cfg.training.report_to)  # a missing extra fails before any output too
     check_settings(cfg.training)
     check_backend()
@@ -93,14 +97,6 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
     if main and not resume:
         save_tokenizer(run_dir, tok, pair_tok.settings())
 
-    pairs = load_examples(cfg.data.dataset, cfg.data.split, cfg.data.genies_dir)  # pairs, or KTO's prompt/completion/label rows
-    # The subset is fixed by the data, not the training seed: seeds of a sweep train on
-    # the same pairs (and share one reference cache); the seed varies init and order.
-    random.Random(DATA_SEED).shuffle(pairs)
-    pairs = pairs[: cfg.data.max_train_pairs]
-    if is_unpaired(pairs):
-        method = unpaired_method(cfg.method, pairs)  # KTO only; refuses data lacking either label
-        method.bind(model)
     items, report = tokenize_examples(pair_tok, pairs, cfg.data.dataset)
     accelerator.print(report.describe(f"train data {cfg.data.dataset}"))
     periodic = held_out_eval(cfg, pair_tok, pairs, tok.pad_token_id)  # None when off (said why)

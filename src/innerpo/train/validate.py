@@ -27,8 +27,10 @@ from innerpo.data.sources import load_examples, load_pairs
 from innerpo.data.tokenize import PairTokenizer, TokenizeReport
 from innerpo.data.unpaired import is_unpaired
 from innerpo.errors import ConfigError, InputError
+from innerpo.methods.build import build_method
 
-# (section, field) -> (check, what is expected). Fields not listed are only type-checked.
+# (section, field) -> (check, what is expected). Fields not listed are only type-checked; the
+# method's options are range-checked by the components that read them (innerpo.methods.build).
 RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("model", "lora_r"): (lambda v: v >= 1, ">= 1"),
     ("model", "lora_alpha"): (lambda v: v > 0, "> 0"),
@@ -51,8 +53,6 @@ RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("eval", "min_pairs"): (lambda v: v >= 0, ">= 0"),
     ("eval", "samples_per_shift"): (lambda v: v >= 0, ">= 0 (0: no samples)"),
     ("eval", "max_new_tokens"): (lambda v: v >= 1, ">= 1"),
-    ("method", "alpha"): (lambda v: v >= 0, ">= 0"),
-    ("method", "hidden_beta"): (lambda v: v > 0, "> 0"),
 }
 
 
@@ -70,10 +70,8 @@ def validate_train(cfg: TrainConfig) -> None:
     examples = _inputs(lambda: load_examples(cfg.data.dataset, cfg.data.split, cfg.data.genies_dir), "--data.dataset")
     if not examples:
         raise DataError(f"{source}: no rows; expected prompt/chosen/rejected pairs")
-    if is_unpaired(examples):  # KTO's prompt/completion/label rows: the method must train on them, with both labels
-        from innerpo.methods.kto import unpaired_method
-
-        _inputs(lambda: unpaired_method(cfg.method, examples), source)
+    if is_unpaired(examples):  # prompt/completion/label rows: the method must train on them (KTO with both labels, or SFT)
+        _inputs(lambda: build_method(cfg.method, cfg.method_name, examples), source)
     _some_pair_fits(pair_tok, examples, source)
     validate_suite(cfg.eval, cfg.data, pair_tok)
 
@@ -117,9 +115,7 @@ def _inputs(load, where: str):
 
 
 def _method(cfg: TrainConfig) -> None:
-    from innerpo.methods.base import build_method
-
-    _inputs(lambda: build_method(cfg.method), f"method {cfg.method_name}")
+    _inputs(lambda: build_method(cfg.method, cfg.method_name), f"method {cfg.method_name}")
     if cfg.method.hidden_loss != "none":
         from innerpo.inner.layers import parse_layers
         from innerpo.models.load import num_layers

@@ -23,7 +23,7 @@ import yaml
 
 from innerpo.config import TrainConfig, apply_values, flatten, to_dict
 from innerpo.experiments.sweep_file import nest
-from innerpo.methods.base import build_method
+from innerpo.methods.build import build_method
 
 
 class SpaceError(ValueError):
