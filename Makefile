@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/innerpo train dpo --output_dir=outputs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir $$(mktemp -d)
 	$(PY) -m pytest -q
 
 # Everything except the runs on the bundled model.
