@@ -53,6 +53,18 @@ def test_all_dropped_is_an_error_naming_the_length_that_fits(tiny_tok):
         PairTokenizer(tiny_tok, 16, truncation="drop").tokenize_all(pairs, "src")
 
 
+def test_training_pairs_with_identical_completions_are_counted_and_dropped(tiny_tok):
+    pairs = [Pair("q1", "a", "b"), Pair("q2", "same", "same"), Pair("q3", "c", "d")]
+    items, report = PairTokenizer(tiny_tok, 64).tokenize_training(pairs, "src")
+    assert [tiny_tok.decode(list(i.chosen)) for i in items] == ["a<|im_end|>\n", "c<|im_end|>\n"]
+    assert report.kept == 2 and report.dropped_identical == 1
+    assert report.describe("src") == "src: 2/3 pairs kept, 1 dropped with identical chosen and rejected completions"
+    with pytest.raises(DataError, match="src: all 1 pairs have identical chosen and rejected completions"):
+        PairTokenizer(tiny_tok, 64).tokenize_training([pairs[1]], "src")
+    items, _ = PairTokenizer(tiny_tok, 64).tokenize_all(pairs, "src")  # evaluation keeps them
+    assert len(items) == 3
+
+
 def test_epoch_sampler_covers_each_index_once_and_reshuffles():
     s = EpochBatchSampler(10, 3, seed=1)
     first = [i for b in s for i in b]

@@ -39,6 +39,8 @@ class TokenizeReport:
     kept: int = 0
     prompt_truncated: int = 0
     dropped_too_long: int = 0
+    dropped_identical: int = 0
+    """Training pairs whose chosen and rejected completions are the same text: no preference to learn."""
     examples: list[str] = field(default_factory=list)
     shortest_fit: int | None = None
     """The smallest max_length under which a dropped pair would have been kept (None: none dropped)."""
@@ -55,13 +57,23 @@ class TokenizeReport:
         )
 
     def describe(self, source: str) -> str:
-        total = self.kept + self.dropped_too_long
+        total = self.kept + self.dropped_too_long + self.dropped_identical
         text = f"{source}: {self.kept}/{total} pairs kept"
         if self.prompt_truncated:
             text += f", {self.prompt_truncated} prompts cut from the left"
         if self.dropped_too_long:
             text += f", {self.dropped_too_long} dropped as too long"
+        if self.dropped_identical:
+            text += f", {self.dropped_identical} dropped with identical chosen and rejected completions"
         return text
+
+
+def distinct_pairs(pairs: list[Pair], source: str) -> list[Pair]:
+    """The pairs whose chosen and rejected completions differ; DataError when none does."""
+    distinct = [p for p in pairs if p.chosen != p.rejected]
+    if pairs and not distinct:
+        raise DataError(f"{source}: all {len(pairs)} pairs have identical chosen and rejected completions; nothing to learn a preference from")
+    return distinct
 
 
 class PairTokenizer:
@@ -128,6 +140,16 @@ class PairTokenizer:
     def tokenize_all(self, pairs: list[Pair], source: str) -> tuple[list[TokenizedPair], TokenizeReport]:
         kept, report = self.tokenize_indexed(pairs, source)
         return [item for _, item in kept], report
+
+    def tokenize_training(self, pairs: list[Pair], source: str) -> tuple[list[TokenizedPair], TokenizeReport]:
+        """tokenize_all for training pairs, less those whose chosen and rejected completions are
+        identical: such a pair states no preference, and every pairwise loss sees a zero
+        margin in it. They are counted in the report (evaluation keeps them: scoring them is
+        harmless and keeps a suite's pair counts those of its files)."""
+        distinct = distinct_pairs(pairs, source)
+        items, report = self.tokenize_all(distinct, source)
+        report.dropped_identical = len(pairs) - len(distinct)
+        return items, report
 
     def tokenize_indexed(self, pairs: list[Pair], source: str) -> tuple[list[tuple[int, TokenizedPair]], TokenizeReport]:
         """Like tokenize_all, keeping each kept pair's index in `pairs` (for per-pair results)."""

@@ -114,7 +114,7 @@ def tokenize_unpaired(pair_tok: PairTokenizer, examples: list[UnpairedExample], 
 
 
 def tokenize_examples(pair_tok: PairTokenizer, examples: list, source: str) -> tuple[list, TokenizeReport]:
-    """Pairs → TokenizedPair (PairTokenizer.tokenize_all); unpaired examples → TokenizedExample."""
+    """Training pairs → TokenizedPair (PairTokenizer.tokenize_training); unpaired examples → TokenizedExample."""
     if is_unpaired(examples):
         return tokenize_unpaired(pair_tok, examples, source)
-    return pair_tok.tokenize_all(examples, source)
+    return pair_tok.tokenize_training(examples, source)

@@ -15,7 +15,7 @@ import dataclasses
 
 from innerpo.errors import ConfigError
 from innerpo.methods.terms import inert_reason, method_terms
-from innerpo.methods.config import MethodConfig, MethodStructure
+from innerpo.methods.config import MethodStructure
 from innerpo.methods.hidden import HiddenParams, hidden_reads
 from innerpo.methods.projection import ProjectionParams
 from innerpo.methods.registry import LOSSES, entry
@@ -55,8 +55,8 @@ def readers(option: str, registry: dict = LOSSES) -> str:
 
 def check_options_read(cfg, baseline=None) -> None:
     """Raise ConfigError for every option set away from `baseline` (the preset's config;
-    default: MethodConfig()) that the configured method does not read."""
-    baseline = baseline or MethodConfig()
+    default: the declared defaults) that the configured method does not read."""
+    baseline = baseline or type(cfg)()
     reads = method_reads(cfg)
     unread = [f.name for f in dataclasses.fields(cfg) if f.name not in reads and getattr(cfg, f.name) != getattr(baseline, f.name)]
     if not unread:

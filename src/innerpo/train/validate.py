@@ -24,7 +24,7 @@ from typing import Any, Literal
 from innerpo.config import DataConfig, EvalConfig, TrainConfig
 from innerpo.data.pairs import DataError, Pair
 from innerpo.data.sources import load_examples, load_pairs
-from innerpo.data.tokenize import PairTokenizer, TokenizeReport
+from innerpo.data.tokenize import PairTokenizer, TokenizeReport, distinct_pairs
 from innerpo.data.unpaired import is_unpaired
 from innerpo.errors import ConfigError, InputError
 from innerpo.methods.build import build_method
@@ -70,6 +70,8 @@ def validate_train(cfg: TrainConfig) -> None:
     examples = _inputs(lambda: load_examples(cfg.data.dataset, cfg.data.split, cfg.data.genies_dir), "--data.dataset")
     if not examples:
         raise DataError(f"{source}: no rows; expected prompt/chosen/rejected pairs")
+    if not is_unpaired(examples):
+        examples = distinct_pairs(examples, source)  # the loop drops pairs with identical completions too
     if is_unpaired(examples):  # prompt/completion/label rows: the method must train on them (KTO with both labels, or SFT)
         _inputs(lambda: build_method(cfg.method, cfg.method_name, examples), source)
     _some_pair_fits(pair_tok, examples, source)
