@@ -75,7 +75,7 @@ def save_spec(tune_dir: Path, spec: TuneSpec) -> None:
         differ = [k for k in ("method", "space", "base", "objective", "suite") if getattr(old, k) != getattr(spec, k)]
         if differ:
             raise TuneError(f"{tune_dir} holds a study with other {', '.join(differ)} ({path}); continue it with the same "
-                            "settings, or choose another --out")
+                            "settings, or choose another --output_dir")
     Path(tune_dir).mkdir(parents=True, exist_ok=True)
     write_atomic(path, yaml.safe_dump(asdict(spec), sort_keys=False))
 
