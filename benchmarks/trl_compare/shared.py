@@ -32,7 +32,8 @@ def precision_of(name: str) -> str:
 
 
 def make_cfg(args, method=None, precision: str = "fp32"):
-    from innerpo.config import DataConfig, MethodConfig, ModelConfig, TrainConfig, TrainingConfig
+    from innerpo.config import DataConfig, ModelConfig, TrainConfig, TrainingConfig
+    from innerpo.methods.config import MethodConfig
 
     total = args.steps + 1
     return TrainConfig(

@@ -27,8 +27,8 @@ def worker_innerpo(args, name: str, profile: bool = False) -> None:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    from innerpo.config import MethodConfig
     from innerpo.methods.base import build_method
+    from innerpo.methods.config import MethodConfig
     from innerpo.models import ref_cache
     from innerpo.models.load import add_lora, load_base, model_settings
     from innerpo.models.precision import prepare_model

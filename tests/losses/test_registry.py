@@ -6,10 +6,10 @@ import dataclasses
 import pytest
 import torch
 
-from innerpo.config import MethodConfig
 from innerpo.losses.base import PreferenceLoss
 from innerpo.losses.combined import CombinedLoss
 from innerpo.losses.registry import LOSSES, build_loss, build_method_loss
+from innerpo.methods.config import MethodConfig
 
 EXPECTED = {
     "dpo", "ipo", "hinge", "robust", "nca", "bco", "sppo", "apo-zero", "apo-down", "exo", "discopop",

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from innerpo.cli import main
-from innerpo.config import ConfigError, MethodConfig, apply_yaml
+from innerpo.config import ConfigError, apply_yaml
 from innerpo.inner.align import ALIGN_METHODS
 from innerpo.methods.base import build_method
+from innerpo.methods.config import MethodConfig
 from innerpo.methods.hidden import inert_transform_reason
 from innerpo.methods.inner_presets import INNER_PRESETS
 from innerpo.methods.options import all_declared, check_options_read

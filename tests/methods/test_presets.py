@@ -13,8 +13,8 @@ import re
 import pytest
 
 from innerpo.cli import main
-from innerpo.config import MethodConfig
 from innerpo.losses.registry import LOSSES, READS_LABEL_SMOOTHING, build_loss
+from innerpo.methods.config import MethodConfig
 from innerpo.methods.presets import PRESETS, preset_config
 
 ALL_NAMES = {

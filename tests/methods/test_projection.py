@@ -6,12 +6,13 @@ import math
 import pytest
 import torch
 
-from innerpo.config import DataConfig, EvalConfig, MethodConfig, ModelConfig, TrainConfig, TrainingConfig
+from innerpo.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TrainingConfig
 from innerpo.data.batching import collate
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.inner.pooling import masked_mean
 from innerpo.methods.base import OutputMethod, build_method
+from innerpo.methods.config import MethodConfig
 from innerpo.methods.projection import (
     ProjBPMethod,
     ProjGradMethod,

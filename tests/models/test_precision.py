@@ -7,11 +7,12 @@ import json
 import pytest
 import torch
 
-from innerpo.config import DataConfig, EvalConfig, MethodConfig, ModelConfig, TrainConfig, TrainingConfig
+from innerpo.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TrainingConfig
 from innerpo.data.batching import collate
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.methods.base import OutputMethod
+from innerpo.methods.config import MethodConfig
 from innerpo.models import precision, ref_cache
 from innerpo.models.forward import forward_pairs
 from innerpo.models.load import add_lora, load_base

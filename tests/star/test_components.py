@@ -6,10 +6,11 @@ import math
 import pytest
 import torch
 
-from innerpo.config import MethodConfig, ModelConfig
+from innerpo.config import ModelConfig
 from innerpo.data.pairs import DataError
 from innerpo.errors import ConfigError
 from innerpo.data.unpaired import UnpairedExample
+from innerpo.methods.config import MethodConfig
 from innerpo.methods.kto import KTOUnpairedMethod, unpaired_method
 from innerpo.methods.sft_unpaired import SFTUnpairedMethod
 from innerpo.models.load import add_lora, load_base, model_settings

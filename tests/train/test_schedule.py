@@ -6,7 +6,8 @@ import math
 import pytest
 from safetensors.torch import load_file
 
-from innerpo.config import DataConfig, EvalConfig, MethodConfig, ModelConfig, TrainConfig, TrainingConfig
+from innerpo.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TrainingConfig
+from innerpo.methods.config import MethodConfig
 from innerpo.train import loop
 
 

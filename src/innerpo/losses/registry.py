@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-from innerpo.config import MethodConfig
 from innerpo.inner.losses import InnerDPOLoss, PrefVecLoss, RankLoss, ReprPOMSELoss, RerouteRetainLoss
 from innerpo.inner.mse import MSE_RETAIN_WEIGHT
 from innerpo.losses.base import PreferenceLoss, check_beta
@@ -27,6 +26,7 @@ from innerpo.losses.sft import SFTLoss
 from innerpo.losses.simper import SimPERLoss
 from innerpo.losses.simpo import SimPOLoss
 from innerpo.losses.sppo import SPPOLoss
+from innerpo.methods.config import MethodConfig
 
 # Each factory reads the hyperparameters its loss needs from the method config.
 LOSSES: dict[str, Callable[[MethodConfig], PreferenceLoss]] = {

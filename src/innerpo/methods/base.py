@@ -11,12 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from innerpo.config import MethodConfig
 from innerpo.errors import ConfigError
 from innerpo.data.batching import PairBatch
 from innerpo.losses.base import LossInputs, SeqLogps
 from innerpo.losses.combined import CombinedLoss
 from innerpo.losses.registry import build_method_loss
+from innerpo.methods.config import MethodConfig
 from innerpo.methods.kto import mismatched_kl_logps, needs_kl_inputs
 from innerpo.models.forward import forward_pairs, logp_rows
 

@@ -37,7 +37,6 @@ import math
 import torch
 from torch import Tensor, nn
 
-from innerpo.config import MethodConfig
 from innerpo.errors import ConfigError
 from innerpo.data.batching import PairBatch
 from innerpo.inner import HiddenInputs, StateQuad, head_projector, last_real_token, make_transform, masked_mean, parse_layers, supr_masks
@@ -45,6 +44,7 @@ from innerpo.inner.align import ROTATION_INVARIANT, STATIONARY_AT_INIT
 from innerpo.inner.transforms import scale_steps
 from innerpo.losses.base import LossInputs, SeqLogps
 from innerpo.methods.base import OutputMethod
+from innerpo.methods.config import MethodConfig
 from innerpo.methods.kto import mismatched_kl_logps, needs_kl_inputs
 from innerpo.models.capture import capture, capture_points, decoder_layers
 from innerpo.models.forward import ForwardOutput, _body_and_head, forward_pairs

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from innerpo.config import MethodConfig
 from innerpo.data.batching import UnpairedBatch, roll_completions
 from innerpo.losses.base import LossOutput, SeqLogps
 from innerpo.losses.kto import KL_POLICY_KEY, KL_REF_KEY, KTOLoss, check_kto_labels
 from innerpo.losses.registry import build_loss, method_terms
+from innerpo.methods.config import MethodConfig
 from innerpo.models.forward import forward_pairs
 
 

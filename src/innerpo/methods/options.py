@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from innerpo.config import MethodConfig
 from innerpo.errors import ConfigError
+from innerpo.methods.config import MethodConfig
 
 #: Output-level losses (innerpo.losses.registry) → the MethodConfig fields they read.
 OUTPUT_READS: dict[str, frozenset[str]] = {

@@ -94,12 +94,12 @@ import torch
 from peft.tuners.lora import LoraLayer
 from torch import Tensor, nn
 
-from innerpo.config import MethodConfig
 from innerpo.data.batching import PairBatch
 from innerpo.inner.geometry import safe_norm, upcast
 from innerpo.inner.pooling import masked_mean
 from innerpo.losses.base import LossInputs
 from innerpo.methods.base import OutputMethod
+from innerpo.methods.config import MethodConfig
 from innerpo.models.forward import ForwardOutput, forward_pairs
 
 DIR_EPS = 1e-12

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from innerpo.config import DataConfig, MethodConfig, ModelConfig, TrainingConfig
+from innerpo.config import DataConfig, ModelConfig, TrainingConfig
+from innerpo.methods.config import MethodConfig
 
 
 @dataclass
