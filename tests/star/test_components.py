@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from innerpo.config import ModelConfig
-from innerpo.data.pairs import DataError
-from innerpo.errors import ConfigError
+from innerpo.errors import ConfigError, DataError
 from innerpo.data.unpaired import UnpairedExample
 from innerpo.methods.config import MethodConfig
 from innerpo.methods.kto import KTOUnpairedMethod, unpaired_method

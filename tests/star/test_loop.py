@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from innerpo.config import DataConfig, ModelConfig, TrainingConfig
-from innerpo.data.pairs import DataError
-from innerpo.errors import ConfigError
+from innerpo.errors import ConfigError, DataError
 from innerpo.methods.config import MethodConfig
 from innerpo.star.config import StarConfig, StarRunConfig
 from innerpo.star.loop import run_star

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from innerpo.data.pairs import DataError, _messages
+from innerpo.data.pairs import _messages
+from innerpo.errors import DataError
 
 
 def is_implicit_prompt_row(row: Any) -> bool:

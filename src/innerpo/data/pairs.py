@@ -13,13 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from innerpo.errors import InputError
+from innerpo.errors import DataError
 
 Messages = list[dict[str, str]]
-
-
-class DataError(InputError):
-    """A data source or row cannot be used; the message names where and why."""
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from innerpo.data.pairs import DataError, Pair, _completion, parse_pair, parse_prompt
+from innerpo.data.pairs import Pair, _completion, parse_pair, parse_prompt
 from innerpo.data.tokenize import PairTokenizer, TokenizeReport
+from innerpo.errors import DataError
 
 UNPAIRED_COLUMNS = ("prompt", "completion", "label")
 

@@ -28,9 +28,8 @@ from collections import Counter
 from pathlib import Path
 
 from innerpo.config import TrainConfig
-from innerpo.data.pairs import DataError
 from innerpo.data.tokenize import PairTokenizer
-from innerpo.errors import ConfigError
+from innerpo.errors import ConfigError, DataError
 from innerpo.io import write_atomic
 from innerpo.methods.config import MethodConfig
 from innerpo.models.load import load_base, merge_adapter

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from innerpo.data.pairs import DataError
-from innerpo.errors import ConfigError
+from innerpo.errors import ConfigError, DataError
 from innerpo.star.questions import LETTERS, Question
 
 EXEMPLAR_DIR = Path(__file__).parent / "exemplars"

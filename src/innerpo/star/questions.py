@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from innerpo.data.pairs import DataError
+from innerpo.errors import DataError
 
 LETTERS = "ABCDEFGHIJ"
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 
-from innerpo.data.pairs import DataError
+from innerpo.errors import DataError
 from innerpo.star.questions import LETTERS, Question
 
 DEFAULT_LEVEL = "add1"

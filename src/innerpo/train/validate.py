@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from innerpo.config import DataConfig, EvalConfig, TrainConfig
-from innerpo.data.pairs import DataError, Pair
+from innerpo.data.pairs import Pair
 from innerpo.data.sources import load_examples, load_pairs
 from innerpo.data.tokenize import PairTokenizer, TokenizeReport
 from innerpo.data.unpaired import is_unpaired
-from innerpo.errors import ConfigError, InputError
+from innerpo.errors import ConfigError, DataError, InputError
 
 # (section, field) -> (check, what is expected). Fields not listed are only type-checked.
 RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
