@@ -47,7 +47,7 @@ from innerpo.methods.base import OutputMethod
 from innerpo.methods.config import MethodConfig
 from innerpo.methods.kto import mismatched_kl_logps, needs_kl_inputs
 from innerpo.models.capture import capture, capture_points, decoder_layers
-from innerpo.models.forward import ForwardOutput, _body_and_head, forward_pairs
+from innerpo.models.forward import ForwardOutput, body_and_head, forward_pairs
 
 TRAINABLE = ("ether", "etherplus", "oft", "hra", "ortho")
 ORTHOGONAL = ("ether", "oft", "hra", "ortho")
@@ -126,7 +126,7 @@ class HiddenMethod(OutputMethod):
         if self.cfg.transform == "supr":
             if len(self.layers) < 2:
                 raise ValueError(f"transform supr compares consecutive collected layers: --method.layers={self.cfg.layers!r} gives only {self.layers}")
-            _, head, config = _body_and_head(model)
+            _, head, config = body_and_head(model)
             self.register_buffer("projector", head_projector(head.weight), persistent=False)
         elif self.cfg.transform in TRAINABLE:
             dims = {k: _input_dim(m) if self.cfg.collect == "side" else model.config.hidden_size for k, m in self.points.items()}

@@ -50,7 +50,7 @@ class ForwardOutput:
     completion_mask: Tensor | None = None
 
 
-def _body_and_head(model):
+def body_and_head(model):
     """The transformer body and output head of a causal LM, peft-wrapped or not."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return base.base_model, base.get_output_embeddings(), base.config
@@ -90,7 +90,7 @@ def forward_pairs(model, batch: PairBatch, output_hidden_states: bool = False, o
 
 
 def _forward_pairs(model, batch: PairBatch, output_hidden_states: bool, observing_hooks: bool) -> ForwardOutput:
-    body, head, config = _body_and_head(model)
+    body, head, config = body_and_head(model)
     softcap = getattr(config, "final_logit_softcapping", None)
     plan = None if output_hidden_states else _shared_prompt_plan(model, config, batch, observing_hooks)
     hidden_states = None
@@ -261,7 +261,7 @@ def rows_of(chosen: SeqLogps, rejected: SeqLogps) -> dict[str, Tensor]:
 
 def _packed_logps(model, batch: PairBatch) -> tuple[SeqLogps, SeqLogps] | None:
     """Chosen and rejected log-probs from one packed, padding-free row; None where packing does not apply."""
-    body, head, config = _body_and_head(model)
+    body, head, config = body_and_head(model)
     if not packed.supports(config):
         return None
     plan = _shared_prompt_plan(model, config, batch, cheaper_only=False)
