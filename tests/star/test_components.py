@@ -15,7 +15,7 @@ from innerpo.methods.sft_unpaired import SFTUnpairedMethod
 from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.star import build, prompts
 from innerpo.star.evaluate import wilson
-from innerpo.star.questions import Question
+from innerpo.star.schema import Question
 
 Q = Question("q1", "What is 2 + 3?", ("4", "5", "6", "7"), "B")
 

@@ -37,8 +37,9 @@ from innerpo.star import build, prompts
 from innerpo.star.config import StarConfig, StarRunConfig
 from innerpo.star.evaluate import direct_accuracy, judge_samples, rationale_accuracy
 from innerpo.star.generate import GenSettings, HFGenerator
-from innerpo.star.questions import Question, load_questions
+from innerpo.star.questions import load_questions
 from innerpo.star.report import write_summary
+from innerpo.star.schema import Question
 from innerpo.train.loop import train
 
 

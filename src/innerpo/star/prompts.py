@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from innerpo.errors import ConfigError, DataError
-from innerpo.star.questions import LETTERS, Question
+from innerpo.star.schema import LETTERS, Question
 
 EXEMPLAR_DIR = Path(__file__).parent / "exemplars"
 HINT_MARK = " (CORRECT)"
