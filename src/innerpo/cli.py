@@ -15,8 +15,9 @@ from typing import Annotated
 
 import tyro
 
-from innerpo.config import EvalConfig, apply_yaml
+from innerpo.config import apply_yaml
 from innerpo.errors import InputError
+from innerpo.eval.config import EvalConfig
 
 USAGE = """usage: innerpo {train,eval,data,sweep,report,tune,star} ...
 

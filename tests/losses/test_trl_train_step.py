@@ -33,13 +33,13 @@ import torch
 
 pytest.importorskip("trl")
 
-from innerpo.config import ModelConfig  # noqa: E402
 from innerpo.data.batching import collate  # noqa: E402
 from innerpo.data.pairs import Pair  # noqa: E402
 from innerpo.data.tokenize import PairTokenizer  # noqa: E402
 from innerpo.methods.base import OutputMethod  # noqa: E402
 from innerpo.methods.config import MethodConfig  # noqa: E402
 from innerpo.models import tiny  # noqa: E402
+from innerpo.models.config import ModelConfig  # noqa: E402
 from innerpo.models.load import add_lora  # noqa: E402
 
 ROWS = [

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from innerpo.cli import main
-from innerpo.config import ConfigError, apply_yaml
+from innerpo.config import apply_yaml
+from innerpo.errors import ConfigError
 from innerpo.inner.align import ALIGN_METHODS
 from innerpo.methods.base import build_method
 from innerpo.methods.config import MethodConfig

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from innerpo.cli import main
-from innerpo.config import ModelConfig
 from innerpo.data.batching import PairBatch, UnpairedBatch, collate, collate_unpaired, roll_completions
 from innerpo.data.pairs import Pair
 from innerpo.data.sources import load_examples, load_pairs
@@ -20,6 +19,7 @@ from innerpo.losses.kto import KL_POLICY_KEY, KL_REF_KEY
 from innerpo.methods.base import OutputMethod
 from innerpo.methods.config import MethodConfig
 from innerpo.methods.kto import KTOUnpairedMethod, mismatched_kl_logps, unpaired_method
+from innerpo.models.config import ModelConfig
 from innerpo.models.forward import forward_pairs
 from innerpo.models.load import add_lora, load_base
 

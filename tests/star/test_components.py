@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from innerpo.config import ModelConfig
 from innerpo.errors import ConfigError, DataError
 from innerpo.data.unpaired import UnpairedExample
 from innerpo.methods.config import MethodConfig
 from innerpo.methods.kto import KTOUnpairedMethod, unpaired_method
 from innerpo.methods.sft_unpaired import SFTUnpairedMethod
+from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.star import build, prompts
 from innerpo.star.evaluate import wilson

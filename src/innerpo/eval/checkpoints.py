@@ -8,7 +8,7 @@ import json
 import warnings
 from pathlib import Path
 
-from innerpo.config import EvalConfig
+from innerpo.eval.config import EvalConfig
 from innerpo.eval.run import evaluate_run
 from innerpo.io import write_atomic
 from innerpo.train.checkpoint import CHECKPOINTS, checkpoint_dirs, problem

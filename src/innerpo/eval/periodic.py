@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from innerpo.config import TrainConfig
 from innerpo.data.pairs import Pair
 from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer, TokenizedPair
@@ -30,6 +29,7 @@ from innerpo.eval.pair_results import pair_id
 from innerpo.eval.suites import Shift, get_suite
 from innerpo.losses.base import LossInputs, SeqLogps
 from innerpo.losses.dpo import DPOLoss
+from innerpo.train.config import TrainConfig
 
 
 @dataclass

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from innerpo.config import DataConfig, EvalConfig
+from innerpo.data.config import DataConfig
 from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.eval.accuracy import Scores, pair_rows
+from innerpo.eval.config import EvalConfig
 from innerpo.eval.pair_results import shift_frame, write_pair_results
 from innerpo.eval.stats import LEVEL, paired_difference_interval, wilson_interval
 from innerpo.eval.suites import get_suite

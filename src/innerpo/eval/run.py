@@ -16,9 +16,9 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from innerpo.config import EvalConfig
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.errors import ConfigError
+from innerpo.eval.config import EvalConfig
 from innerpo.eval.report import evaluate_suite, tables, write_results
 from innerpo.eval.suites import AUTO, auto_suite
 from innerpo.io import replace_dir

@@ -25,10 +25,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from innerpo.config import TrainConfig
 from innerpo.errors import ConfigError
 from innerpo.methods.config import MethodConfig
 from innerpo.methods.inner_presets import INNER_PRESETS, SOURCE_LOSS, SOURCE_TRANSFORM, inner_aliases
+from innerpo.train.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from innerpo.config import TrainConfig
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.errors import ConfigError, DataError
 from innerpo.io import write_atomic
@@ -40,6 +39,7 @@ from innerpo.star.generate import GenSettings, HFGenerator
 from innerpo.star.questions import load_questions
 from innerpo.star.report import write_summary
 from innerpo.star.schema import Question
+from innerpo.train.config import TrainConfig
 from innerpo.train.loop import train
 
 

@@ -24,7 +24,6 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from innerpo.config import TrainConfig
 from innerpo.errors import ConfigError
 from innerpo.data.batching import EpochBatchSampler, collate_items_indexed, item_length
 from innerpo.data.sources import load_examples
@@ -39,6 +38,7 @@ from innerpo.models.precision import accelerator_kwargs, prepare_model
 from innerpo.models.ref_cache import reference_table
 from innerpo.train.allocator import keep_freed_memory
 from innerpo.train.checkpoint import BatchStream, TrainState, check_settings, load_checkpoint, resume_checkpoint, save_checkpoint
+from innerpo.train.config import TrainConfig
 from innerpo.train.distributed import any_process, average_gradients, check_backend, cpu_only, shared_run_dir
 from innerpo.train.metrics import StepMetrics
 from innerpo.train.validate import validate_train

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from accelerate.utils import is_tensorboard_available, is_trackio_available, is_wandb_available
 
-from innerpo.config import TrainConfig, flatten, to_dict
+from innerpo.config import flatten, to_dict
 from innerpo.errors import ConfigError, InputError
+from innerpo.train.config import TrainConfig
 
 AVAILABLE = {"wandb": is_wandb_available, "tensorboard": is_tensorboard_available, "trackio": is_trackio_available}
 # Settings that only say where and how to report: never part of the run name.

@@ -21,12 +21,14 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from innerpo.config import DataConfig, EvalConfig, TrainConfig
+from innerpo.data.config import DataConfig
 from innerpo.data.pairs import Pair
 from innerpo.data.sources import load_examples, load_pairs
 from innerpo.data.tokenize import PairTokenizer, TokenizeReport
 from innerpo.data.unpaired import is_unpaired
 from innerpo.errors import ConfigError, DataError, InputError
+from innerpo.eval.config import EvalConfig
+from innerpo.train.config import TrainConfig
 
 # (section, field) -> (check, what is expected). Fields not listed are only type-checked.
 RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
