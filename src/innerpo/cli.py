@@ -180,7 +180,7 @@ class DataShow:
 
 
 def _data(args: list[str]) -> None:
-    from innerpo.data.catalog import list_sources, show
+    from innerpo.eval.catalog import list_sources, show
 
     cmd = tyro.cli(
         Annotated[DataList, tyro.conf.subcommand("list")] | Annotated[DataShow, tyro.conf.subcommand("show")],
