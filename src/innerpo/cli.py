@@ -152,10 +152,10 @@ def _eval(args: list[str]) -> None:
         defaults = EvalArgs(run_dir=run_dir, eval=run_cfg.eval, genies_dir=run_cfg.data.genies_dir)
     parsed = tyro.cli(EvalArgs, args=args, default=defaults, prog="innerpo eval", use_underscores=True)
 
-    from innerpo.eval.run import evaluate_run
+    from innerpo.train.evaluate import evaluate_run
 
     if parsed.checkpoint == "all":
-        from innerpo.eval.checkpoints import evaluate_checkpoints
+        from innerpo.train.evaluate_checkpoints import evaluate_checkpoints
 
         evaluate_checkpoints(parsed.run_dir, parsed.eval, parsed.genies_dir)
     else:

@@ -10,11 +10,11 @@ from innerpo.data.tokenize import PairTokenizer
 from innerpo.eval.config import EvalConfig
 from innerpo.eval.periodic import held_out_eval
 from innerpo.eval.report import evaluate_suite, tables, write_results
-from innerpo.eval.run import eval_dir_name
 from innerpo.eval.stats import paired_difference_interval, wilson_interval
 from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.train.config import TrainConfig, TrainingConfig
+from innerpo.train.evaluate import eval_dir_name
 
 
 def rows(n_short, n_long):

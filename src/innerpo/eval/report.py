@@ -137,7 +137,7 @@ def write_results(out_dir: Path, summary: dict, frame: pd.DataFrame) -> Path:
     in `out_dir` (created), each written atomically.
 
     The training-time evaluation writes into the run directory itself; `innerpo eval`
-    writes into a subdirectory of it (innerpo.eval.run), so it never overwrites these.
+    writes into a subdirectory of it (innerpo.train.evaluate), so it never overwrites these.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
