@@ -103,7 +103,8 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
         method.bind(model)
     items, report = tokenize_examples(pair_tok, pairs, cfg.data.dataset)
     accelerator.print(report.describe(f"train data {cfg.data.dataset}"))
-    periodic = held_out_eval(cfg, pair_tok, pairs, tok.pad_token_id)  # None when off (said why)
+    periodic = held_out_eval(cfg.data, cfg.eval, pair_tok, pairs, tok.pad_token_id, every=cfg.training.eval_every,
+                             n_pairs=cfg.training.eval_pairs, beta=cfg.method.beta)  # None when off (said why)
     if method.loss.uses_reference and method.cacheable_reference and cfg.training.ref_cache:
         settings = {**pair_tok.settings(), **model_settings(cfg.model), **method.reference_settings()}
         with accelerator.main_process_first():  # the main process builds the cache; the others then read it
