@@ -93,12 +93,12 @@ def scoring_floor(model, items) -> dict:
 def run(args, precision: str, init_lora, eval_batch: int) -> dict:
     import torch
 
-    from innerpo.config import ModelConfig
     from innerpo.data.batching import collate
     from innerpo.data.sources import load_pairs
     from innerpo.data.tokenize import PairTokenizer
     from trl_compare.measure import timed_rounds
     from innerpo.models import ref_cache
+    from innerpo.models.config import ModelConfig
     from innerpo.models.forward import logp_rows
     from innerpo.models.load import add_lora, load_base, model_settings
     from innerpo.models.precision import prepare_model

@@ -11,7 +11,7 @@ import tyro
 from innerpo.cli import ROOMS, main
 from innerpo.data import synthetic
 from innerpo.flags import RENAMED, translate
-from innerpo.methods.presets import preset_config
+from innerpo.train.config import preset_config
 from innerpo.train.run_dir import save_config
 
 TINY = ["--model.base_model=tiny-random", "--model.lora_r=4", "--data.batch_size=4", "--data.max_train_pairs=32", "--eval.max_pairs=12", "--training.eval_every=2", "--training.eval_pairs=8"]

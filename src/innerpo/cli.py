@@ -24,9 +24,10 @@ from typing import Annotated
 
 import tyro
 
-from innerpo.config import EvalConfig, apply_yaml
+from innerpo.config import apply_yaml
 from innerpo.errors import InputError
 from innerpo.flags import translate
+from innerpo.eval.config import EvalConfig
 
 USAGE = """usage: innerpo {train,eval,data,sweep,report,tune,star} ...
 
@@ -82,7 +83,8 @@ def _drop_flag(args: list[str], flag: str) -> list[str]:
 
 
 def _train(args: list[str]) -> None:
-    from innerpo.methods.presets import PRESETS, aliases, preset_config, resolve_method_name
+    from innerpo.methods.presets import PRESETS, aliases, resolve_method_name
+    from innerpo.train.config import preset_config
 
     if args and not args[0].startswith("-"):
         args = [resolve_method_name(args[0]), *args[1:]]  # research-code names and any case
@@ -167,10 +169,10 @@ def _eval(args: list[str]) -> None:
         defaults = EvalArgs(run_dir=run_dir, eval=run_cfg.eval, data=GeniesData(run_cfg.data.genies_dir))
     parsed = tyro.cli(EvalArgs, args=args, default=defaults, prog="innerpo eval", use_underscores=True)
 
-    from innerpo.eval.run import evaluate_run
+    from innerpo.train.evaluate import evaluate_run
 
     if parsed.checkpoint == "all":
-        from innerpo.eval.checkpoints import evaluate_checkpoints
+        from innerpo.train.evaluate_checkpoints import evaluate_checkpoints
 
         evaluate_checkpoints(parsed.run_dir, parsed.eval, parsed.data.genies_dir)
     else:
@@ -195,7 +197,7 @@ class DataShow:
 
 
 def _data(args: list[str]) -> None:
-    from innerpo.data.catalog import list_sources, show
+    from innerpo.eval.catalog import list_sources, show
 
     cmd = tyro.cli(
         Annotated[DataList, tyro.conf.subcommand("list")] | Annotated[DataShow, tyro.conf.subcommand("show")],

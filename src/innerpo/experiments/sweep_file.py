@@ -30,7 +30,8 @@ import yaml
 from innerpo.config import apply_values, apply_yaml
 from innerpo.experiments.cells import Cell, cell_name
 from innerpo.flags import translate_keys
-from innerpo.methods.presets import PRESETS, preset_config
+from innerpo.methods.presets import PRESETS
+from innerpo.train.config import preset_config
 
 KEYS = {"name", "output_dir", "methods", "seeds", "datasets", "base", "executor"}
 

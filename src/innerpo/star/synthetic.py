@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import random
 
-from innerpo.data.pairs import DataError
-from innerpo.star.questions import LETTERS, Question
+from innerpo.errors import DataError
+from innerpo.star.schema import LETTERS, Question
 
 DEFAULT_LEVEL = "add1"
 SPLITS = ("train", "test")

@@ -22,7 +22,8 @@ import yaml
 from innerpo.config import apply_values
 from innerpo.experiments.command import EXECUTORS
 from innerpo.experiments.sweep_file import SweepFileError, setting_flags
-from innerpo.methods.presets import PRESETS, preset_config
+from innerpo.methods.presets import PRESETS
+from innerpo.train.config import preset_config
 from innerpo.train.signals import Interrupted
 from innerpo.tune.objective import OBJECTIVES, ObjectiveError, check_objective, validation_suite
 from innerpo.tune.space import SpaceError, check_space, default_space, load_space, space_record

@@ -30,10 +30,11 @@ from pathlib import Path
 import optuna
 import yaml
 
-from innerpo.config import TrainConfig, apply_values, to_dict
+from innerpo.config import apply_values, to_dict
 from innerpo.experiments.sweep_file import nest
 from innerpo.io import write_atomic
-from innerpo.methods.presets import preset_config
+from innerpo.train.config import preset_config
+from innerpo.train.config import TrainConfig
 from innerpo.tune.objective import training_split
 from innerpo.tune.space import Space, parse_space
 
