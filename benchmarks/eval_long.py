@@ -4,7 +4,7 @@ Imported by vs_trl.py (its `eval_long` and `eval_long_bf16` workers) and by eval
 What a user's `innerpo eval` does per shift, timed: the adapter scored on every pair, the
 base read from the reference cache (built once first, a cold pass, reported apart).
 Compared, in one process and alternating:
-  before  the scoring pass as it was when token-sized batches were asked for (issue 12),
+  before  the scoring pass as it was before token-sized batches,
           reproduced from today's functions: `batch_size` (16) pairs per batch in order
           of total length, the padded shared-prompt forward (`forward_pairs`), the head's
           logits for a whole batch at once, the LoRA path unmerged; fp32

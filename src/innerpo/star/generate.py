@@ -77,12 +77,12 @@ def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, gen: t
 
     Drawn by inverse CDF: the probabilities' running sum (float64) and one uniform per row
     from `gen`, located with `searchsorted`, where `torch.multinomial` draws an exponential
-    per vocabulary entry (~190 ms a step for 48 rows × 49152 tokens on this CPU; this ~15).
+    per vocabulary entry (the docs' STaR generation results have the timing).
     The nucleus is the smallest set of most likely tokens whose mass reaches top_p (as
     transformers' `TopPLogitsWarper` keeps it, up to ties); drawing uniformly in [0, nucleus
     mass) on the descending running sum renormalizes within it. The descending order comes
     from `topk(candidates)` when those hold every row's nucleus (the draw is then the same as
-    from a full sort), else from a full sort (~20× a topk of 256 here).
+    from a full sort), else from a full sort (much slower than a topk of 256).
     """
     if temperature <= 0:
         return logits.argmax(-1)

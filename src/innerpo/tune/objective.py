@@ -19,7 +19,7 @@ rather than steered it, so it never becomes the best configuration (Optuna's
 `best_trial` takes feasible trials only), and it is listed as `incoherent` with its
 reason. TPE reads the constraint and learns where infeasible trials lie. The first
 version failed such trials instead; TPE learns nothing from failed trials, and in the
-README's tuning run it kept proposing learning rates where 7 of 16 trials tripped.
+docs' tuning results it kept proposing learning rates where 7 of 16 trials tripped.
 """
 
 from __future__ import annotations
