@@ -64,8 +64,15 @@ def run(name: str, args, root: Path) -> dict:
     run_dir = train(cfg, evaluate=False)
     rows = [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
     first, last = rows[0], rows[-1]
-    return {"name": name, "loss0": first["loss"], "loss1": last["loss"], "metric": metric,
-            "m0": first[metric], "m1": last[metric], "sign": sign}
+    return {
+        "name": name,
+        "loss0": first["loss"],
+        "loss1": last["loss"],
+        "metric": metric,
+        "m0": first[metric],
+        "m1": last[metric],
+        "sign": sign,
+    }
 
 
 def main() -> None:
@@ -79,13 +86,17 @@ def main() -> None:
     names = args.only or list(ROWS)
     with tempfile.TemporaryDirectory() as tmp:  # run directories; model and reference caches stay in $INNERPO_CACHE
         results = [run(n, args, Path(tmp)) for n in names]
-    print(f"\n{args.model}: hidden term alone, {args.steps} steps x {args.batch} synthetic pairs, lr {args.lr}, no warmup\n")
+    print(
+        f"\n{args.model}: hidden term alone, {args.steps} steps x {args.batch} synthetic pairs, lr {args.lr}, no warmup\n"
+    )
     print("| row | loss step 1 → last | margin | step 1 → last | descends, margin as documented |")
     print("|---|---|---|---|---|")
     for r in results:
         ok = r["loss1"] < r["loss0"] and (r["m1"] - r["m0"]) * r["sign"] > 0
         arrow = "up" if r["sign"] > 0 else "down"
-        print(f"| {r['name']} | {r['loss0']:.4f} → {r['loss1']:.4f} | {r['metric']} ({arrow}) | {r['m0']:+.4f} → {r['m1']:+.4f} | {'yes' if ok else 'NO'} |")
+        print(
+            f"| {r['name']} | {r['loss0']:.4f} → {r['loss1']:.4f} | {r['metric']} ({arrow}) | {r['m0']:+.4f} → {r['m1']:+.4f} | {'yes' if ok else 'NO'} |"
+        )
 
 
 if __name__ == "__main__":

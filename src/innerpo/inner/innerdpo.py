@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dataclasses import dataclass
 from innerpo.inner.align import ROTATION_INVARIANT, STATIONARY_AT_INIT, get_align_method
 from innerpo.inner.align_params import AlignParams, align_kwargs, align_reads
 from innerpo.inner.common import HiddenForm, HiddenLoss, TrustRegion, hidden_inputs
-from innerpo.losses.common import check_nonneg, check_optional_positive, check_positive
 from innerpo.inner.geometry import EPS, safe_norm, symlog, upcast
 from innerpo.inner.hidden_inputs import HiddenInputs, StateQuad
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
 from innerpo.losses.base import LossInputs, LossOutput
+from innerpo.losses.common import check_nonneg, check_optional_positive, check_positive
 from innerpo.params import option
 
 
@@ -192,7 +192,9 @@ class InnerDPOLoss(HiddenLoss):
         if trust_region_mode not in ("upper", "both"):
             raise ValueError(f"{name}: trust_region_mode must be 'upper' or 'both', got {trust_region_mode!r}")
         if trust_region_scope not in ("pair_layer", "pair", "batch"):
-            raise ValueError(f"{name}: trust_region_scope must be 'pair_layer', 'pair' or 'batch', got {trust_region_scope!r}")
+            raise ValueError(
+                f"{name}: trust_region_scope must be 'pair_layer', 'pair' or 'batch', got {trust_region_scope!r}"
+            )
         check_nonneg(token_constraint, name, "token_constraint")
         self.beta = beta
         self.loss_type = loss_type

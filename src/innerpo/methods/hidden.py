@@ -39,9 +39,18 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from innerpo.errors import ConfigError
 from innerpo.data.batching import PairBatch
-from innerpo.inner import HiddenInputs, StateQuad, head_projector, last_real_token, make_transform, masked_mean, parse_layers, supr_masks
+from innerpo.errors import ConfigError
+from innerpo.inner import (
+    HiddenInputs,
+    StateQuad,
+    head_projector,
+    last_real_token,
+    make_transform,
+    masked_mean,
+    parse_layers,
+    supr_masks,
+)
 from innerpo.inner.supr import SuprParams
 from innerpo.inner.transforms import TransformParams, scale_steps
 from innerpo.losses.base import LossInputs, SeqLogps
@@ -125,15 +134,21 @@ class HiddenMethod(OutputMethod):
         if not self.loss.uses_hidden:
             raise ValueError("HiddenMethod needs a hidden-state loss (--method.hidden_loss)")
         if not (math.isfinite(params.alpha) and params.alpha > 0):
-            raise ConfigError(f"--method.alpha={params.alpha}: the hidden term's weight must be > 0 (0 trains the output loss alone; use its own preset)")
+            raise ConfigError(
+                f"--method.alpha={params.alpha}: the hidden term's weight must be > 0 (0 trains the output loss alone; use its own preset)"
+            )
         if not (math.isfinite(params.transform_lr_scale) and params.transform_lr_scale > 0):
             raise ConfigError(f"--method.transform_lr_scale={params.transform_lr_scale} must be a finite number > 0")
         if params.supr_threshold is not None and not math.isfinite(params.supr_threshold):
-            raise ConfigError(f"--method.supr_threshold={params.supr_threshold} must be finite (or None for the relative cut)")
+            raise ConfigError(
+                f"--method.supr_threshold={params.supr_threshold} must be finite (or None for the relative cut)"
+            )
         term_cls = type(self.loss.components[term])
         reason = inert_transform_reason(params.transform, term, term_cls, term_p)
         if reason and not params.allow_inert_transform:
-            raise ConfigError(f"--method.transform={params.transform} with --method.hidden_loss={term} is refused: {reason}")
+            raise ConfigError(
+                f"--method.transform={params.transform} with --method.hidden_loss={term} is refused: {reason}"
+            )
         self.cfg = params
         self.term = term
         self.trust_region = getattr(term_p, "trust_region", None) if term == "innerpo" else None
@@ -164,16 +179,31 @@ class HiddenMethod(OutputMethod):
         self.points = capture_points(model, self.layers, self.cfg.collect)
         if self.cfg.transform == "supr":
             if len(self.layers) < 2:
-                raise ValueError(f"transform supr compares consecutive collected layers: --method.layers={self.cfg.layers!r} gives only {self.layers}")
+                raise ValueError(
+                    f"transform supr compares consecutive collected layers: --method.layers={self.cfg.layers!r} gives only {self.layers}"
+                )
             _, head, config = body_and_head(model)
             self.register_buffer("projector", head_projector(head.weight), persistent=False)
         elif self.cfg.transform in TRAINABLE:
-            dims = {k: _input_dim(m) if self.cfg.collect == "side" else model.config.hidden_size for k, m in self.points.items()}
-            self.transforms = nn.ModuleDict({_key(k): scale_steps(make_transform(self.cfg.transform, d), self.cfg.transform_lr_scale) for k, d in dims.items()})
+            dims = {
+                k: _input_dim(m) if self.cfg.collect == "side" else model.config.hidden_size
+                for k, m in self.points.items()
+            }
+            self.transforms = nn.ModuleDict(
+                {
+                    _key(k): scale_steps(make_transform(self.cfg.transform, d), self.cfg.transform_lr_scale)
+                    for k, d in dims.items()
+                }
+            )
         self._watched = [p for p in model.parameters() if p.requires_grad]
 
     def reference_settings(self) -> dict:
-        return {"collect": self.cfg.collect, "layers": self.layers, "sink_threshold": self.cfg.sink_threshold, "supr": self.cfg.transform == "supr"}
+        return {
+            "collect": self.cfg.collect,
+            "layers": self.layers,
+            "sink_threshold": self.cfg.sink_threshold,
+            "supr": self.cfg.transform == "supr",
+        }
 
     def after_backward(self, model) -> dict[str, float]:
         if self._check == "wait":  # the optimizer step that follows moves the policy
@@ -198,7 +228,12 @@ class HiddenMethod(OutputMethod):
     def reference_rows(self, model, batch: PairBatch) -> dict[str, Tensor]:
         out, rows = self._forward(model, batch)
         b = batch.num_pairs
-        table = {"chosen_sum": out.chosen.sum, "chosen_ntok": out.chosen.ntok, "rejected_sum": out.rejected.sum, "rejected_ntok": out.rejected.ntok}
+        table = {
+            "chosen_sum": out.chosen.sum,
+            "chosen_ntok": out.chosen.ntok,
+            "rejected_sum": out.rejected.sum,
+            "rejected_ntok": out.rejected.ntok,
+        }
         # Store chosen and rejected side by side: [B, 2, ...], so rows index pairs.
         table.update({name: torch.stack([t[:b], t[b:]], dim=1) for name, t in rows.items()})
         return table
@@ -207,7 +242,12 @@ class HiddenMethod(OutputMethod):
         policy, rows = self._forward(model, batch)
         ref = self.reference(model, batch)
         b = batch.num_pairs
-        inputs = LossInputs(policy.chosen, policy.rejected, SeqLogps(ref["chosen_sum"], ref["chosen_ntok"]), SeqLogps(ref["rejected_sum"], ref["rejected_ntok"]))
+        inputs = LossInputs(
+            policy.chosen,
+            policy.rejected,
+            SeqLogps(ref["chosen_sum"], ref["chosen_ntok"]),
+            SeqLogps(ref["rejected_sum"], ref["rejected_ntok"]),
+        )
         if needs_kl_inputs(self.loss):  # KTO as the output loss: its mismatched KL reference point
             inputs.extra.update(mismatched_kl_logps(model, batch))
 
@@ -243,8 +283,13 @@ class HiddenMethod(OutputMethod):
             # The head projector lives in the residual stream; side activations of other
             # widths use the identity (the mask is then "coordinates that rose").
             width = pooled[series[0]][0].shape[-1]
-            proj = self.projector if width == self.projector.shape[0] else torch.eye(width, device=self.projector.device)
-            side_masks = [supr_masks([ref_last[k][:, i] for k in series], projector=proj, threshold=self.cfg.supr_threshold) for i in (0, 1)]
+            proj = (
+                self.projector if width == self.projector.shape[0] else torch.eye(width, device=self.projector.device)
+            )
+            side_masks = [
+                supr_masks([ref_last[k][:, i] for k in series], projector=proj, threshold=self.cfg.supr_threshold)
+                for i in (0, 1)
+            ]
             for j, k in enumerate(series[1:]):
                 mc, mr = side_masks[0][j], side_masks[1][j]
                 self._supr_kept[k] = float(torch.cat([mc, mr]).float().mean())
@@ -260,20 +305,29 @@ class HiddenMethod(OutputMethod):
         first = self._check == "first"
         name = self.term
         if not output.loss.requires_grad:
-            raise InertHiddenTermError(self._inert_message(f"the hidden term {name!r} does not depend on any trainable parameter"))
+            raise InertHiddenTermError(
+                self._inert_message(f"the hidden term {name!r} does not depend on any trainable parameter")
+            )
         grads = torch.autograd.grad(output.loss, self._watched, retain_graph=True, allow_unused=True)
         norm = math.sqrt(sum(float(g.detach().float().norm()) ** 2 for g in grads if g is not None))
         value = float(output.loss.detach())
         self.checked_grad_norm = norm  # the hidden term's own gradient norm w.r.t. the adapter, as checked
         if not math.isfinite(norm):
-            raise InertHiddenTermError(f"the hidden term {name!r} has a non-finite gradient (value {value:.4g}); check the states' scale and --method.hidden_beta")
+            raise InertHiddenTermError(
+                f"the hidden term {name!r} has a non-finite gradient (value {value:.4g}); check the states' scale and --method.hidden_beta"
+            )
         if norm < INERT_GRAD_TOL:
             if first and self._stationary:
-                self._check = "wait"  # at its stationary point at initialisation by design: check once the policy has moved
+                self._check = (
+                    "wait"  # at its stationary point at initialisation by design: check once the policy has moved
+                )
                 return
             when = "at the first step" if first else "after the first update"
-            raise InertHiddenTermError(self._inert_message(
-                f"the hidden term {name!r} has zero gradient with respect to all {len(self._watched)} trainable adapter tensors {when} (norm {norm:.2g}, value {value:.4g})"))
+            raise InertHiddenTermError(
+                self._inert_message(
+                    f"the hidden term {name!r} has zero gradient with respect to all {len(self._watched)} trainable adapter tensors {when} (norm {norm:.2g}, value {value:.4g})"
+                )
+            )
         self._check = "done"
 
     def _inert_message(self, what: str) -> str:

@@ -68,7 +68,12 @@ def token_logps(hidden: Tensor, head, targets: Tensor, softcap: float | None = N
     """Log-prob of each target token. hidden [N, D], targets [N] → [N] float32."""
     if torch.is_grad_enabled() or len(hidden) <= HEAD_CHUNK:
         return _token_logps(hidden, head, targets, softcap)
-    return torch.cat([_token_logps(hidden[s : s + HEAD_CHUNK], head, targets[s : s + HEAD_CHUNK], softcap) for s in range(0, len(hidden), HEAD_CHUNK)])
+    return torch.cat(
+        [
+            _token_logps(hidden[s : s + HEAD_CHUNK], head, targets[s : s + HEAD_CHUNK], softcap)
+            for s in range(0, len(hidden), HEAD_CHUNK)
+        ]
+    )
 
 
 def _token_logps(hidden: Tensor, head, targets: Tensor, softcap: float | None) -> Tensor:
@@ -78,7 +83,9 @@ def _token_logps(hidden: Tensor, head, targets: Tensor, softcap: float | None) -
     return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
-def forward_pairs(model, batch: PairBatch, output_hidden_states: bool = False, observing_hooks: bool = False) -> ForwardOutput:
+def forward_pairs(
+    model, batch: PairBatch, output_hidden_states: bool = False, observing_hooks: bool = False
+) -> ForwardOutput:
     """Completion log-probs of chosen and rejected rows.
 
     observing_hooks: the caller's forward hooks only read activations at completion
@@ -148,7 +155,11 @@ def _shared_prompt_plan(model, config, batch, observing_hooks: bool = False, che
     length = attn.sum(dim=1)
     completion_len = comp.sum(dim=1)
     prompt_len = length - completion_len
-    if bool((prompt_len < 1).any()) or bool((completion_len < 1).any()) or not torch.equal(prompt_len[:b], prompt_len[b:]):
+    if (
+        bool((prompt_len < 1).any())
+        or bool((completion_len < 1).any())
+        or not torch.equal(prompt_len[:b], prompt_len[b:])
+    ):
         return None
     pos = torch.arange(width, device=ids.device)
     # right-padded rows, each a prompt followed directly by its completion (collate's layout)
@@ -214,7 +225,10 @@ def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan) -> 
     out = body(input_ids=ids[:b, : plan.prompt_width], attention_mask=prompt_mask, use_cache=True)
     cache = getattr(out, "cache", None)
     layers = getattr(cache, "layers", None)
-    if not layers or any(type(layer).__name__ != "DynamicLayer" or layer.keys is None or layer.keys.shape[-2] != plan.prompt_width for layer in layers):
+    if not layers or any(
+        type(layer).__name__ != "DynamicLayer" or layer.keys is None or layer.keys.shape[-2] != plan.prompt_width
+        for layer in layers
+    ):
         return None
     for layer in layers:  # rows 0..B-1 chosen, B..2B-1 rejected: the same prompts twice
         layer.keys = torch.cat([layer.keys, layer.keys])
@@ -224,8 +238,12 @@ def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan) -> 
     positions = prompt_len[:, None] + c_pos  # [2B, C]
     comp_ids = ids.gather(1, positions.clamp(max=width - 1))
     comp_valid = c_pos < plan.completion_len[:, None]  # [2B, C]
-    attention = torch.cat([prompt_mask.repeat(2, 1), comp_valid.long()], dim=1)  # keys: prompt slots, then completion slots
-    hidden_c = body(input_ids=comp_ids, attention_mask=attention, position_ids=positions, cache=cache, use_cache=True).last_hidden_state
+    attention = torch.cat(
+        [prompt_mask.repeat(2, 1), comp_valid.long()], dim=1
+    )  # keys: prompt slots, then completion slots
+    hidden_c = body(
+        input_ids=comp_ids, attention_mask=attention, position_ids=positions, cache=cache, use_cache=True
+    ).last_hidden_state
     if any(layer.keys.shape[-2] != plan.prompt_width + plan.completion_width for layer in layers):
         return None  # some layer did not attend through the cache; the caller recomputes in one pass
 
@@ -256,7 +274,12 @@ def logp_rows(model, batch: PairBatch) -> dict[str, Tensor]:
 
 def rows_of(chosen: SeqLogps, rejected: SeqLogps) -> dict[str, Tensor]:
     """The reference table's named [B] tensors from chosen and rejected log-probs."""
-    return {"chosen_sum": chosen.sum, "chosen_ntok": chosen.ntok, "rejected_sum": rejected.sum, "rejected_ntok": rejected.ntok}
+    return {
+        "chosen_sum": chosen.sum,
+        "chosen_ntok": chosen.ntok,
+        "rejected_sum": rejected.sum,
+        "rejected_ntok": rejected.ntok,
+    }
 
 
 def _packed_logps(model, batch: PairBatch) -> tuple[SeqLogps, SeqLogps] | None:
@@ -267,9 +290,13 @@ def _packed_logps(model, batch: PairBatch) -> tuple[SeqLogps, SeqLogps] | None:
     plan = _shared_prompt_plan(model, config, batch, cheaper_only=False)
     if plan is None:
         return None
-    row, packing = packed.pack(batch, plan.prompt_len, plan.completion_len, float32=config._attn_implementation == FP32_SDPA)
+    row, packing = packed.pack(
+        batch, plan.prompt_len, plan.completion_len, float32=config._attn_implementation == FP32_SDPA
+    )
     with packed.packed_attention(body):  # the body shares its config, so the switch is the model's
-        hidden = body(input_ids=row.ids[None], position_ids=row.positions[None], use_cache=False, packing=packing).last_hidden_state[0]
+        hidden = body(
+            input_ids=row.ids[None], position_ids=row.positions[None], use_cache=False, packing=packing
+        ).last_hidden_state[0]
     logps = token_logps(hidden[row.predictors], head, row.targets, getattr(config, "final_logit_softcapping", None))
     b = batch.num_pairs
     sums = torch.zeros(2 * b, dtype=logps.dtype, device=logps.device).index_add(0, row.owner, logps)
