@@ -56,7 +56,7 @@ for prec, m in models.items():
         fns["before_fp32"] = p["before"]
     fns[f"after_{prec}"] = p["after"]
 res = {k: [] for k in fns}
-for r in range(2):
+for _ in range(2):
     for k, fn in fns.items():
         t = time.perf_counter()
         s = fn()

@@ -177,7 +177,7 @@ def test_one_dpo_step_matches_trl(tmp_path):
     # TRL's from a padded one; they agree to float rounding (~1e-6 relative), which moves
     # gradient entries near zero by a few 1e-8 (gradients here: median 5e-4, largest 8e-2)
     for n, p in ours.items():
-        torch.testing.assert_close(p.grad, seen["grads"][n], rtol=1e-4, atol=1e-7, msg=lambda m: f"{n}: {m}")
+        torch.testing.assert_close(p.grad, seen["grads"][n], rtol=1e-4, atol=1e-7, msg=lambda m, n=n: f"{n}: {m}")
 
     class _Acc:  # the loop's optimizer_step only needs clip_grad_norm_ from accelerate
         @staticmethod
@@ -190,6 +190,6 @@ def test_one_dpo_step_matches_trl(tmp_path):
     optimizer_step(_Acc(), params, opt, sched, max_grad_norm=0.0)
     moved = 0.0
     for n, p in ours.items():
-        torch.testing.assert_close(p.detach(), theirs[n].detach(), rtol=0, atol=1e-6, msg=lambda m: f"{n}: {m}")
+        torch.testing.assert_close(p.detach(), theirs[n].detach(), rtol=0, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
         moved = max(moved, (p.detach() - start[n]).abs().max().item())
     assert moved > LR / 2, "the step must move the adapter"

@@ -204,7 +204,7 @@ def test_projgrad_projects_each_lora_b_column_and_leaves_lora_a(setup):
     )
     assert metrics["proj/cos_after"] >= metrics["proj/cos_before"]
     checked = 0
-    for name, module in lora_modules(model).items():
+    for name in lora_modules(model):
         u = torch.nn.functional.normalize(units[name].mean(0), dim=0)
         key = next(k for k in before if k.startswith(name + ".lora_B"))
         c, o = parts(before[key].T, u)  # columns of −∇B in the output space

@@ -33,7 +33,7 @@ def row_to_pair(row: dict, where: str) -> Pair | None:
     prompt, responses = row.get("prompt"), row.get("responses")
     if not isinstance(prompt, str) or not isinstance(responses, dict) or len(responses) < 2:
         raise DataError(f"{where}: a GENIES row needs a string 'prompt' and a 'responses' mapping with 2+ entries")
-    for text, score in responses.items():
+    for score in responses.values():
         if not isinstance(score, (int, float)) or score != score:
             raise DataError(f"{where}: response score must be a number, got {score!r}")
     best = max(responses.values())

@@ -83,7 +83,7 @@ class WorkerExecutor:
                     warmed.add(family(cell))
                     tracker.finished(cell, None if code == 0 else read_error(cell.dir) or _exit_text(code))
         finally:
-            for cell, proc in running.values():  # interrupted: do not leave orphans
+            for _cell, proc in running.values():  # interrupted: do not leave orphans
                 proc.terminate()
                 proc.wait()
 

@@ -98,7 +98,7 @@ def validate_suite(eval_cfg: EvalConfig, data: DataConfig, pair_tok: PairTokeniz
     suite = _inputs(lambda: get_suite(eval_cfg.suite, data.dataset), "--eval.suite")
     for name, shift in suite.shifts.items():
         where = f"eval suite {suite.name!r}, shift {name!r} ({shift.dataset}, {shift.split})"
-        pairs = _inputs(lambda: load_pairs(shift.dataset, shift.split, data.genies_dir), where)
+        pairs = _inputs(lambda shift=shift: load_pairs(shift.dataset, shift.split, data.genies_dir), where)
         if not pairs:
             raise DataError(f"{where}: no pairs; expected prompt/chosen/rejected rows")
         if pair_tok is not None:
@@ -110,10 +110,9 @@ def _some_pair_fits(pair_tok: PairTokenizer, examples: list, source: str) -> Non
     error naming the source and the max_length that would fit its shortest row."""
     report = TokenizeReport()
     for ex in examples:
-        pair = (
-            ex if isinstance(ex, Pair) else Pair(ex.prompt, ex.completion, ex.completion)
-        )  # unpaired: as tokenize_unpaired does
-        if _inputs(lambda: pair_tok(pair, report), source) is not None:
+        # unpaired: as tokenize_unpaired does
+        pair = ex if isinstance(ex, Pair) else Pair(ex.prompt, ex.completion, ex.completion)
+        if _inputs(lambda pair=pair: pair_tok(pair, report), source) is not None:
             return
     raise DataError(
         report.nothing_fits(
