@@ -76,6 +76,7 @@ for k, v in res.items():
     print(k, "median", f"{statistics.median(v):.1f}s", f"{len(items) / statistics.median(v):.3f} pairs/s")
 f = eval_long.scoring_floor(models["fp32"], items)
 print(
-    f"fp32 GEMM floor {f['floor_fp32_s']:.1f}s; after_fp32 = {statistics.median(res['after_fp32']) / f['floor_fp32_s']:.2f}x the floor; "
+    f"fp32 GEMM floor {f['floor_fp32_s']:.1f}s; after_fp32 = "
+    f"{statistics.median(res['after_fp32']) / f['floor_fp32_s']:.2f}x the floor; "
     f"gain {statistics.median(res['before_fp32']) / statistics.median(res['after_fp32']):.2f}x"
 )

@@ -157,23 +157,29 @@ def print_section(fp32: dict, bf16: dict | None) -> list[tuple[str, bool, str]]:
     n = fp32["n_pairs"]
     rate = lambda s: n / s  # noqa: E731
     print(
-        f"\nlong-shift evaluation ({n} pairs, {fp32['real_tok_per_pair']:.0f} real tokens per pair, {fp32['dropped']} dropped as too long; "
+        f"\nlong-shift evaluation ({n} pairs, {fp32['real_tok_per_pair']:.0f} real tokens per pair, "
+        f"{fp32['dropped']} dropped as too long; "
         f"adapter scored, base from the cache; the cold base build took {fp32['base_build_s']:.1f} s fp32"
         + (f", {bf16['base_build_s']:.1f} s bf16" if bf16 else "")
         + "):"
     )
     print(
-        f"  fp32 before (16 pairs per batch by total length, padded) {rate(fp32['before_s']):.2f} pairs/s; after {rate(fp32['after_s']):.2f} pairs/s; "
-        f"bare forward {rate(fp32['bare_s']):.2f} pairs/s; largest accuracy difference before/after {fp32['accuracy_gap']:.4f}"
+        f"  fp32 before (16 pairs per batch by total length, padded) {rate(fp32['before_s']):.2f} pairs/s; "
+        f"after {rate(fp32['after_s']):.2f} pairs/s; "
+        f"bare forward {rate(fp32['bare_s']):.2f} pairs/s; largest accuracy difference before/after "
+        f"{fp32['accuracy_gap']:.4f}"
     )
     print(
-        f"  GEMM floor of the scoring pass ({fp32['gflop'] / n:.1f} GFLOP per pair): fp32 {rate(fp32['floor_fp32_s']):.2f} pairs/s, "
-        f"so after = {fp32['after_s'] / fp32['floor_fp32_s']:.2f}x the floor and 2x before would need <= {fp32['before_s'] / 2 / fp32['floor_fp32_s']:.2f}x"
+        f"  GEMM floor of the scoring pass ({fp32['gflop'] / n:.1f} GFLOP per pair): fp32 "
+        f"{rate(fp32['floor_fp32_s']):.2f} pairs/s, "
+        f"so after = {fp32['after_s'] / fp32['floor_fp32_s']:.2f}x the floor and 2x before would need <= "
+        f"{fp32['before_s'] / 2 / fp32['floor_fp32_s']:.2f}x"
     )
     gain = fp32["before_s"] / fp32["after_s"]
     gain_cpu = fp32["before_cpu_s"] / fp32["after_cpu_s"]
     print(
-        f"  by CPU seconds (what other jobs on the machine barely move): before {rate(fp32['before_cpu_s']):.2f} pairs/s, "
+        "  by CPU seconds (what other jobs on the machine barely move): before "
+        f"{rate(fp32['before_cpu_s']):.2f} pairs/s, "
         f"after {rate(fp32['after_cpu_s']):.2f} pairs/s, {gain_cpu:.2f}x"
     )
     targets = [

@@ -87,7 +87,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:  # run directories; model and reference caches stay in $INNERPO_CACHE
         results = [run(n, args, Path(tmp)) for n in names]
     print(
-        f"\n{args.model}: hidden term alone, {args.steps} steps x {args.batch} synthetic pairs, lr {args.lr}, no warmup\n"
+        f"\n{args.model}: hidden term alone, {args.steps} steps x {args.batch} synthetic pairs, lr "
+        f"{args.lr}, no warmup\n"
     )
     print("| row | loss step 1 → last | margin | step 1 → last | descends, margin as documented |")
     print("|---|---|---|---|---|")
@@ -95,7 +96,8 @@ def main() -> None:
         ok = r["loss1"] < r["loss0"] and (r["m1"] - r["m0"]) * r["sign"] > 0
         arrow = "up" if r["sign"] > 0 else "down"
         print(
-            f"| {r['name']} | {r['loss0']:.4f} → {r['loss1']:.4f} | {r['metric']} ({arrow}) | {r['m0']:+.4f} → {r['m1']:+.4f} | {'yes' if ok else 'NO'} |"
+            f"| {r['name']} | {r['loss0']:.4f} → {r['loss1']:.4f} | {r['metric']} ({arrow}) | {r['m0']:+.4f} "
+            f"→ {r['m1']:+.4f} | {'yes' if ok else 'NO'} |"
         )
 
 

@@ -142,14 +142,19 @@ def print_section(r: dict, step_s: dict) -> dict[str, float]:
     """Print the count and the floor beside the measured steps; returns {precision: step / floor}."""
     groups = ", ".join(f"{g} {f:.1f}" for g, f in r["gflop_by_group"].items())
     print(
-        f"\nroofline (GEMM floor of the innerpo DPO step, mean timed batch: {r['n_tokens']} body tokens, {r['m_tokens']} head tokens): "
-        f"{r['gflop']:.1f} GFLOP ({groups}); attention products, not counted, would add {100 * r['attention_share']:.1f}%"
+        f"\nroofline (GEMM floor of the innerpo DPO step, mean timed batch: {r['n_tokens']} body tokens, "
+        f"{r['m_tokens']} head tokens): "
+        f"{r['gflop']:.1f} GFLOP ({groups}); attention products, not counted, would add "
+        f"{100 * r['attention_share']:.1f}%"
     )
     ratios = {}
     for prec in ("fp32", "bf16"):
         f = r[prec]
         shapes = ", ".join(f"{k} {v:.0f}" for k, v in list(f["gflops_by_shape"].items())[:4])
-        line = f"  {prec}: same-shape GEMMs run at {f['gflops']:.0f} GFLOP/s overall (e.g. {shapes} GFLOP/s), floor {f['floor_s']:.3f} s/step"
+        line = (
+            f"  {prec}: same-shape GEMMs run at {f['gflops']:.0f} GFLOP/s overall (e.g. {shapes} "
+            f"GFLOP/s), floor {f['floor_s']:.3f} s/step"
+        )
         if step_s.get(prec):
             ratios[prec] = step_s[prec] / f["floor_s"]
             line += f"; innerpo step {step_s[prec]:.3f} s = {ratios[prec]:.2f}x the floor"

@@ -117,7 +117,8 @@ def main() -> None:
     pair_tok = PairTokenizer(tok, 2048)
     ids = [prompts.prompt_ids(pair_tok, prompts.messages(ex, q, args.few_shot)) for q in qs]
     print(
-        f"model {args.model}, {len(ids)} questions x k={args.k}, prompt {sum(map(len, ids)) / len(ids):.0f} tokens on average, "
+        f"model {args.model}, {len(ids)} questions x k={args.k}, prompt {sum(map(len, ids)) / len(ids):.0f} "
+        "tokens on average, "
         f"max {args.max_new_tokens} new tokens, temperature {args.temperature}, {args.threads} torch thread(s)"
     )
 
@@ -140,7 +141,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name, (n, dt, cpu) in results.items():
         print(
-            f"| {name} | {n} | {dt:.1f} | {n / dt:.1f} | {(n / dt) / (n0 / dt0):.2f} | {cpu:.1f} | {(n / cpu) / (n0 / cpu0):.2f} |"
+            f"| {name} | {n} | {dt:.1f} | {n / dt:.1f} | {(n / dt) / (n0 / dt0):.2f} | {cpu:.1f} | "
+            f"{(n / cpu) / (n0 / cpu0):.2f} |"
         )
     n, dt, cpu = results["innerpo HFGenerator"]
     speedup = (n / dt) / (n0 / dt0)
@@ -157,7 +159,8 @@ def profile(model, tok, ids, args) -> None:
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         n = innerpo_gen(model, tok, ids, args.k, args)
     print(
-        f"innerpo HFGenerator under the profiler: {n} tokens, {time.perf_counter() - t0:.1f} s, {time.process_time() - c0:.1f} CPU s"
+        f"innerpo HFGenerator under the profiler: {n} tokens, {time.perf_counter() - t0:.1f} s, "
+        f"{time.process_time() - c0:.1f} CPU s"
     )
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 

@@ -102,7 +102,8 @@ def main(argv=None) -> None:
         "--secondary-repeats",
         type=int,
         default=1,
-        help="rounds in which naive, innerdpo and eval also run (the first ones); the default keeps the whole run near 15 min",
+        help="rounds in which naive, innerdpo and eval also run (the first ones); the default keeps the "
+        "whole run near 15 min",
     )
     p.add_argument("--pairs", type=int, default=24, help="pairs in the dataset (reference passes cover all of them)")
     p.add_argument(

@@ -129,7 +129,8 @@ def run(args, configs: list[str]) -> None:
     log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="vs_trl_logs_"))
     log_dir.mkdir(parents=True, exist_ok=True)
     print(
-        f"vs_trl: {args.model}, data {args.data}, configurations {','.join(configs)}; {os.cpu_count()} CPUs, {load_snapshot()} at start; worker logs in {log_dir}",
+        f"vs_trl: {args.model}, data {args.data}, configurations {','.join(configs)}; {os.cpu_count()} CPUs, "
+        f"{load_snapshot()} at start; worker logs in {log_dir}",
         flush=True,
     )
     t_all = time.perf_counter()
@@ -150,7 +151,8 @@ def run(args, configs: list[str]) -> None:
     bf16 = next((e["bf16_over_fp32"] for e in extras if e["bf16_over_fp32"] is not None), None)
     floor_ratio = next((e["floor_ratio"] for e in extras if e["floor_ratio"] is not None), None)
     print(
-        f"speedup_vs_trl={fmt(main_speedup, '.3f', 'nan')} bf16_over_fp32={fmt(bf16, '.3f', 'nan')} floor_ratio={fmt(floor_ratio, '.3f', 'nan')}"
+        f"speedup_vs_trl={fmt(main_speedup, '.3f', 'nan')} bf16_over_fp32={fmt(bf16, '.3f', 'nan')} "
+        f"floor_ratio={fmt(floor_ratio, '.3f', 'nan')}"
     )
 
 
@@ -177,7 +179,8 @@ def run_all(args, datasets, configs, env, log_dir, results) -> None:
                 else:
                     brief = f"floor fp32 {r['fp32']['floor_s']:.3f} s, bf16 {r['bf16']['floor_s']:.3f} s"
                 print(
-                    f"  [{dataset} {rep + 1}/{args.repeats}] {c:<15} {brief}  ({r['wall_s']:.0f} s wall, {load_snapshot()})",
+                    f"  [{dataset} {rep + 1}/{args.repeats}] {c:<15} {brief}  ({r['wall_s']:.0f} s wall, "
+                    f"{load_snapshot()})",
                     flush=True,
                 )
         results[dataset] = summarize(runs)

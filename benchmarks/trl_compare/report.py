@@ -19,8 +19,10 @@ def report(dataset: str, args, s: dict) -> tuple[list[tuple[str, bool | None, st
     same_batches = True
     if first is not None:  # the step table (a run of evaluation configurations alone has none)
         print(
-            f"\n=== {dataset}{'' if dataset == 'synthetic' else ' (' + args.genies_dist + ')'}: {first['n_pairs']} pairs, batch {BATCH}, "
-            f"max_length {args.max_length}, {args.model} fp32 (and bf16 mixed precision in the _bf16 rows), LoRA r{LORA_R}/alpha{LORA_ALPHA:g} all-linear, "
+            f"\n=== {dataset}{'' if dataset == 'synthetic' else ' (' + args.genies_dist + ')'}: "
+            f"{first['n_pairs']} pairs, batch {BATCH}, "
+            f"max_length {args.max_length}, {args.model} fp32 (and bf16 mixed precision in the _bf16 rows), "
+            f"LoRA r{LORA_R}/alpha{LORA_ALPHA:g} all-linear, "
             f"{first['threads']} torch threads; 1 warm-up + {args.steps} timed steps per process; repeats: "
             + ", ".join(f"{k} {len(v['run_medians'])}" for k, v in s.items() if "s_step" in v)
             + " ==="
@@ -28,17 +30,23 @@ def report(dataset: str, args, s: dict) -> tuple[list[tuple[str, bool | None, st
         if inn and trl:
             t = s[trl[0]]
             print(
-                f"token sequences: TRL's own tokenization equals innerpo's for {t['same_tokens']}/{t['n_pairs']} pairs; "
-                f"mean tokens per pair seen (chosen + rejected sequences, real / padded): innerpo {fmt(inn['real'], '.1f')} / {fmt(inn['padded'], '.1f')}, "
+                "token sequences: TRL's own tokenization equals innerpo's for "
+                f"{t['same_tokens']}/{t['n_pairs']} pairs; "
+                "mean tokens per pair seen (chosen + rejected sequences, real / padded): innerpo "
+                f"{fmt(inn['real'], '.1f')} / {fmt(inn['padded'], '.1f')}, "
                 f"TRL {fmt(t['real'], '.1f')} / {fmt(t['padded'], '.1f')}"
             )
         fps = {k: tuple(v["fingerprints"] or ()) for k, v in s.items() if "s_step" in v}
         digests = {k: v["lora_digest"] for k, v in s.items() if "s_step" in v}
         same_batches = len(set(fps.values())) == 1
         print(
-            f"first two batches identical across configurations: {same_batches}; LoRA init identical: {len(set(digests.values())) == 1}"
+            f"first two batches identical across configurations: {same_batches}; LoRA init identical: "
+            f"{len(set(digests.values())) == 1}"
         )
-        head = f"{'configuration':<16}{'s/step':>9}{'run medians':>22}{'pairs/s':>9}{'peak MB':>9}{'train MB':>9}{'loss step 1':>13}{'loss step 2':>13}{'innerpo x':>11}"
+        head = (
+            f"{'configuration':<16}{'s/step':>9}{'run medians':>22}{'pairs/s':>9}{'peak MB':>9}{'train MB':>9}"
+            f"{'loss step 1':>13}{'loss step 2':>13}{'innerpo x':>11}"
+        )
         print(head)
         print("-" * len(head))
         for k, v in s.items():
@@ -48,11 +56,13 @@ def report(dataset: str, args, s: dict) -> tuple[list[tuple[str, bool | None, st
             ratio = own["pairs_s"] / v["pairs_s"] if own and own is not v else None
             label = "naive fwd+bwd" if k == "naive" else k
             print(
-                f"{label:<16}{fmt(v['s_step']):>9}{' '.join(fmt(x) for x in v['run_medians']):>22}{fmt(v['pairs_s'], '.2f'):>9}"
-                f"{fmt(v['peak_mb'], '.0f'):>9}{fmt(v['train_peak_mb'], '.0f'):>9}{fmt(v['loss1'], '.6f'):>13}{fmt(v['loss2'], '.6f'):>13}{fmt(ratio, '.2f'):>11}"
+                f"{label:<16}{fmt(v['s_step']):>9}{' '.join(fmt(x) for x in v['run_medians']):>22}"
+                f"{fmt(v['pairs_s'], '.2f'):>9}{fmt(v['peak_mb'], '.0f'):>9}{fmt(v['train_peak_mb'], '.0f'):>9}"
+                f"{fmt(v['loss1'], '.6f'):>13}{fmt(v['loss2'], '.6f'):>13}{fmt(ratio, '.2f'):>11}"
             )
         print(
-            "('innerpo x' = innerpo's pairs/s, in the row's precision, over this row's; naive has no optimizer step and no loss)"
+            "('innerpo x' = innerpo's pairs/s, in the row's precision, over this row's; naive has no "
+            "optimizer step and no loss)"
         )
 
     # reference costs and the 5-seed sweep
@@ -60,14 +70,16 @@ def report(dataset: str, args, s: dict) -> tuple[list[tuple[str, bool | None, st
         n = inn["n_pairs"]
         steps_per_epoch = n / BATCH
         print(
-            f"\nreference costs ({n} pairs): innerpo table build {fmt(inn['ref_build_s'], '.2f')} s, load (hit) {fmt(inn['ref_load_s'], '.2f')} s"
+            f"\nreference costs ({n} pairs): innerpo table build {fmt(inn['ref_build_s'], '.2f')} s, load "
+            f"(hit) {fmt(inn['ref_load_s'], '.2f')} s"
             + (
                 f"; TRL precompute {fmt(s['trl_precompute']['precompute_s'], '.2f')} s per run"
                 if "trl_precompute" in s
                 else ""
             )
             + (
-                f"; InnerDPO table build {fmt(s['innerdpo']['ref_build_s'], '.2f')} s, load {fmt(s['innerdpo']['ref_load_s'], '.2f')} s"
+                f"; InnerDPO table build {fmt(s['innerdpo']['ref_build_s'], '.2f')} s, load "
+                f"{fmt(s['innerdpo']['ref_load_s'], '.2f')} s"
                 if "innerdpo" in s
                 else ""
             )
@@ -94,9 +106,12 @@ def report(dataset: str, args, s: dict) -> tuple[list[tuple[str, bool | None, st
         e = s["eval"]
         n = e["n_pairs"]
         print(
-            f"\nevaluation ({n} pairs, batch {EVAL_BATCH}, adapter + base): bare forward {fmt(e['bare'], '.2f')} s ({n / e['bare']:.1f} pairs/s); "
-            f"score_pairs base cached {fmt(e['cached'], '.2f')} s ({n / e['cached']:.1f} pairs/s, {e['cached'] / e['bare']:.2f}x bare); "
-            f"base cold {fmt(e['cold'], '.2f')} s ({n / e['cold']:.1f} pairs/s, {e['cold'] / e['bare']:.2f}x bare, two passes)"
+            f"\nevaluation ({n} pairs, batch {EVAL_BATCH}, adapter + base): bare forward "
+            f"{fmt(e['bare'], '.2f')} s ({n / e['bare']:.1f} pairs/s); "
+            f"score_pairs base cached {fmt(e['cached'], '.2f')} s ({n / e['cached']:.1f} pairs/s, "
+            f"{e['cached'] / e['bare']:.2f}x bare); "
+            f"base cold {fmt(e['cold'], '.2f')} s ({n / e['cold']:.1f} pairs/s, {e['cold'] / e['bare']:.2f}x "
+            "bare, two passes)"
         )
 
     targets: list[tuple[str, bool | None, str]] = []
@@ -164,7 +179,8 @@ def speed_targets(s: dict) -> dict:
         if trl16:
             d = abs(inn16["loss1"] - s[trl16[0]]["loss1"])
             print(
-                f"\nbf16 first-step loss: innerpo {inn16['loss1']:.6f}, {trl16[0]} {s[trl16[0]]['loss1']:.6f} (|diff| {d:.1e}; "
+                f"\nbf16 first-step loss: innerpo {inn16['loss1']:.6f}, {trl16[0]} "
+                f"{s[trl16[0]]['loss1']:.6f} (|diff| {d:.1e}; "
                 f"fp32 innerpo {inn['loss1']:.6f})"
             )
     for prec, name, trls in (

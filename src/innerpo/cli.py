@@ -164,7 +164,7 @@ class EvalArgs:
     eval: EvalConfig = field(default_factory=EvalConfig)
     data: GeniesData = field(default_factory=GeniesData)
     checkpoint: str | None = None
-    """Evaluate a checkpoint instead of the final adapter: `step-50` (results in RUN/checkpoints/step-50/eval-<suite>/), or `all` (a table of accuracy per shift against step, RUN/checkpoints/accuracy.md)."""
+    """Evaluate a checkpoint instead of the final adapter: `step-50` (results in RUN/checkpoints/step-50/eval-<suite>/), or `all` (a table of accuracy per shift against step, RUN/checkpoints/accuracy.md)."""  # noqa: E501
 
 
 def _eval(args: list[str]) -> None:
@@ -230,7 +230,8 @@ def _star(args: list[str]) -> None:
         args=args,
         prog="innerpo star",
         use_underscores=True,
-        description="STaR self-training (arXiv:2203.14465): sample rationales, keep the correct ones (or pair them with wrong ones), train, repeat; held-out accuracy per iteration.",
+        description="STaR self-training (arXiv:2203.14465): sample rationales, keep the correct ones (or "
+        "pair them with wrong ones), train, repeat; held-out accuracy per iteration.",
     )
     from innerpo.star.loop import run_star
 

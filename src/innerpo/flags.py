@@ -21,7 +21,8 @@ RENAMED = {  # command -> {old flag: new flag}
     "eval": {"--genies_dir": "--data.genies_dir"},
     "data": {"--genies_dir": "--data.genies_dir"},
 }
-"""Besides these, any flag with a dash inside its name (`--startup-trials`, `--training.max-steps`) is the old spelling of the same name with underscores."""
+"""Besides these, any flag with a dash inside its name (`--startup-trials`, `--training.max-steps`) is the old
+spelling of the same name with underscores."""
 
 RENAMED_KEYS = {"out": "output_dir"}
 """Sweep-file keys: old -> new."""

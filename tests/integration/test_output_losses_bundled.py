@@ -52,6 +52,7 @@ def test_preset_beats_base_in_domain_on_the_bundled_model(name, in_domain_suite,
     shift = json.loads((run / "summary.json").read_text())["shifts"]["in_domain"]
     assert shift["n_pairs"] == EVAL_PAIRS
     print(
-        f"{name}: in-domain accuracy base {shift['base_accuracy']:.3f} -> adapter {shift['adapter_accuracy']:.3f}, elapsed {rows[-1]['elapsed_s']} s"
+        f"{name}: in-domain accuracy base {shift['base_accuracy']:.3f} -> adapter "
+        f"{shift['adapter_accuracy']:.3f}, elapsed {rows[-1]['elapsed_s']} s"
     )
     assert shift["adapter_accuracy"] >= shift["base_accuracy"] + 0.1, shift

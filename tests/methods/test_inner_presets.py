@@ -219,8 +219,8 @@ def test_unread_options_are_refused_before_anything_is_written(tiny_args, tmp_pa
     )
     assert code == 2 and not run.exists()
     assert (
-        "--method.align_method='no_such_method' is set, but the chosen method (dpo + prefvec) does not read it; it is read by: innerpo"
-        in err
+        "--method.align_method='no_such_method' is set, but the chosen method (dpo + prefvec) does not read "
+        "it; it is read by: innerpo" in err
     )
     assert "--method.hidden_beta=100.0 is set" in err and "innerpo, rank" in err
 

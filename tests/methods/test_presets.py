@@ -155,7 +155,8 @@ def test_a_reference_method_does_use_the_reference(tiny_args, tmp_path, monkeypa
         ),
         (
             ["ipo", "--method.label_smoothing=0.1"],
-            r"--method.label_smoothing=0.1 is set, but the chosen method \(ipo\) does not read it; it is read by: dpo, robust",
+            r"--method.label_smoothing=0.1 is set, but the chosen method \(ipo\) does not read it; it is "
+            r"read by: dpo, robust",
         ),
         (["simpo", "--method.simpo_gamma=-1"], r"simpo_gamma must be a finite margin >= 0"),
         (["kto", "--method.kto_desirable_weight=0"], r"kto_desirable_weight must be a finite number > 0"),

@@ -48,7 +48,8 @@ def split_shared_prefix(row: dict, where: str) -> dict:
     for field, msgs in (("chosen", chosen), ("rejected", rejected)):
         if not any(role == "assistant" for role, _ in msgs):
             raise DataError(
-                f"{where}: {field!r} is a chat list without an assistant turn (roles {[r for r, _ in msgs]}); expected the shared prompt turns then one assistant message"
+                f"{where}: {field!r} is a chat list without an assistant turn (roles "
+                f"{[r for r, _ in msgs]}); expected the shared prompt turns then one assistant message"
             )
     k = 0
     while k < min(len(chosen), len(rejected)) and chosen[k] == rejected[k]:

@@ -74,7 +74,8 @@ def distinct_pairs(pairs: list[Pair], source: str) -> list[Pair]:
     distinct = [p for p in pairs if p.chosen != p.rejected]
     if pairs and not distinct:
         raise DataError(
-            f"{source}: all {len(pairs)} pairs have identical chosen and rejected completions; nothing to learn a preference from"
+            f"{source}: all {len(pairs)} pairs have identical chosen and rejected completions; nothing to "
+            "learn a preference from"
         )
     return distinct
 

@@ -13,8 +13,10 @@ def list_sources() -> str:
     lines = ["Data sources (--data.dataset):"]
     lines += [f"  synthetic:{s:<20} {synthetic.DESCRIPTIONS[s]}" for s in synthetic.SHIFTS]
     lines += [
-        "  genies:<name>                GENIES distribution from --data.genies_dir (e.g. ../shared/data/genies), else the hub",
-        "  ethics:<config>              ETHICS as preferences (justice, commonsense, ...), hub wassname/ethics_expression_preferences",
+        "  genies:<name>                GENIES distribution from --data.genies_dir (e.g. "
+        "../shared/data/genies), else the hub",
+        "  ethics:<config>              ETHICS as preferences (justice, commonsense, ...), hub "
+        "wassname/ethics_expression_preferences",
         "  medical                      medical QA preferences, hub wassname/medical-dpo-V2",
         "  path/to/file.{json,jsonl,parquet,csv}   prompt/chosen/rejected rows (strings or chat messages;",
         "                               chosen/rejected as whole conversations split by their shared turns),",

@@ -96,12 +96,14 @@ def held_out_eval(
     shift = suite.shifts.get("in_domain")
     if shift is None:
         print(
-            f"periodic evaluation off: suite {suite.name!r} has no in_domain shift to hold out (shifts: {', '.join(suite.shifts)})"
+            f"periodic evaluation off: suite {suite.name!r} has no in_domain shift to hold out (shifts: "
+            f"{', '.join(suite.shifts)})"
         )
         return None
     if _same_source(shift, data.dataset, data.split):
         print(
-            f"periodic evaluation off: the suite's in_domain shift ({shift.dataset}, {shift.split}) is the training data; "
+            f"periodic evaluation off: the suite's in_domain shift ({shift.dataset}, {shift.split}) is the "
+            "training data; "
             "give the suite a held-out in_domain split or file"
         )
         return None
@@ -110,7 +112,8 @@ def held_out_eval(
     held = [p for p in pairs if pair_id(p) not in seen]
     if not held:
         print(
-            f"periodic evaluation off: every pair of the in_domain shift ({shift.dataset}, {shift.split}) is in the training data"
+            f"periodic evaluation off: every pair of the in_domain shift ({shift.dataset}, {shift.split}) is "
+            "in the training data"
         )
         return None
     items = pair_tok.tokenize_all(held, f"periodic eval ({shift.dataset})")[0][:n_pairs]
@@ -120,6 +123,7 @@ def held_out_eval(
         else ""
     )
     print(
-        f"periodic evaluation: {len(items)} held-out pairs of {shift.dataset} ({shift.split}) every {every} steps{overlap}"
+        f"periodic evaluation: {len(items)} held-out pairs of {shift.dataset} ({shift.split}) every {every} "
+        f"steps{overlap}"
     )
     return PeriodicEval(items, pad_id, eval_cfg.batch_size, every, beta)

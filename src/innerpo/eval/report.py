@@ -78,7 +78,8 @@ def evaluate_suite(
         "coherence_threshold": cfg.coherence_threshold,
         "min_pairs": cfg.min_pairs,
         "max_pairs": cfg.max_pairs,
-        "ci": f"{LEVEL:.0%}: Wilson score for an accuracy; Agresti–Min adjusted Wald on the paired flags for the change vs base",
+        "ci": f"{LEVEL:.0%}: Wilson score for an accuracy; "
+        "Agresti–Min adjusted Wald on the paired flags for the change vs base",
         "shifts": shifts,
     }
     if cfg.samples_per_shift > 0:
@@ -113,7 +114,8 @@ def tables(summary: dict) -> str:
     min_pairs = summary.get("min_pairs", 0)
     lines = [f"## Preference accuracy: suite `{summary['suite']}`", ""]
     lines.append(
-        "Accuracy = share of pairs whose chosen completion has the higher mean per-token log-prob (summed variant in brackets); "
+        "Accuracy = share of pairs whose chosen completion has the higher mean per-token log-prob (summed "
+        "variant in brackets); "
         "n = pairs scored; 95% CI: Wilson for an accuracy, paired (Agresti–Min) for the change."
     )
     lines.append("")
@@ -121,15 +123,22 @@ def tables(summary: dict) -> str:
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for name, s in shifts.items():
         mark = " (few)" if s.get("few_pairs") else ""
-        row = f"| {name}{mark} | {s['n_pairs']} | {s['adapter_accuracy']:.3f} ({s['adapter_accuracy_sum']:.3f}) | {_ci(s['adapter_accuracy_ci'])} |"
+        row = (
+            f"| {name}{mark} | {s['n_pairs']} | {s['adapter_accuracy']:.3f} "
+            f"({s['adapter_accuracy_sum']:.3f}) | {_ci(s['adapter_accuracy_ci'])} |"
+        )
         if has_base:
             change = 100 * (s["adapter_accuracy"] - s["base_accuracy"])
-            row += f" {s['base_accuracy']:.3f} ({s['base_accuracy_sum']:.3f}) | {_ci(s['base_accuracy_ci'])} | {change:+.1f} | {_ci(s['change_ci'], 100, '+.1f')} |"
+            row += (
+                f" {s['base_accuracy']:.3f} ({s['base_accuracy_sum']:.3f}) | {_ci(s['base_accuracy_ci'])} "
+                f"| {change:+.1f} | {_ci(s['change_ci'], 100, '+.1f')} |"
+            )
         lines.append(row)
     if any(s.get("few_pairs") for s in shifts.values()):
         lines += [
             "",
-            f"(few): fewer than --eval.min_pairs={min_pairs} scorable pairs in the source; read that accuracy with care.",
+            f"(few): fewer than --eval.min_pairs={min_pairs} scorable pairs in the source; read that "
+            "accuracy with care.",
         ]
     lines += [
         "",
@@ -140,7 +149,8 @@ def tables(summary: dict) -> str:
     ]
     for name, s in shifts.items():
         lines.append(
-            f"| {name} | {s['n_source']} | {s['n_kept']} | {s['n_prompt_cut']} | {s['n_dropped_too_long']} | {s['n_pairs']} |"
+            f"| {name} | {s['n_source']} | {s['n_kept']} | {s['n_prompt_cut']} | {s['n_dropped_too_long']} | "
+            f"{s['n_pairs']} |"
         )
     if has_base:
         thr = summary["coherence_threshold"]
@@ -152,9 +162,16 @@ def tables(summary: dict) -> str:
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for name, s in shifts.items():
             flag = "INCOHERENT" if s["coherence_flag"] else "ok"
-            row = f"| {name} | {s['n_pairs']} | {s['base_nll']:.3f} | {s['adapter_nll']:.3f} | {s['coherence_delta_nll']:+.3f} | {flag} |"
+            row = (
+                f"| {name} | {s['n_pairs']} | {s['base_nll']:.3f} | {s['adapter_nll']:.3f} | "
+                f"{s['coherence_delta_nll']:+.3f} | {flag} |"
+            )
             if samples and "samples_n" in s:
-                row += f" {s['base_degenerate']}/{s['samples_n']} → {s['adapter_degenerate']}/{s['samples_n']} | {'DEGENERATE' if s['text_flag'] else 'ok'} |"
+                row += (
+                    f" {s['base_degenerate']}/{s['samples_n']} → "
+                    f"{s['adapter_degenerate']}/{s['samples_n']} | "
+                    f"{'DEGENERATE' if s['text_flag'] else 'ok'} |"
+                )
             lines.append(row)
     return "\n".join(lines) + "\n"
 

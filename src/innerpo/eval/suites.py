@@ -98,7 +98,8 @@ def _genies_pair_suites() -> dict[str, Suite]:
         out[f"research-{source}"] = Suite(
             f"research-{source}",
             shifts,
-            f"the research journal's shifts for {source}: GENIES targets, moral_transfer (ETHICS justice) and orthogonal (medical) from the hub",
+            f"the research journal's shifts for {source}: GENIES targets, moral_transfer (ETHICS justice) "
+            "and orthogonal (medical) from the hub",
         )
     return out
 
@@ -179,7 +180,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise ConfigError(
-                    f"{node.start_mark.name}, line {key_node.start_mark.line + 1}: {key!r} is given twice (duplicate shift name?)"
+                    f"{node.start_mark.name}, line {key_node.start_mark.line + 1}: {key!r} is given twice "
+                    "(duplicate shift name?)"
                 )
             seen.add(key)
         return super().construct_mapping(node, deep)

@@ -29,7 +29,8 @@ def parser() -> argparse.ArgumentParser:
         prog="innerpo sweep",
         allow_abbrev=False,
         description="Train a grid of runs (methods × seeds × data × overrides), skipping finished cells.",
-        epilog="Any other --section.key=value flag (e.g. --training.max_steps=20, --data.genies_dir=DIR) is a setting shared by every cell.",
+        epilog="Any other --section.key=value flag (e.g. --training.max_steps=20, --data.genies_dir=DIR) is "
+        "a setting shared by every cell.",
     )
     p.add_argument("sweep_file", nargs="?", help="YAML sweep file (see configs/sweeps/); flags below override its axes")
     p.add_argument("--methods", nargs="+", help="method presets (innerpo train --help lists them)")
@@ -49,12 +50,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--executor",
         choices=EXECUTORS,
-        help="local (default): in this machine's processes; slurm: a submitit job array; submitit-local/-debug: submitit's local executors",
+        help="local (default): in this machine's processes; slurm: a submitit job array; "
+        "submitit-local/-debug: submitit's local executors",
     )
     p.add_argument(
         "--workers",
         type=int,
-        help="local: run N cells at once, each in its own process; 0: one after another in this process (default unless the file sets executor.workers)",
+        help="local: run N cells at once, each in its own process; 0: one after another in this process "
+        "(default unless the file sets executor.workers)",
     )
     p.add_argument("--threads", type=int, help="torch threads per worker or job (default: cores / workers)")
     for key, help_text in (

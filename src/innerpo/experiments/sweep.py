@@ -32,7 +32,8 @@ def run_sweep(spec: SweepSpec, executor, command: str = "") -> dict[str, str]:
     manifest = Manifest(sweep_dir, spec.name, command, grid)
     todo = [c for c in grid if manifest.state(c.name) != "done"]
     print(
-        f"sweep {spec.name}: {len(grid)} cells in {sweep_dir}; {len(grid) - len(todo)} finished (skipped), {len(todo)} to run"
+        f"sweep {spec.name}: {len(grid)} cells in {sweep_dir}; {len(grid) - len(todo)} finished (skipped), "
+        f"{len(todo)} to run"
     )
     tracker = _Tracker(manifest, len(todo))
     t0 = time.time()

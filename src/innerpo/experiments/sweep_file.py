@@ -78,7 +78,8 @@ def parse_sweep(values: dict, where: str, name: str = "sweep", root: Path = Path
     unknown = [k for k in values if k not in KEYS and "." not in str(k)]
     if unknown:
         raise SweepFileError(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(KEYS))}, or a dotted config key with a list of values"
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(KEYS))}, or "
+            "a dotted config key with a list of values"
         )
     methods = _list(values.get("methods", ["dpo"]), where, "methods")
     for m in methods:
@@ -132,7 +133,8 @@ def _method_entry(entry, where: str) -> tuple[str, str, str | None]:
         label, preset, config = entry, entry, None
     else:
         raise SweepFileError(
-            f"{where}: methods: each entry is a method name or {{method: NAME, config: FILE.yaml[, name: LABEL]}}, got {entry!r}"
+            f"{where}: methods: each entry is a method name or "
+            f"{{method: NAME, config: FILE.yaml[, name: LABEL]}}, got {entry!r}"
         )
     if preset not in PRESETS:
         raise SweepFileError(f"{where}: methods: unknown method {preset!r}; `innerpo train --help` lists them")
@@ -211,7 +213,8 @@ def cells(spec: SweepSpec) -> list[Cell]:
         name = cell_name(method, seed, data["dataset"] if data else None, chosen)
         if name in seen:
             raise SweepFileError(
-                f"two cells would share the directory name {name!r} ({seen[name]} and {chosen}); give datasets distinct names"
+                f"two cells would share the directory name {name!r} ({seen[name]} and {chosen}); give "
+                "datasets distinct names"
             )
         seen[name] = chosen
         where = f"{spec.source}, cell {name}"

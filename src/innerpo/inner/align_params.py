@@ -18,9 +18,9 @@ _STABILIZED = "with align_method stabilized_ratio"
 @dataclass
 class AlignParams:
     align_method: str = "pars_rat"
-    """InnerDPO margin (see innerpo.inner.align): pars_rat (s/‖d_ref‖ − 1, scale-free, 0 at the start), para_signed, para_signed_log, logodds, cosine_policy_margin, ..."""
+    """InnerDPO margin (see innerpo.inner.align): pars_rat (s/‖d_ref‖ − 1, scale-free, 0 at the start), para_signed, para_signed_log, logodds, cosine_policy_margin, ..."""  # noqa: E501
     stabilized_floor_mode: Literal["percentile", "mean_fraction"] = option("percentile", read_when=_STABILIZED)
-    """stabilized_ratio: floor the denominator at a percentile of the batch's reference separations (ReprPO's journal) or at a fraction of their mean."""
+    """stabilized_ratio: floor the denominator at a percentile of the batch's reference separations (ReprPO's journal) or at a fraction of their mean."""  # noqa: E501
     stabilized_floor: float = option(0.1, read_when=_STABILIZED)
     """stabilized_ratio: the percentile as a fraction in (0, 1] (0.1 = 10th percentile) or the mean fraction φ."""
     logodds_smoothing: float = option(0.1, read_when=_LOGODDS)

@@ -33,13 +33,13 @@ class HiddenForm:
     hidden_beta: float = option(1.0, read_when="innerpo only with hidden_loss_type dpo or ipo")
     """Scale of the hidden margin inside InnerDPO / rank losses."""
     hidden_loss_type: Literal["dpo", "ipo", "simper"] = "dpo"
-    """Form of the InnerDPO term on its margin z: `dpo` −log σ(β·z), `ipo` (z − 1/(2β))², `simper` −symlog(z) (no β); rank reads dpo/ipo."""
+    """Form of the InnerDPO term on its margin z: `dpo` −log σ(β·z), `ipo` (z − 1/(2β))², `simper` −symlog(z) (no β); rank reads dpo/ipo."""  # noqa: E501
 
 
 @dataclass
 class RetainWeight:
     retain_weight: float | None = None
-    """mse / reroute: weight of the retain term (None: the loss's own default, 0.6 for mse as in ReprPO, 1.0 for reroute)."""
+    """mse / reroute: weight of the retain term (None: the loss's own default, 0.6 for mse as in ReprPO, 1.0 for reroute)."""  # noqa: E501
 
 
 class HiddenLoss(PreferenceLoss):

@@ -45,9 +45,9 @@ class InnerDPOParams(AlignParams, HiddenForm, TrustRegion):
     trust_region_mode: Literal["upper", "both"] = option("upper", read_when=_TRUST)
     """`upper`: one-sided clamp min(m, τ); `both`: clamp to [−τ, τ]."""
     trust_region_scope: Literal["pair_layer", "pair", "batch"] = option("pair_layer", read_when=_TRUST)
-    """What the InnerDPO trust region clamps: each pair's margin at each layer, each pair's layer-averaged margin, or the batch mean of those."""
+    """What the InnerDPO trust region clamps: each pair's margin at each layer, each pair's layer-averaged margin, or the batch mean of those."""  # noqa: E501
     token_constraint: float = 0.0
-    """Weight of the penalty on the rejected side drifting further from the reference than the chosen side (token level; 0 = off)."""
+    """Weight of the penalty on the rejected side drifting further from the reference than the chosen side (token level; 0 = off)."""  # noqa: E501
 
 
 class InnerDPOLoss(HiddenLoss):

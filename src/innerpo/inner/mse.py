@@ -58,7 +58,10 @@ class ReprPOMSELoss(HiddenLoss):
     """
 
     Params = RetainWeight
-    title = "ReprPO's MSE: pull rejected toward the reference's chosen state, retain chosen (lowers the hidden margin by design)"
+    title = (
+        "ReprPO's MSE: pull rejected toward the reference's chosen state, retain chosen (lowers the "
+        "hidden margin by design)"
+    )
 
     @classmethod
     def from_params(cls, p: RetainWeight) -> "ReprPOMSELoss":

@@ -61,7 +61,7 @@ from innerpo.params import option
 @dataclass
 class SuprParams:
     supr_threshold: float | None = option(None, read_when="with transform supr")
-    """supr: keep coordinates whose rise between collected layers exceeds this, in hidden-state units; None: 0.1 × the RMS of that row's rise (scale free; ReprPO's fixed 0.1 suits only models whose states are O(1))."""
+    """supr: keep coordinates whose rise between collected layers exceeds this, in hidden-state units; None: 0.1 × the RMS of that row's rise (scale free; ReprPO's fixed 0.1 suits only models whose states are O(1))."""  # noqa: E501
 
 
 SUPR_THRESHOLD = 0.1

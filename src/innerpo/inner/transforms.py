@@ -46,7 +46,7 @@ from innerpo.params import option
 @dataclass
 class TransformParams:
     transform_lr_scale: float = option(10.0, read_when="with transform ether, etherplus, oft or hra")
-    """Trainable transforms (ether, etherplus, oft, hra): their parameters take steps this many times larger than the adapter's (a reparametrization, see innerpo.inner.transforms.scale_steps); at 1 they barely move in a short run."""
+    """Trainable transforms (ether, etherplus, oft, hra): their parameters take steps this many times larger than the adapter's (a reparametrization, see innerpo.inner.transforms.scale_steps); at 1 they barely move in a short run."""  # noqa: E501
 
 
 def _unit(v: Tensor, eps: float = 1e-12) -> Tensor:

@@ -14,7 +14,7 @@ from innerpo.losses.common import check_label_smoothing, logratios
 @dataclass
 class AOTParams(Beta, LabelSmoothing):
     aot_unpaired: bool = False
-    """AOT: sort chosen and rejected log-ratios separately (TRL `aot_unpaired`) instead of paired log-ratio differences."""
+    """AOT: sort chosen and rejected log-ratios separately (TRL `aot_unpaired`) instead of paired log-ratio differences."""  # noqa: E501
 
 
 class AOTLoss(PreferenceLoss):

@@ -11,7 +11,7 @@ from innerpo.losses.common import logratios, per_token
 @dataclass
 class IPOParams(Beta):
     ipo_normalize: bool = True
-    """IPO on per-token mean log-ratios (TRL's convention); False uses summed log-ratios as in the IPO paper's equation."""
+    """IPO on per-token mean log-ratios (TRL's convention); False uses summed log-ratios as in the IPO paper's equation."""  # noqa: E501
 
 
 class IPOLoss(PreferenceLoss):

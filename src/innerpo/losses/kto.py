@@ -40,7 +40,7 @@ class KTOParams(Beta):
     kto_undesirable_weight: float = 1.0
     """KTO weight λ_U > 0 of undesirable (rejected / label=False) examples."""
     kto_kl_estimate: Literal["mismatched", "batch"] = "mismatched"
-    """KTO reference point z0: `mismatched` (TRL) reads KL log-probs of mismatched prompt/completion pairs from LossInputs.extra; `batch` uses the batch-mean log-ratio clamped at 0."""
+    """KTO reference point z0: `mismatched` (TRL) reads KL log-probs of mismatched prompt/completion pairs from LossInputs.extra; `batch` uses the batch-mean log-ratio clamped at 0."""  # noqa: E501
 
 
 class KTOLoss(PreferenceLoss):

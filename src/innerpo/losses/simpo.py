@@ -14,9 +14,9 @@ from innerpo.losses.common import check_label_smoothing
 @dataclass
 class SimPOParams(Beta, LabelSmoothing):
     simpo_gamma: float = 0.5
-    """SimPO target margin γ >= 0 in reward units (TRL convention: loss = -log σ(β·Δmean − γ)); ignored when simpo_gamma_beta_ratio is set."""
+    """SimPO target margin γ >= 0 in reward units (TRL convention: loss = -log σ(β·Δmean − γ)); ignored when simpo_gamma_beta_ratio is set."""  # noqa: E501
     simpo_gamma_beta_ratio: float | None = None
-    """SimPO margin given as γ/β (the SimPO paper's code, typically 0.3–1.0); when set, γ = ratio·β and simpo_gamma is ignored."""
+    """SimPO margin given as γ/β (the SimPO paper's code, typically 0.3–1.0); when set, γ = ratio·β and simpo_gamma is ignored."""  # noqa: E501
 
 
 class SimPOLoss(PreferenceLoss):

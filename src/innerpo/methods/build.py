@@ -66,7 +66,8 @@ def _method(cfg, examples: list | None) -> Method:
         if cfg.hidden_loss != "none" or names != ["kto"]:
             raise ValueError(
                 "the training data holds unpaired prompt/completion/label rows, which only the kto loss "
-                f"trains on (this method: {' + '.join(names) or 'none'}); use `innerpo train kto` with no other loss, or give "
+                f"trains on (this method: {' + '.join(names) or 'none'}); use `innerpo train kto` with no "
+                "other loss, or give "
                 "prompt/chosen/rejected pairs"
             )
         check_kto_labels([bool(ex.label) for ex in examples])

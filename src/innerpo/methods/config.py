@@ -32,11 +32,11 @@ class MethodStructure:
     weights: list[float] = option(factory=lambda: [1.0], read_when=_OUTPUT_LOSS_UNSET)
     """One weight per loss."""
     output_loss: str | None = None
-    """Shorthand for hidden-state methods: use this one output-level loss (weight 1) instead of `losses`; `none` trains the hidden term alone."""
+    """Shorthand for hidden-state methods: use this one output-level loss (weight 1) instead of `losses`; `none` trains the hidden term alone."""  # noqa: E501
     hidden_loss: Literal[("none", *hidden_losses())] = "none"  # noqa: F821 (choices from the registry)
     """Hidden-state term added to the output-level losses with weight `alpha`."""
     projection: Literal[("none", *PROJECTIONS)] = "none"  # noqa: F821
-    """Project gradients onto each LoRA module's reference chosen-minus-rejected direction: `projgrad` edits lora_B weight gradients after backward, `projbp` edits module output gradients during backprop; `none` is plain training."""
+    """Project gradients onto each LoRA module's reference chosen-minus-rejected direction: `projgrad` edits lora_B weight gradients after backward, `projbp` edits module output gradients during backprop; `none` is plain training."""  # noqa: E501
 
 
 def params_classes(registry: dict) -> list[type]:

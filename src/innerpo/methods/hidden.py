@@ -78,15 +78,15 @@ class HiddenParams(SuprParams, TransformParams):
     alpha: float = 1.0
     """Weight of the hidden-state term (> 0)."""
     collect: Literal["hs", "side"] = "hs"
-    """Where states are read: `hs` the residual stream after each chosen block; `side` the inputs of its attention output and MLP down projections."""
+    """Where states are read: `hs` the residual stream after each chosen block; `side` the inputs of its attention output and MLP down projections."""  # noqa: E501
     layers: str = "0.25,0.5,0.75"
     """Blocks to collect: indices, negative indices, fractions of depth, ranges (`4:12:2`, `0.25:0.75`), comma lists."""
     transform: Literal["none", "supr", "ether", "etherplus", "oft", "hra", "ortho"] = "none"
     """Map applied to all four pooled states before the hidden loss (trainable ones train with the adapter)."""
     sink_threshold: float | None = None
-    """Drop "attention sink" tokens whose norm exceeds this multiple of the row's median before pooling (None: keep all)."""
+    """Drop "attention sink" tokens whose norm exceeds this multiple of the row's median before pooling (None: keep all)."""  # noqa: E501
     allow_inert_transform: bool = option(False, read_when="with an orthogonal transform and a loss it cannot change")
-    """Train an orthogonal transform (ether, oft, hra, ortho) with a loss that reads only inner products, which it provably cannot change (an ablation row identical to `none`)."""
+    """Train an orthogonal transform (ether, oft, hra, ortho) with a loss that reads only inner products, which it provably cannot change (an ablation row identical to `none`)."""  # noqa: E501
 
 
 def hidden_reads(p: HiddenParams, inert: bool) -> set[str]:
@@ -135,7 +135,8 @@ class HiddenMethod(OutputMethod):
             raise ValueError("HiddenMethod needs a hidden-state loss (--method.hidden_loss)")
         if not (math.isfinite(params.alpha) and params.alpha > 0):
             raise ConfigError(
-                f"--method.alpha={params.alpha}: the hidden term's weight must be > 0 (0 trains the output loss alone; use its own preset)"
+                f"--method.alpha={params.alpha}: the hidden term's weight must be > 0 (0 trains the output "
+                "loss alone; use its own preset)"
             )
         if not (math.isfinite(params.transform_lr_scale) and params.transform_lr_scale > 0):
             raise ConfigError(f"--method.transform_lr_scale={params.transform_lr_scale} must be a finite number > 0")
@@ -165,7 +166,8 @@ class HiddenMethod(OutputMethod):
         self._stationary = term_cls.stationary_at_init(term_p)
         if self._stationary and len(self.loss.components) == 1:
             raise ConfigError(
-                f"align method {getattr(term_p, 'align_method', term)!r} is at its stationary point at initialisation (value and gradient 0 "
+                f"align method {getattr(term_p, 'align_method', term)!r} is at its stationary point at "
+                "initialisation (value and gradient 0 "
                 "while policy = reference) and acts only once another loss has moved the policy; with "
                 "--method.output_loss=none nothing does, so the run would be driven by float noise. Add an output loss "
                 "(e.g. --method.output_loss=dpo) or choose a directional align method (pars_rat, logodds, ...)"
@@ -180,7 +182,8 @@ class HiddenMethod(OutputMethod):
         if self.cfg.transform == "supr":
             if len(self.layers) < 2:
                 raise ValueError(
-                    f"transform supr compares consecutive collected layers: --method.layers={self.cfg.layers!r} gives only {self.layers}"
+                    "transform supr compares consecutive collected layers: "
+                    f"--method.layers={self.cfg.layers!r} gives only {self.layers}"
                 )
             _, head, config = body_and_head(model)
             self.register_buffer("projector", head_projector(head.weight), persistent=False)
@@ -314,7 +317,8 @@ class HiddenMethod(OutputMethod):
         self.checked_grad_norm = norm  # the hidden term's own gradient norm w.r.t. the adapter, as checked
         if not math.isfinite(norm):
             raise InertHiddenTermError(
-                f"the hidden term {name!r} has a non-finite gradient (value {value:.4g}); check the states' scale and --method.hidden_beta"
+                f"the hidden term {name!r} has a non-finite gradient (value {value:.4g}); check the states' "
+                "scale and --method.hidden_beta"
             )
         if norm < INERT_GRAD_TOL:
             if first and self._stationary:
@@ -325,7 +329,8 @@ class HiddenMethod(OutputMethod):
             when = "at the first step" if first else "after the first update"
             raise InertHiddenTermError(
                 self._inert_message(
-                    f"the hidden term {name!r} has zero gradient with respect to all {len(self._watched)} trainable adapter tensors {when} (norm {norm:.2g}, value {value:.4g})"
+                    f"the hidden term {name!r} has zero gradient with respect to all {len(self._watched)} "
+                    f"trainable adapter tensors {when} (norm {norm:.2g}, value {value:.4g})"
                 )
             )
         self._check = "done"
@@ -335,10 +340,16 @@ class HiddenMethod(OutputMethod):
         if empty:
             thr = self.cfg.supr_threshold
             cut = f"threshold {thr}" if thr is not None else "the relative threshold (0.1 × each row's RMS rise)"
-            return f"{what}: supr kept no coordinates at layer {empty[0]}: {cut} is above every rise; see --method.supr_threshold"
+            return (
+                f"{what}: supr kept no coordinates at layer {empty[0]}: {cut} is above every rise; see "
+                "--method.supr_threshold"
+            )
         if self.trust_region is not None:
             return f"{what}: every margin may be beyond the trust region {self.trust_region}; see --method.trust_region"
-        return f"{what}; the policy's hidden states at layers {self.layers} do not move the term (check --method.layers and --model.target_modules)"
+        return (
+            f"{what}; the policy's hidden states at layers {self.layers} do not move the term (check "
+            "--method.layers and --model.target_modules)"
+        )
 
 
 def _series(keys: list[str]) -> list[list[str]]:

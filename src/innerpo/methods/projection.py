@@ -266,9 +266,9 @@ def forward_hooks(modules: dict[str, nn.Module], hook):
 @dataclass
 class ProjectionParams:
     orth_scale: float = 0.5
-    """Projection: multiplier in [0, 1] of the update's part orthogonal to the preference direction (1 only drops the backward parallel part, 0 keeps motion along the direction alone)."""
+    """Projection: multiplier in [0, 1] of the update's part orthogonal to the preference direction (1 only drops the backward parallel part, 0 keeps motion along the direction alone)."""  # noqa: E501
     proj_clip: float | None = None
-    """Projection: cap each projected gradient vector's norm at this multiple of the RMS norm of the original vectors in the same call (lora_B columns; completion tokens); None: off."""
+    """Projection: cap each projected gradient vector's norm at this multiple of the RMS norm of the original vectors in the same call (lora_B columns; completion tokens); None: off."""  # noqa: E501
 
 
 class _ProjectionMethod(OutputMethod):
@@ -281,7 +281,8 @@ class _ProjectionMethod(OutputMethod):
         super().__init__(loss)
         if loss.uses_hidden:
             raise ValueError(
-                "projection methods train output-level losses only; set --method.hidden_loss none or --method.projection none"
+                "projection methods train output-level losses only; set --method.hidden_loss none or "
+                "--method.projection none"
             )
         check_fraction(params.orth_scale, self.kind, "orth_scale", "0.5")
         check_optional_positive(params.proj_clip, self.kind, "proj_clip")

@@ -45,5 +45,6 @@ def check_sft_rows(examples) -> None:
     bad = next((i for i, ex in enumerate(examples) if not ex.label), None)
     if bad is not None:
         raise DataError(
-            f"training row {bad} has label false: SFT imitates completions and trains on desirable (label true) rows only"
+            f"training row {bad} has label false: SFT imitates completions and trains on desirable (label "
+            "true) rows only"
         )

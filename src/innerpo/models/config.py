@@ -11,7 +11,7 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 @dataclass
 class ModelConfig:
     base_model: str = DEFAULT_MODEL
-    """`smollm2-135m-instruct` (bundled, offline), `tiny-random` (built in-process), a Hugging Face id or a local directory."""
+    """`smollm2-135m-instruct` (bundled, offline), `tiny-random` (built in-process), a Hugging Face id or a local directory."""  # noqa: E501
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights and compute dtype. float32 is the right choice on CPU."""
     trust_remote_code: bool = False
@@ -25,4 +25,4 @@ class ModelConfig:
     target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
     """Module names to adapt; `all-linear` means every linear layer except the output head."""
     init_adapter: list[str] = field(default_factory=list)
-    """Adapter directories (peft) merged into the base weights, in order, before the new LoRA: training starts from that model and it is the reference (e.g. DPO from an SFT checkpoint)."""
+    """Adapter directories (peft) merged into the base weights, in order, before the new LoRA: training starts from that model and it is the reference (e.g. DPO from an SFT checkpoint)."""  # noqa: E501

@@ -119,8 +119,9 @@ def rows_pass(
     adapter=False runs the base model (adapter disabled). Batches are grouped by length
     so little compute goes to padding (innerpo.data.batching.scoring_batches):
     `batch_size` pairs each, or with `max_tokens` as many as keep a batch's padded
-    chosen + rejected tokens within that budget (at most `batch_size`). Rows come back in the items' order. Runs in the model's precision
-    (innerpo.models.precision); values are stored as float32.
+    chosen + rejected tokens within that budget (at most `batch_size`). Rows come back in
+    the items' order. Runs in the model's precision (innerpo.models.precision); values are
+    stored as float32.
     """
     batches = scoring_batches(items, batch_size, max_tokens)
     out: dict[str, Tensor] = {}

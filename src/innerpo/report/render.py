@@ -101,7 +101,8 @@ def markdown(tables: list[Table], command: str, sweep_commands: list[str], plots
             lines += [
                 "### GENIES normalised generalization",
                 "",
-                "(target accuracy − base target accuracy) / accuracy of runs trained on the target (Clymer et al. 2023, "
+                "(target accuracy − base target accuracy) / accuracy of runs trained on the target (Clymer "
+                "et al. 2023, "
                 "definition as in the GENIES code); target-tuned accuracy: "
                 + ", ".join(f"{s} {a:.3f}" for s, a in t.target_tuned.items()),
                 "",

@@ -79,7 +79,8 @@ def load_run(run_dir: Path) -> Run:
             continue
         if not (where / PAIRS_FILE).is_file():
             raise ReportError(
-                f"{where}: summary.json without {PAIRS_FILE} (evaluated before per-pair results existed); re-run `innerpo eval {run_dir}`"
+                f"{where}: summary.json without {PAIRS_FILE} (evaluated before per-pair results existed); "
+                f"re-run `innerpo eval {run_dir}`"
             )
         summary = json.loads((where / "summary.json").read_text())
         suite = summary.get("suite")

@@ -14,7 +14,7 @@ from innerpo.train.config import TrainingConfig
 @dataclass
 class StarConfig:
     dataset: str = "synthetic"
-    """Questions: `synthetic[:add1|add2|add3]` (built in), an MMLU directory, an MMMLU/MMLU CSV, a CommonsenseQA or GSM8K JSONL (or a directory with `<split>_rand_split.jsonl`), or a hub dataset id."""
+    """Questions: `synthetic[:add1|add2|add3]` (built in), an MMLU directory, an MMMLU/MMLU CSV, a CommonsenseQA or GSM8K JSONL (or a directory with `<split>_rand_split.jsonl`), or a hub dataset id."""  # noqa: E501
     subjects: list[str] = field(default_factory=list)
     """MMLU directory: these subjects only (default: all)."""
     language: str = "en"
@@ -22,13 +22,13 @@ class StarConfig:
     train_split: str = "train"
     """Split the training questions come from (MMLU: dev or val; CommonsenseQA/GSM8K: train)."""
     eval_split: str = "test"
-    """Split of the held-out questions (CommonsenseQA/GSM8K: dev). A single question file has no splits: num_eval_questions of its questions are held out."""
+    """Split of the held-out questions (CommonsenseQA/GSM8K: dev). A single question file has no splits: num_eval_questions of its questions are held out."""  # noqa: E501
     num_train_questions: int | None = 48
     """Use at most this many training questions (a fixed shuffle by `seed`); None: all."""
     num_eval_questions: int | None = 60
-    """Held-out questions scored each iteration (60 keeps a CPU run short; the 95% interval is then about ±12 points); None: all."""
+    """Held-out questions scored each iteration (60 keeps a CPU run short; the 95% interval is then about ±12 points); None: all."""  # noqa: E501
     strategy: Literal["sft", "dpo"] = "sft"
-    """`sft`: train on question → correct rationale (STaR); `dpo`: pairs of a correct and an incorrect rationale, trained with --method.losses (default dpo; `dpo sft` is Iterative RPO)."""
+    """`sft`: train on question → correct rationale (STaR); `dpo`: pairs of a correct and an incorrect rationale, trained with --method.losses (default dpo; `dpo sft` is Iterative RPO)."""  # noqa: E501
     iterations: int = 3
     """Outer STaR iterations (generate → filter → train → evaluate)."""
     samples_per_question: int = 4
@@ -46,13 +46,13 @@ class StarConfig:
     exemplars: str | None = None
     """YAML file of instruction and exemplars replacing the built-in one for the task (see innerpo/star/exemplars/)."""
     rationalize: bool = True
-    """For questions with no correct sample, re-ask with the gold answer as a hint and keep a correct rationale, hint removed."""
+    """For questions with no correct sample, re-ask with the gold answer as a hint and keep a correct rationale, hint removed."""  # noqa: E501
     pairs_per_question: int = 1
     """dpo: most (correct, incorrect) pairs per question."""
     reset_each_iteration: bool = True
-    """Train each iteration from the base model (STaR); False continues from the last model (its adapter merged; it is also the reference, as in Iterative RPO)."""
+    """Train each iteration from the base model (STaR); False continues from the last model (its adapter merged; it is also the reference, as in Iterative RPO)."""  # noqa: E501
     steps: int | None = 10
-    """Optimizer steps in iteration 1, growing by `step_growth` per iteration (the STaR paper's schedule: 40, ×1.2; 10 keeps a CPU run short); None: --training.epochs over each iteration's data."""
+    """Optimizer steps in iteration 1, growing by `step_growth` per iteration (the STaR paper's schedule: 40, ×1.2; 10 keeps a CPU run short); None: --training.epochs over each iteration's data."""  # noqa: E501
     step_growth: float = 1.2
     preload: str | None = None
     """A train.jsonl saved by an earlier run (RUN/iter-1/train.jsonl): iteration 1 trains on it and skips generation."""

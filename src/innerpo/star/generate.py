@@ -51,11 +51,9 @@ class GenSettings:
     """Cap on rows (prompts × k) per batch."""
     seed: int = 0
     compact_at: float = 0.25
-    """Finished rows leave the batch (one copy of its KV cache) once they are this share of
-    its rows; until then each costs one row of a decode step. 0 removes them at once."""
+    """Finished rows leave the batch (one copy of its KV cache) once they are this share of its rows; until then each costs one row of a decode step. 0 removes them at once."""  # noqa: E501
     share_prefix: bool = True
-    """Attend to the prompts' shared prefix as one row instead of copying it into every row
-    (prefix_attention; models outside transformers' AttentionInterface always copy)."""
+    """Attend to the prompts' shared prefix as one row instead of copying it into every row (prefix_attention; models outside transformers' AttentionInterface always copy)."""  # noqa: E501
 
 
 @dataclass

@@ -46,7 +46,8 @@ class PreallocatedLayer(CacheLayerMixin):
         end = self.length + key_states.shape[-2]
         if end > self.capacity:
             raise ValueError(
-                f"KV cache capacity {self.capacity} exceeded ({end} positions); allocate it with the prompt width plus max_new_tokens"
+                f"KV cache capacity {self.capacity} exceeded ({end} positions); allocate it with the prompt "
+                "width plus max_new_tokens"
             )
         self._k[:, :, self.length : end] = key_states
         self._v[:, :, self.length : end] = value_states

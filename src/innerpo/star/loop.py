@@ -97,7 +97,8 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
         del model
         if stats["train_rows"] == 0:
             raise DataError(
-                f"iteration {it}: no training data (no correct rationale{' or pair' if s.strategy == 'dpo' else ''}); see {it_dir / 'generated.jsonl'}"
+                f"iteration {it}: no training data (no correct "
+                f"rationale{' or pair' if s.strategy == 'dpo' else ''}); see {it_dir / 'generated.jsonl'}"
             )
         adapter = train(_train_config(cfg, it, it_dir, merged), evaluate=False) / "adapter"
         model, tok = load_base(dataclasses.replace(cfg.model, init_adapter=merged))
@@ -176,7 +177,8 @@ def generate_training_data(
         "degenerate_samples": sum(bool(j.flags) for j in samples),
     }
     print(
-        f"iteration {it}: {stats['correct_samples']}/{len(samples)} samples correct, {stats['questions_solved']}/{len(questions)} questions solved, "
+        f"iteration {it}: {stats['correct_samples']}/{len(samples)} samples correct, "
+        f"{stats['questions_solved']}/{len(questions)} questions solved, "
         f"{rationalized} rationalized, {stats['degenerate_samples']} degenerate, {len(rows)} training rows"
     )
     return stats
@@ -225,7 +227,8 @@ def _check(cfg: StarRunConfig) -> None:
     s = cfg.star
     if s.iterations < 0 or s.samples_per_question < 1 or s.few_shot < 0 or s.max_new_tokens < 1:
         raise ConfigError(
-            "--star.iterations >= 0, --star.samples_per_question >= 1, --star.few_shot >= 0 and --star.max_new_tokens >= 1 are required"
+            "--star.iterations >= 0, --star.samples_per_question >= 1, --star.few_shot >= 0 and "
+            "--star.max_new_tokens >= 1 are required"
         )
     if s.temperature <= 0:
         raise ConfigError(
@@ -241,7 +244,8 @@ def _check(cfg: StarRunConfig) -> None:
             raise DataError(f"{s.preload}, line 1: not valid JSON ({e.msg})") from None
         if s.strategy == "dpo" and "chosen" not in row:
             raise DataError(
-                f"{s.preload}, line 1: SFT rows (prompt/completion); --star.strategy=dpo needs the pairs a dpo run saves"
+                f"{s.preload}, line 1: SFT rows (prompt/completion); --star.strategy=dpo needs the pairs a "
+                "dpo run saves"
             )
     if s.strategy == "sft" and cfg.method.losses not in (["dpo"], ["sft"]):
         raise ConfigError("--method.losses applies to --star.strategy=dpo; the sft strategy trains the sft loss")
@@ -251,7 +255,8 @@ def _new_run_dir(cfg: StarRunConfig) -> Path:
     path = Path(cfg.output_dir or f"outputs/star-{cfg.star.strategy}-{time.strftime('%Y%m%d-%H%M%S')}")
     if path.exists() and any(path.iterdir()):
         raise ConfigError(
-            f"--output_dir={path} already holds files (a STaR run?); choose another --output_dir, so two runs' iterations never mix"
+            f"--output_dir={path} already holds files (a STaR run?); choose another --output_dir, so two "
+            "runs' iterations never mix"
         )
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -266,7 +271,8 @@ def _questions(s: StarConfig):
         n_eval = s.num_eval_questions if s.num_eval_questions is not None else max(1, len(every) // 5)
         if n_eval >= len(every):
             raise DataError(
-                f"{s.dataset}: {len(every)} questions leave none for training after {n_eval} held out; lower --star.num_eval_questions"
+                f"{s.dataset}: {len(every)} questions leave none for training after {n_eval} held out; lower "
+                "--star.num_eval_questions"
             )
         test, train = every[:n_eval], every[n_eval:]
     else:

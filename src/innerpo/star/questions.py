@@ -215,7 +215,8 @@ def load_questions(
             unknown = [s for s in wanted if s not in names]
             if unknown:
                 raise DataError(
-                    f"{path / split}: no subject(s) {', '.join(unknown)} (has {len(names)}: {', '.join(sorted(names)[:8])}, ...)"
+                    f"{path / split}: no subject(s) {', '.join(unknown)} (has {len(names)}: "
+                    f"{', '.join(sorted(names)[:8])}, ...)"
                 )
             return [q for s in wanted for q in read_mmlu_csv(names[s], s, language)]
         for name in (f"{split}_rand_split.jsonl", f"{split}.jsonl"):

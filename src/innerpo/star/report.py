@@ -18,13 +18,15 @@ def _cell(row: dict, name: str) -> str:
 def table(rows: list[dict], key: str = "iteration") -> str:
     """One line per iteration (or preamble): accuracies with 95% CIs and the data it trained on."""
     lines = [
-        f"| {key} | n | rationale acc. [95% CI] | direct acc. [95% CI] | degenerate | train rows | correct samples | rationalized |",
+        f"| {key} | n | rationale acc. [95% CI] | direct acc. [95% CI] | degenerate | train rows | correct "
+        "samples | rationalized |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r[key]!s} | {r.get('rationale_n', '')} | {_cell(r, 'rationale')} | {_cell(r, 'direct')} | "
-            f"{r.get('eval_degenerate', '')} | {r.get('train_rows', '–')} | {r.get('correct_samples', '–')} | {r.get('rationalized', '–')} |"
+            f"{r.get('eval_degenerate', '')} | {r.get('train_rows', '–')} | {r.get('correct_samples', '–')} "
+            f"| {r.get('rationalized', '–')} |"
         )
     return "\n".join(lines)
 

@@ -209,7 +209,8 @@ def resume_checkpoint(run_dir: Path) -> Path:
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
         raise ResumeError(
-            f"{run_dir} has no complete checkpoint to resume from (runs write them with --training.save_every=N, or on SIGTERM/SIGINT)"
+            f"{run_dir} has no complete checkpoint to resume from (runs write them with "
+            "--training.save_every=N, or on SIGTERM/SIGINT)"
         )
     return checkpoint
 
@@ -273,6 +274,7 @@ def resolve_resume(cfg, resume: str | None):
     conflicts = resume_conflicts(saved, cfg)
     if conflicts:
         raise ResumeError(
-            f"--resume {run_dir}: these flags would change the run's result, so they cannot change on resume: {'; '.join(conflicts)}. Drop them, or start a new run."
+            f"--resume {run_dir}: these flags would change the run's result, so they cannot change on "
+            f"resume: {'; '.join(conflicts)}. Drop them, or start a new run."
         )
     return dataclasses.replace(cfg, output_dir=str(run_dir)), True

@@ -35,7 +35,7 @@ class TrainingConfig:
     """Cap on optimizer steps."""
     seed: int = 42
     ref_cache: bool = True
-    """Compute the reference model's log-probs once (cached on disk under $INNERPO_CACHE) instead of a reference forward every step."""
+    """Compute the reference model's log-probs once (cached on disk under $INNERPO_CACHE) instead of a reference forward every step."""  # noqa: E501
     log_every: int = 1
     """Write a metrics.jsonl row every N optimizer steps."""
     eval_every: int = 25
@@ -49,17 +49,17 @@ class TrainingConfig:
     skip_first_eval: bool = False
     """Skip the periodic evaluation at step 0 (before any update)."""
     save_every: int = 0
-    """Write a resumable checkpoint to RUN/checkpoints/step-N/ every N optimizer steps; 0: none (SIGTERM/SIGINT still write one)."""
+    """Write a resumable checkpoint to RUN/checkpoints/step-N/ every N optimizer steps; 0: none (SIGTERM/SIGINT still write one)."""  # noqa: E501
     keep_last: int | None = None
     """Keep only the newest K checkpoints; None keeps all."""
     report_to: list[str] = field(default_factory=list)
-    """Experiment trackers to stream metrics to: any of wandb, tensorboard, trackio, comma or space separated (empty: none)."""
+    """Experiment trackers to stream metrics to: any of wandb, tensorboard, trackio, comma or space separated (empty: none)."""  # noqa: E501
     tracker_project: str = "innerpo"
     """Tracker project name (W&B project; TensorBoard writes under RUN/tensorboard/)."""
     tracker_group: str | None = None
     """Tracker group (a sweep sets it to the sweep's name)."""
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    """Compute precision: `bf16`/`fp16` run matrix multiplies in that dtype through autocast while LoRA weights, optimizer state, log-prob sums and losses stay float32 (innerpo.models.precision). fp32 is the CPU default; bf16 is recommended where the hardware computes in bf16 (GPUs that support it, CPUs with bf16 instructions); fp16 needs a GPU."""
+    """Compute precision: `bf16`/`fp16` run matrix multiplies in that dtype through autocast while LoRA weights, optimizer state, log-prob sums and losses stay float32 (innerpo.models.precision). fp32 is the CPU default; bf16 is recommended where the hardware computes in bf16 (GPUs that support it, CPUs with bf16 instructions); fp16 needs a GPU."""  # noqa: E501
 
 
 @dataclass

@@ -34,8 +34,10 @@ def check_backend() -> None:
     for flag, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
         if parse_flag_from_env(flag):
             raise ValueError(
-                f"{name} is not supported by innerpo's loop: it gathers sharded parameters in the wrapped model's forward, which the "
-                "loop's shared-prompt pass bypasses. For LoRA, plain data parallelism (accelerate launch --multi_gpu, or --num_processes N) "
+                f"{name} is not supported by innerpo's loop: it gathers sharded parameters in the wrapped "
+                "model's forward, which the "
+                "loop's shared-prompt pass bypasses. For LoRA, plain data parallelism (accelerate launch "
+                "--multi_gpu, or --num_processes N) "
                 "keeps one copy of the frozen base per GPU and averages only the adapter's gradients."
             )
 

@@ -66,7 +66,8 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
     precision = accelerator_kwargs(
         cfg.training.precision
     )  # refuses a precision this device cannot run, before any write
-    keep_freed_memory()  # a step's large buffers reuse freed memory instead of page-faulting fresh pages (innerpo.train.allocator)
+    # a step's large buffers reuse freed memory instead of page-faulting fresh pages (innerpo.train.allocator)
+    keep_freed_memory()
     set_seed(cfg.training.seed)
     pairs = load_examples(
         cfg.data.dataset, cfg.data.split, cfg.data.genies_dir
@@ -81,7 +82,8 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
     processes = PartialState(cpu=cpu_only())
     if cfg.data.batch_size % processes.num_processes:
         raise ConfigError(
-            f"--data.batch_size={cfg.data.batch_size} must be a multiple of the {processes.num_processes} processes (each takes an equal shard of every batch)"
+            f"--data.batch_size={cfg.data.batch_size} must be a multiple of the {processes.num_processes} "
+            "processes (each takes an equal shard of every batch)"
         )
     checkpoint = resume_checkpoint(Path(cfg.output_dir)) if resume else None
     run_dir = Path(cfg.output_dir) if resume else shared_run_dir(processes, lambda: new_run_dir(cfg))
@@ -97,7 +99,9 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
     main = accelerator.is_main_process
     if accelerator.num_processes > 1:
         accelerator.print(
-            f"data parallel: {accelerator.num_processes} processes ({accelerator.distributed_type.value}), each {cfg.data.batch_size // accelerator.num_processes} of every {cfg.data.batch_size} pairs"
+            f"data parallel: {accelerator.num_processes} processes ({accelerator.distributed_type.value}), "
+            f"each {cfg.data.batch_size // accelerator.num_processes} of every {cfg.data.batch_size} "
+            "pairs"
         )
     if main and not resume:
         save_config(run_dir, cfg)
@@ -167,7 +171,8 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
                     _stop(
                         run_dir,
                         model,
-                        f"loss is {out.loss.item()} at optimizer step {step}, micro-batch {micro + 1}/{cfg.training.grad_accum}",
+                        f"loss is {out.loss.item()} at optimizer step {step}, micro-batch "
+                        f"{micro + 1}/{cfg.training.grad_accum}",
                         step,
                     )
                 accelerator.backward(out.loss / cfg.training.grad_accum)
@@ -212,7 +217,8 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
             if signalled:
                 raise Interrupted(
                     stop["signal"] or signal.SIGTERM,
-                    f"stopped by a signal after step {step}; checkpoint in {saved}. Continue with: innerpo train --resume {run_dir}",
+                    f"stopped by a signal after step {step}; checkpoint in {saved}. Continue with: innerpo "
+                    f"train --resume {run_dir}",
                 )
     bar.close()
 

@@ -37,7 +37,8 @@ def new_run_dir(cfg: TrainConfig) -> Path:
         raise ConfigError(f"--output_dir={path} already holds a trained adapter; choose another --output_dir")
     if any((path / "checkpoints").glob("step-*")):
         raise ConfigError(
-            f"--output_dir={path} holds checkpoints of an unfinished run: continue it with --resume {path}, or choose another --output_dir"
+            f"--output_dir={path} holds checkpoints of an unfinished run: continue it with --resume {path}, "
+            "or choose another --output_dir"
         )
     path.mkdir(parents=True, exist_ok=True)
     (path / "metrics.jsonl").unlink(missing_ok=True)  # rows of a run killed before its first checkpoint

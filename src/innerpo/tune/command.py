@@ -135,7 +135,8 @@ def main(argv: list[str]) -> None:
                 print(f"{stale} trial(s) interrupted by an earlier run: their parameters are queued again")
             deadline = time.time() + args.timeout if args.timeout else None
             print(
-                f"innerpo tune {spec.method}: study in {tune_dir} ({args.trials} trials, objective {spec.objective} on {spec.validation_suite})",
+                f"innerpo tune {spec.method}: study in {tune_dir} ({args.trials} trials, objective "
+                f"{spec.objective} on {spec.validation_suite})",
                 flush=True,
             )
             if args.executor == "local":

@@ -54,7 +54,10 @@ def incoherence(summary: dict) -> str | None:
     """Why the trial is infeasible (its coherence flags), or None."""
     flagged = [name for name, s in summary["shifts"].items() if s.get("coherence_flag")]
     if flagged:
-        return f"incoherent: coherence flag on {', '.join(flagged)} (chosen NLL rose by more than {summary['coherence_threshold']} nats/token)"
+        return (
+            f"incoherent: coherence flag on {', '.join(flagged)} (chosen NLL rose by more than "
+            f"{summary['coherence_threshold']} nats/token)"
+        )
     return None
 
 

@@ -50,7 +50,8 @@ def write_results(tune_dir: Path, spec: TuneSpec) -> dict:
         best = (trial.number, trial.value)
         cfg = load_config(trial_dir(tune_dir, trial.number))
         header = (
-            f"# Best of {len(complete)} complete trial(s) of `innerpo tune {spec.method}` in {tune_dir}: trial {trial.number}, "
+            f"# Best of {len(complete)} complete trial(s) of `innerpo tune {spec.method}` in {tune_dir}: "
+            f"trial {trial.number}, "
             f"{spec.objective} = {trial.value:.4f} on the validation suite.\n"
             f"# Use: innerpo train {spec.method} --config {tune_dir / 'best.yaml'}\n"
         )
