@@ -59,6 +59,7 @@ CASES = {
     "config_unknown_key": ({"c.yaml": "training: {learning_rate: 0.1}\n"}, ["--config={tmp}/c.yaml"], "dpo", r"c.yaml.training: unknown setting 'learning_rate'"),
     "config_not_yaml": ({"c.yaml": "training: {lr: [\n"}, ["--config={tmp}/c.yaml"], "dpo", r"c.yaml, line 2: not valid YAML \(expected the node content"),
     "config_wrong_type": ({"c.yaml": "training: {lr: 1e-4}\n"}, ["--config={tmp}/c.yaml"], "dpo", r"--training.lr='1e-4': expected a number, got str \(YAML reads 1e-4 as text: write 1.0e-4\)"),
+    "collect_modules_unmatched": ({}, ["--method.collect=modules", "--method.collect_modules=.*nope"], "hs-none-innerpo", r"block 1: --method.collect_modules='\.\*nope' matches no linear module .*self_attn\.q_proj"),
     "config_bad_choice": ({"c.yaml": "data: {truncation: middle}\n"}, ["--config={tmp}/c.yaml"], "dpo", r"--data.truncation='middle': expected one of 'drop', 'prompt_left'"),
 }
 
