@@ -121,7 +121,11 @@ def test_options_of_an_unused_weighting_are_refused():
     with pytest.raises(ConfigError, match=r"policy_weight_temperature=1\.0.*with --method.use_policy_weights"):
         build_method(MethodConfig(policy_weight_temperature=1.0))
     with pytest.raises(ConfigError, match=r"use_mallows=True.*does not read it"):
-        build_method(MethodConfig(losses=["ipo"], use_mallows=True))
+        build_method(MethodConfig(losses=["hinge"], use_mallows=True))
+    with pytest.raises(ConfigError, match=r"use_mallows=True.*does not read it"):
+        build_method(MethodConfig(losses=["simper"], use_mallows=True))  # SimPER has no logit to scale
+    build_method(MethodConfig(losses=["simper"], use_policy_weights=True))
+    build_method(MethodConfig(losses=["ipo"], use_policy_weights=True, use_mallows=True))
     with pytest.raises(ConfigError, match="mallows_dispersion_mean"):
         build_method(MethodConfig(mallows_dispersion_mean=0.5))
 
@@ -164,7 +168,7 @@ class _Accelerator:
     gather_for_metrics = gather
 
 
-def trl_weighted_dpo(pc, pr, rc, rr, nc, nr, qc, qr, beta):
+def trl_weighted_dpo(pc, pr, rc, rr, nc, nr, qc, qr, beta, loss_type="sigmoid"):
     """TRL's DPO (`sigmoid`) with `use_weighting`; q*: per-token log Σ π² of each row."""
     trl = pytest.importorskip("trl")
     rows = list(pc) + list(pr)
@@ -186,7 +190,7 @@ def trl_weighted_dpo(pc, pr, rc, rr, nc, nr, qc, qr, beta):
         tr = object.__new__(trl.DPOTrainer)
     attrs = dict(
         accelerator=_Accelerator(), _metrics={"train": defaultdict(list), "eval": defaultdict(list)}, _total_train_tokens=0, _tp_size=1,
-        aux_loss_enabled=False, model=model, ref_model=None, beta=beta, label_smoothing=0.0, loss_types=["sigmoid"], loss_weights=[1.0],
+        aux_loss_enabled=False, model=model, ref_model=None, beta=beta, label_smoothing=0.0, loss_types=[loss_type], loss_weights=[1.0],
         ld_alpha=None, f_divergence_type="reverse_kl", f_alpha_divergence_coef=1.0, use_weighting=True, precompute_ref_logps=True,
         args=types.SimpleNamespace(discopop_tau=0.05, gradient_checkpointing_kwargs=None),
     )
@@ -197,8 +201,12 @@ def trl_weighted_dpo(pc, pr, rc, rr, nc, nr, qc, qr, beta):
     return float(tr._compute_loss(model, inputs, return_outputs=False))
 
 
+@pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])
 @pytest.mark.parametrize("beta", [0.1, 0.7])
-def test_exp_form_matches_trl_use_weighting(lt, beta):
+def test_exp_form_matches_trl_use_weighting(lt, beta, loss_type):
+    from innerpo.losses.ipo import IPOLoss
+    from innerpo.losses.weighting import PolicyWeights
+
     pc, pr, rc, rr = [-12.3, -40.1, -7.7, -25.0], [-15.9, -33.4, -11.2, -25.0], [-13.0, -38.0, -9.1, -24.2], [-14.1, -35.5, -10.0, -26.3]
     nc, nr = [4, 9, 3, 6], [5, 7, 8, 2]
     qc, qr = [-1.2, -0.4, -2.5, -0.9], [-0.7, -1.9, -0.3, -1.1]  # per-token log Σ π²
@@ -206,9 +214,34 @@ def test_exp_form_matches_trl_use_weighting(lt, beta):
     # innerpo's per-row WPO sum: Σ_t (log π(y_t) − log Σ π²) = sum − ntok·q
     x.policy_chosen.wpo = torch.tensor([s - n * q for s, n, q in zip(pc, nc, qc)], dtype=F64)
     x.policy_rejected.wpo = torch.tensor([s - n * q for s, n, q in zip(pr, nr, qr)], dtype=F64)
-    ours = DPOLoss(beta=beta, use_policy_weights=True, policy_weight_form="exp")(x)
-    theirs = trl_weighted_dpo(pc, pr, rc, rr, nc, nr, qc, qr, beta)
+    make = {
+        "sigmoid": lambda form: DPOLoss(beta=beta, use_policy_weights=True, policy_weight_form=form),
+        "ipo": lambda form: IPOLoss(beta=beta, wpo=PolicyWeights(True, 3.0, form)),
+    }[loss_type]
+    ours = make("exp")(x)
+    theirs = trl_weighted_dpo(pc, pr, rc, rr, nc, nr, qc, qr, beta, loss_type)
     assert math.isclose(float(ours.loss), theirs, abs_tol=1e-5), (float(ours.loss), theirs)
     # the research code's default form differs from TRL's (σ(ℓ/3), normalised): not equal
-    default = DPOLoss(beta=beta, use_policy_weights=True)(x)
+    default = make("sigmoid")(x)
     assert abs(float(default.loss) - theirs) > 1e-3
+
+
+def test_ipo_and_simper_weights_by_hand(lt):
+    from innerpo.losses.ipo import IPOLoss
+    from innerpo.losses.simper import SimPERLoss
+    from innerpo.losses.weighting import Mallows, PolicyWeights
+
+    x = weighted_pairs(lt)
+    s = [lt.sigmoid(-1.0 / 3), lt.sigmoid(-1.0)]
+    w = [v / (sum(s) / 2 + 1e-6) for v in s]
+    phi = [-0.29 * math.log(0.4), -0.29 * math.log(0.35)]
+    # IPO (normalised): h = per-token log-ratio margins: 0.5/2 − (−0.5)/1 = 0.75, −0.5/4 − 0.5/2 = −0.375
+    h = [0.75, -0.375]
+    out = IPOLoss(beta=0.5, wpo=PolicyWeights(True), mallows=Mallows(True))(x)
+    lt.approx(out.loss, (w[0] * (phi[0] * h[0] - 1.0) ** 2 + w[1] * (phi[1] * h[1] - 1.0) ** 2) / 2)
+    # SimPER: −exp(m_w) + exp(m_l) per pair, × w
+    m = [(-1.0, -3.0), (-1.0, -1.5)]
+    per = [-math.exp(a) + math.exp(b) for a, b in m]
+    out = SimPERLoss(use_policy_weights=True)(x)
+    lt.approx(out.loss, (w[0] * per[0] + w[1] * per[1]) / 2)
+    lt.approx(out.metrics["weights/policy"], (w[0] + w[1]) / 2)
