@@ -76,7 +76,9 @@ def test_every_hidden_preset_is_covered():
 # benchmarks/hidden_descent.py checks for every term (few cases: each is a slow test).
 SWITCHES = {
     "modules q,v": {"collect": "modules", "collect_modules": r".*\.(q|v)_proj"},
-    "para_signed p=1, inner weights, detach_rejected": {"align_method": "para_signed", "norm_p": 1.0, "inner_policy_weights": True, "detach_rejected": True},
+    # para_signed is in hidden-state units (L1 size ≈ 500 on SmolLM2): β scales it into σ's range
+    "para_signed p=1, inner weights": {"align_method": "para_signed", "norm_p": 1.0, "hidden_beta": 0.005, "inner_policy_weights": True},
+    "detach_rejected": {"detach_rejected": True},
     "norm_before_reduce, policy weights, lower clamp": {"norm_before_reduce": True, "use_policy_weights": True, "align_method": "para_signed", "trust_region": 1e-4, "trust_region_mode": "lower"},
 }
 

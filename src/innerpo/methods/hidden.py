@@ -300,8 +300,11 @@ class HiddenMethod(OutputMethod):
                 self._check = "wait"  # at its stationary point at initialisation by design: check once the policy has moved
                 return
             when = "at the first step" if first else "after the first update"
-            raise InertHiddenTermError(self._inert_message(
-                f"the hidden term {name!r} has zero gradient with respect to all {len(self._watched)} trainable adapter tensors {when} (norm {norm:.2g}, value {value:.4g})"))
+            what = f"the hidden term {name!r} has zero gradient with respect to all {len(self._watched)} trainable adapter tensors {when} (norm {norm:.2g}, value {value:.4g})"
+            margin = output.metrics.get("hidden/margin")
+            if value == 0.0 and margin is not None and float(margin) > 0:  # −log σ(β·z) rounded to 0: saturated, not disconnected
+                raise InertHiddenTermError(f"{what}: the loss is saturated at mean margin {float(margin):.4g} (the align method's units); lower --method.hidden_beta or choose a scale-free align method (pars_rat, logodds, ...)")
+            raise InertHiddenTermError(self._inert_message(what))
         self._check = "done"
 
     def _inert_message(self, what: str) -> str:
