@@ -22,7 +22,9 @@ demo: $(STAMP)
 	$(VENV)/bin/innerpo train dpo --output_dir=outputs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --site-dir $$(mktemp -d)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
 	$(PY) -m pytest -q
 
 # Everything except the runs on the bundled model.

@@ -19,7 +19,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 torch.set_num_threads(1)
 import eval_long
-from innerpo.config import ModelConfig, EvalConfig
+from innerpo.eval.config import EvalConfig
+from innerpo.models.config import ModelConfig
 from innerpo.models.load import load_base, add_lora, model_settings
 from innerpo.models.precision import prepare_model
 from innerpo.models import ref_cache

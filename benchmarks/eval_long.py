@@ -4,7 +4,7 @@ Imported by vs_trl.py (its `eval_long` and `eval_long_bf16` workers) and by eval
 What a user's `innerpo eval` does per shift, timed: the adapter scored on every pair, the
 base read from the reference cache (built once first, a cold pass, reported apart).
 Compared, in one process and alternating:
-  before  the scoring pass as it was when token-sized batches were asked for (issue 12),
+  before  the scoring pass as it was before token-sized batches,
           reproduced from today's functions: `batch_size` (16) pairs per batch in order
           of total length, the padded shared-prompt forward (`forward_pairs`), the head's
           logits for a whole batch at once, the LoRA path unmerged; fp32
@@ -93,12 +93,12 @@ def scoring_floor(model, items) -> dict:
 def run(args, precision: str, init_lora, eval_batch: int) -> dict:
     import torch
 
-    from innerpo.config import ModelConfig
     from innerpo.data.batching import collate
     from innerpo.data.sources import load_pairs
     from innerpo.data.tokenize import PairTokenizer
     from trl_compare.measure import timed_rounds
     from innerpo.models import ref_cache
+    from innerpo.models.config import ModelConfig
     from innerpo.models.forward import logp_rows
     from innerpo.models.load import add_lora, load_base, model_settings
     from innerpo.models.precision import prepare_model

@@ -26,9 +26,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from innerpo.config import DataConfig, EvalConfig, ModelConfig
+    from innerpo.data.config import DataConfig
     from innerpo.data.tokenize import PairTokenizer
+    from innerpo.eval.config import EvalConfig
     from innerpo.eval.report import evaluate_suite
+    from innerpo.models.config import ModelConfig
     from innerpo.models.load import add_lora, load_base, model_settings
 
     mcfg = ModelConfig(base_model=args.model)

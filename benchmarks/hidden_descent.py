@@ -56,7 +56,7 @@ ROWS = {  # name → (preset, extra method settings, margin metric, documented d
 
 
 def run(name: str, args, root: Path) -> dict:
-    from innerpo.methods.presets import preset_config
+    from innerpo.train.config import preset_config
     from innerpo.train.loop import train
 
     preset, settings, metric, sign = ROWS[name]

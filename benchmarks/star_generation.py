@@ -25,8 +25,8 @@ import time
 
 import torch
 
-from innerpo.config import ModelConfig
 from innerpo.data.tokenize import PairTokenizer
+from innerpo.models.config import ModelConfig
 from innerpo.models.load import load_base
 from innerpo.star import prompts
 from innerpo.star.generate import GenSettings, HFGenerator

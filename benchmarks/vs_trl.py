@@ -111,7 +111,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.eval_max_tokens is None:
         sys.path.insert(0, str(REPO / "src"))
-        from innerpo.config import EvalConfig
+        from innerpo.eval.config import EvalConfig
 
         args.eval_max_tokens = EvalConfig().max_tokens_per_batch
     if args.worker:

@@ -1,12 +1,18 @@
 """End to end through the command line, on tiny-random (seconds)."""
 
+import argparse
 import json
+import re
 
 import pandas as pd
 import pytest
+import tyro
 
-from innerpo.cli import main
+from innerpo.cli import ROOMS, main
 from innerpo.data import synthetic
+from innerpo.flags import RENAMED, translate
+from innerpo.train.config import preset_config
+from innerpo.train.run_dir import save_config
 
 TINY = ["--model.base_model=tiny-random", "--model.lora_r=4", "--data.batch_size=4", "--data.max_train_pairs=32", "--eval.max_pairs=12", "--training.eval_every=2", "--training.eval_pairs=8"]
 
@@ -77,3 +83,72 @@ def test_data_list_and_show(capsys):
     assert "genies-alpaca" in out and "synthetic:in_domain" in out
     main(["data", "show", "synthetic:in_domain", "--n=2"])
     assert out != capsys.readouterr().out
+
+
+class Parsed(Exception):
+    """Raised with what a command's own parser made of its arguments (so nothing runs)."""
+
+
+# (command, old spelling, new spelling): the table, and flags with dashes inside their names
+SPELLINGS = [(cmd, old, new) for cmd, table in RENAMED.items() for old, new in table.items()] + [
+    ("tune", "--startup-trials", "--startup_trials"),
+    ("tune", "--validation-suite", "--validation_suite"),
+    ("train", "--training.max-steps", "--training.max_steps"),
+    ("star", "--star.few-shot", "--star.few_shot"),
+]
+POSITIONAL = {"train": ["dpo"], "tune": ["dpo"], "report": ["runs"], "data": ["show", "synthetic:in_domain"], "sweep": [], "star": []}
+
+
+def parse(monkeypatch, tmp_path, command, flags):
+    """cli.main on `command` with `flags`, stopped where its parser returns: the parsed value."""
+    def stop(result):
+        raise Parsed(result)
+
+    if command in ROOMS:
+        parse_known = argparse.ArgumentParser.parse_known_args
+        monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", lambda self, *a, **k: stop(parse_known(self, *a, **k)))
+    else:
+        cli = tyro.cli
+        monkeypatch.setattr(tyro, "cli", lambda *a, **k: stop(cli(*a, **k)))
+    if command == "eval":
+        save_config(tmp_path, preset_config("dpo"))
+    with pytest.raises(Parsed) as e:
+        main([command, *POSITIONAL.get(command, [str(tmp_path)]), *flags])
+    return e.value.args[0]
+
+
+@pytest.mark.parametrize("command, old, new", SPELLINGS)
+@pytest.mark.parametrize("form", ["--flag=V", "--flag V"])
+def test_old_spellings_work_with_a_deprecation_line(monkeypatch, tmp_path, capsys, command, old, new, form):
+    value = "7"
+    def flags(flag):
+        return [f"{flag}={value}"] if form == "--flag=V" else [flag, value]
+
+    def read(parsed, flag):
+        parsed = parsed[0] if command in ROOMS else parsed
+        for part in flag[2:].split("."):
+            parsed = getattr(parsed, part)
+        return str(parsed)
+
+    assert read(parse(monkeypatch, tmp_path, command, flags(new)), new) == value
+    assert "deprecated" not in capsys.readouterr().err
+    assert read(parse(monkeypatch, tmp_path, command, flags(old)), new) == value
+    assert f"innerpo {command}: {old} is deprecated; use {new}\n" in capsys.readouterr().err
+
+
+def test_translation_leaves_values_and_what_follows_a_bare_double_dash():
+    args = ["--methods", "dpo", "--grid", "training.lr=1e-4,5e-5", "--executor", "submitit-local", "--", "--out"]
+    assert translate("sweep", args) == args
+
+
+@pytest.mark.parametrize("command", ["train dpo", "eval", "star", "data show", "sweep", "tune", "report"])
+def test_help_shows_only_current_spellings(monkeypatch, capsys, command):
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as e:
+        main([*command.split(), "--help"])
+    assert e.value.code == 0
+    shown = set(re.findall(r"--[A-Za-z][\w.-]*", capsys.readouterr().out))
+    assert shown and not {flag for flag in shown if "-" in flag[2:]}
+    assert not shown & set(RENAMED.get(command.split()[0], {}))
+    if command in ("train dpo", "star", "sweep", "tune", "report"):
+        assert "--output_dir" in shown

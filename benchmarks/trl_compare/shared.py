@@ -32,8 +32,10 @@ def precision_of(name: str) -> str:
 
 
 def make_cfg(args, method=None, precision: str = "fp32"):
-    from innerpo.config import DataConfig, ModelConfig, TrainConfig, TrainingConfig
     from innerpo.methods.config import MethodConfig
+    from innerpo.data.config import DataConfig
+    from innerpo.models.config import ModelConfig
+    from innerpo.train.config import TrainConfig, TrainingConfig
 
     total = args.steps + 1
     return TrainConfig(

@@ -1,8 +1,17 @@
-"""`innerpo` command line: train, eval, data.
+"""`innerpo` command line: train, eval, data, star (sweep, report and tune parse their own flags).
 
 Each level explains itself with --help. Flags are hierarchical and written as the
 config nests: `innerpo train dpo --model.lora_r=32 --data.batch_size=8 --training.lr=5e-5`.
 Precedence: preset defaults < `--config FILE.yaml` < command-line flags.
+
+One convention for every command (train, eval, sweep, report, tune, star, data):
+- words in a flag are joined by underscores (`--training.max_steps`, `--startup_trials`,
+  `--time_min`), as are the keys of the files they mirror (sweep files, configs);
+- the directory a command writes is `--output_dir` (train, star, sweep, tune, report);
+- a setting has one name everywhere: `--data.genies_dir` in train, eval, star, data, sweep;
+- a flag takes `--flag=V` or `--flag V`.
+Old spellings (`--out`, `--startup-trials`, `innerpo eval --genies_dir`, ...) work for one
+release with a line on stderr; innerpo.flags holds their table and translates them here.
 """
 
 from __future__ import annotations
@@ -15,8 +24,10 @@ from typing import Annotated
 
 import tyro
 
-from innerpo.config import EvalConfig, apply_yaml
+from innerpo.config import apply_yaml
 from innerpo.errors import InputError
+from innerpo.flags import translate
+from innerpo.eval.config import EvalConfig
 
 USAGE = """usage: innerpo {train,eval,data,sweep,report,tune,star} ...
 
@@ -43,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     command, rest = argv[0], argv[1:]
     try:
+        rest = translate(command, rest)
         if command in COMMANDS:
             COMMANDS[command](rest)
         elif command in ROOMS:  # commands whose own module parses their arguments
@@ -71,7 +83,8 @@ def _drop_flag(args: list[str], flag: str) -> list[str]:
 
 
 def _train(args: list[str]) -> None:
-    from innerpo.methods.presets import PRESETS, aliases, preset_config, resolve_method_name
+    from innerpo.methods.presets import PRESETS, aliases, resolve_method_name
+    from innerpo.train.config import preset_config
 
     if args and not args[0].startswith("-"):
         args = [resolve_method_name(args[0]), *args[1:]]  # research-code names and any case
@@ -126,14 +139,19 @@ def _resumed_config(run_dir: str):
 
 
 @dataclass
+class GeniesData:
+    genies_dir: str | None = None
+    """Local GENIES directory for genies-* sources and suites (innerpo eval's default: the run's own)."""
+
+
+@dataclass
 class EvalArgs:
     """Evaluate a trained run (its base model with and without the adapter) on an eval suite."""
 
     run_dir: tyro.conf.Positional[str]
     """Run directory written by `innerpo train`."""
     eval: EvalConfig = field(default_factory=EvalConfig)
-    genies_dir: str | None = None
-    """Local GENIES directory for genies-* suites (default: the run's --data.genies_dir)."""
+    data: GeniesData = field(default_factory=GeniesData)
     checkpoint: str | None = None
     """Evaluate a checkpoint instead of the final adapter: `step-50` (results in RUN/checkpoints/step-50/eval-<suite>/), or `all` (a table of accuracy per shift against step, RUN/checkpoints/accuracy.md)."""
 
@@ -148,17 +166,17 @@ def _eval(args: list[str]) -> None:
             run_cfg = load_config(run_dir)
         except FileNotFoundError as e:
             raise InputError(str(e)) from None
-        defaults = EvalArgs(run_dir=run_dir, eval=run_cfg.eval, genies_dir=run_cfg.data.genies_dir)
+        defaults = EvalArgs(run_dir=run_dir, eval=run_cfg.eval, data=GeniesData(run_cfg.data.genies_dir))
     parsed = tyro.cli(EvalArgs, args=args, default=defaults, prog="innerpo eval", use_underscores=True)
 
-    from innerpo.eval.run import evaluate_run
+    from innerpo.train.evaluate import evaluate_run
 
     if parsed.checkpoint == "all":
-        from innerpo.eval.checkpoints import evaluate_checkpoints
+        from innerpo.train.evaluate_checkpoints import evaluate_checkpoints
 
-        evaluate_checkpoints(parsed.run_dir, parsed.eval, parsed.genies_dir)
+        evaluate_checkpoints(parsed.run_dir, parsed.eval, parsed.data.genies_dir)
     else:
-        evaluate_run(parsed.run_dir, parsed.eval, parsed.genies_dir, parsed.checkpoint)
+        evaluate_run(parsed.run_dir, parsed.eval, parsed.data.genies_dir, parsed.checkpoint)
 
 
 @dataclass
@@ -175,11 +193,11 @@ class DataShow:
     split: str = "test"
     n: int = 3
     """How many pairs to print."""
-    genies_dir: str | None = None
+    data: GeniesData = field(default_factory=GeniesData)
 
 
 def _data(args: list[str]) -> None:
-    from innerpo.data.catalog import list_sources, show
+    from innerpo.eval.catalog import list_sources, show
 
     cmd = tyro.cli(
         Annotated[DataList, tyro.conf.subcommand("list")] | Annotated[DataShow, tyro.conf.subcommand("show")],
@@ -190,7 +208,7 @@ def _data(args: list[str]) -> None:
     if isinstance(cmd, DataList):
         print(list_sources())
     else:
-        print(show(cmd.name, cmd.split, cmd.n, cmd.genies_dir))
+        print(show(cmd.name, cmd.split, cmd.n, cmd.data.genies_dir))
 
 
 def _star(args: list[str]) -> None:

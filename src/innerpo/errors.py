@@ -15,6 +15,10 @@ class ConfigError(InputError):
     """A setting (flag, config file, eval suite) is invalid."""
 
 
+class DataError(InputError):
+    """A data source or row cannot be used; the message names where and why."""
+
+
 def yaml_problem(path, e) -> str:
     """One line for a PyYAML error: the file, line and what the parser expected."""
     mark = getattr(e, "problem_mark", None)

@@ -21,7 +21,7 @@ def test_flop_count_by_hand():
 
 
 def test_linear_shapes_skip_head_and_lora(tiny_model):
-    from innerpo.config import ModelConfig
+    from innerpo.models.config import ModelConfig
     from innerpo.models.load import add_lora
 
     model, _ = tiny_model

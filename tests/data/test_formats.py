@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from innerpo.data.pairs import DataError, Pair, parse_pair
+from innerpo.data.pairs import Pair, parse_pair
 from innerpo.data.sources import load_pairs
+from innerpo.errors import DataError
 
 
 def test_csv_pairs(tmp_path):

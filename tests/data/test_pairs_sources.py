@@ -5,8 +5,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from innerpo.data import genies
-from innerpo.data.pairs import DataError, Pair, parse_pair
+from innerpo.data.pairs import Pair, parse_pair
 from innerpo.data.sources import load_pairs
+from innerpo.errors import DataError
 
 ROWS = [
     {"prompt": "2+2?", "chosen": "4", "rejected": "5"},

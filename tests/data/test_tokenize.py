@@ -1,8 +1,9 @@
 import pytest
 
 from innerpo.data.batching import EpochBatchSampler, collate
-from innerpo.data.pairs import DataError, Pair
+from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import MIN_PROMPT_TOKENS, PairTokenizer, TokenizeReport
+from innerpo.errors import DataError
 
 
 def test_chat_template_and_prompt_mask(tiny_tok):

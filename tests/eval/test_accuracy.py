@@ -57,7 +57,7 @@ def test_accuracy_mean_and_sum_and_nll_match_hand_computation(tiny_tok):
 
 
 def test_base_and_adapter_scored_in_one_pass(tiny_model):
-    from innerpo.config import ModelConfig
+    from innerpo.models.config import ModelConfig
     from innerpo.models.load import add_lora
 
     model, tok = tiny_model

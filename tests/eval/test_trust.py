@@ -5,13 +5,16 @@ import math
 
 import pytest
 
-from innerpo.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TrainingConfig
+from innerpo.data.config import DataConfig
 from innerpo.data.tokenize import PairTokenizer
+from innerpo.eval.config import EvalConfig
 from innerpo.eval.periodic import held_out_eval
 from innerpo.eval.report import evaluate_suite, tables, write_results
-from innerpo.eval.run import eval_dir_name
 from innerpo.eval.stats import paired_difference_interval, wilson_interval
+from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora, load_base, model_settings
+from innerpo.train.config import TrainConfig, TrainingConfig
+from innerpo.train.evaluate import eval_dir_name
 
 
 def rows(n_short, n_long):
@@ -63,6 +66,11 @@ def train_cfg(tmp_path, suite_text, dataset):
                        training=TrainingConfig(eval_every=5, eval_pairs=6), eval=EvalConfig(suite=str(suite)))
 
 
+def held_out(cfg, pair_tok, train_pairs, pad_id):
+    return held_out_eval(cfg.data, cfg.eval, pair_tok, train_pairs, pad_id, every=cfg.training.eval_every,
+                         n_pairs=cfg.training.eval_pairs, beta=cfg.method.beta)
+
+
 def test_periodic_eval_is_held_out_or_off(tmp_path, tiny_lora, capsys):
     model, tok, _ = tiny_lora
     pair_tok = PairTokenizer(tok, 64)
@@ -70,18 +78,18 @@ def test_periodic_eval_is_held_out_or_off(tmp_path, tiny_lora, capsys):
     data.write_text("\n".join(json.dumps(r) for r in rows(8, 0)))
     # the suite's in_domain shift is the training file: off, and said so
     cfg = train_cfg(tmp_path, f"shifts:\n  in_domain: {{dataset: {data}}}\n", str(data))
-    assert held_out_eval(cfg, pair_tok, [], tok.pad_token_id) is None
+    assert held_out(cfg, pair_tok, [], tok.pad_token_id) is None
     assert "is the training data" in capsys.readouterr().out
     # no in_domain shift at all: off (never the first shift, which may be training data)
     cfg = train_cfg(tmp_path, "shifts:\n  other: {dataset: 'synthetic:alt_encoding'}\n", str(data))
-    assert held_out_eval(cfg, pair_tok, [], tok.pad_token_id) is None
+    assert held_out(cfg, pair_tok, [], tok.pad_token_id) is None
     assert "has no in_domain shift" in capsys.readouterr().out
     # a held-out split: on; pairs also in the training subset are left out
     from innerpo.data.sources import load_pairs
 
     cfg = train_cfg(tmp_path, "shifts:\n  in_domain: {dataset: 'synthetic:in_domain', split: test}\n", "synthetic")
     test_pairs = load_pairs("synthetic:in_domain", "test")
-    periodic = held_out_eval(cfg, pair_tok, test_pairs[:3], tok.pad_token_id)
+    periodic = held_out(cfg, pair_tok, test_pairs[:3], tok.pad_token_id)
     assert len(periodic.items) == 6 and "3 of its pairs are training pairs and were left out" in capsys.readouterr().out
 
     class Log(list):

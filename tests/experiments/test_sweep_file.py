@@ -7,6 +7,7 @@ import pytest
 from innerpo.experiments.cells import cell_name
 from innerpo.experiments.command import build
 from innerpo.experiments.executors import LocalExecutor, SubmititExecutor, WorkerExecutor
+from innerpo.errors import InputError
 from innerpo.experiments.sweep_file import SweepFileError, cells, load_sweep, parse_sweep
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,7 +17,7 @@ def test_grid_names_precedence_and_order(tmp_path):
     spec = parse_sweep({
         "methods": ["dpo", "hs-none-innerpo"], "seeds": [1, 2], "training.lr": [1e-4, 5e-5],
         "base": {"training": {"max_steps": 7, "lr": 1.0}, "method": {"beta": 0.2}, "model": {"base_model": "tiny-random"}},
-        "out": str(tmp_path / "sw"),
+        "output_dir": str(tmp_path / "sw"),
     }, "test")
     grid = cells(spec)
     assert len(grid) == 8
@@ -75,8 +76,18 @@ def test_flags_override_the_file_and_pick_the_executor(tmp_path):
         build([str(path), "--bogus"])
 
 
-def test_shipped_sweep_files_parse(tmp_path):
+def test_the_old_out_key_works_with_a_deprecation_line(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"methods: [dpo]\nout: {tmp_path / 'sw'}\n")
+    assert load_sweep(path).sweep_dir() == tmp_path / "sw"
+    assert f"innerpo sweep: {path}: out is deprecated; use output_dir\n" in capsys.readouterr().err
+    with pytest.raises(InputError, match="give output_dir only"):
+        parse_sweep({"out": "a", "output_dir": "b"}, "sweep.yaml")
+
+
+def test_shipped_sweep_files_parse(tmp_path, capsys):
     synthetic = load_sweep(REPO / "configs/sweeps/synthetic-seeds.yaml")
+    assert synthetic.sweep_dir() == Path("outputs/sweeps/synthetic-seeds") and "deprecated" not in capsys.readouterr().err
     grid = cells(synthetic)
     assert len(grid) == 15 and {c.axes["method"] for c in grid} == {"dpo", "hs-none-innerpo", "hs-none-prefvec"}
     genies = load_sweep(REPO / "configs/sweeps/genies-seeds.yaml")
@@ -89,7 +100,7 @@ def test_shipped_sweep_files_parse(tmp_path):
 def test_workers_hold_back_a_seed_until_its_family_has_written_the_caches(tmp_path):
     from innerpo.experiments.executors import _next_cell, family
 
-    spec = parse_sweep({"methods": ["dpo", "ipo"], "seeds": [1, 2], "out": str(tmp_path)}, "test")
+    spec = parse_sweep({"methods": ["dpo", "ipo"], "seeds": [1, 2], "output_dir": str(tmp_path)}, "test")
     d1, i1, d2, i2 = cells(spec)
     assert family(d1) == family(d2) != family(i1)
     queue = [d2, i2]

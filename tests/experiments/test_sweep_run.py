@@ -26,7 +26,7 @@ def sweep_file(tmp_path, monkeypatch):
         import yaml
 
         path = tmp_path / "sweep.yaml"
-        path.write_text(yaml.safe_dump({"out": str(tmp_path / "sw"), "base": TINY, **values}))
+        path.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "sw"), "base": TINY, **values}))
         return str(path)
 
     return write

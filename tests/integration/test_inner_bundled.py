@@ -10,7 +10,6 @@ The model is loaded once per module; the adapter is reset before each preset.
 import pytest
 import torch
 
-from innerpo.config import ModelConfig
 from innerpo.data.batching import collate_indexed
 from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer
@@ -18,7 +17,8 @@ from innerpo.methods.build import build_method
 from innerpo.methods.hidden import INERT_GRAD_TOL
 from innerpo.methods.terms import inert_reason
 from innerpo.methods.inner_presets import INNER_PRESETS, LOSSES
-from innerpo.methods.presets import preset_config
+from innerpo.train.config import preset_config
+from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora, load_base
 
 pytestmark = pytest.mark.slow

@@ -33,12 +33,12 @@ import torch
 
 pytest.importorskip("trl")
 
-from innerpo.config import ModelConfig  # noqa: E402
 from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import collate  # noqa: E402
 from innerpo.data.pairs import Pair  # noqa: E402
 from innerpo.data.tokenize import PairTokenizer  # noqa: E402
 from innerpo.models import tiny  # noqa: E402
+from innerpo.models.config import ModelConfig  # noqa: E402
 from innerpo.models.load import add_lora  # noqa: E402
 from innerpo.methods.build import build_method
 

@@ -5,13 +5,13 @@ import dataclasses
 import pytest
 import torch
 
-from innerpo.config import ModelConfig
 from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import collate_indexed
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.methods.build import build_method
 from innerpo.models import ref_cache
+from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora
 
 

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from innerpo.cli import main
-from innerpo.config import ConfigError, apply_yaml
-from innerpo.methods.config import MethodConfig
 from innerpo.inner.align import ALIGN_METHODS
 from innerpo.methods.build import build_method
 from innerpo.methods.terms import inert_reason
+from innerpo.config import apply_yaml
+from innerpo.errors import ConfigError
 from innerpo.methods.inner_presets import INNER_PRESETS
 from innerpo.methods.reads import check_options_read
-from innerpo.methods.presets import PRESETS, aliases, preset_config, resolve_method_name
+from innerpo.methods.presets import PRESETS, aliases, resolve_method_name
+from innerpo.train.config import preset_config
 
 
 def last_train_row(run):

@@ -9,16 +9,17 @@ import pytest
 import torch
 
 from innerpo.cli import main
-from innerpo.config import ModelConfig
 from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import PairBatch, UnpairedBatch, collate, collate_unpaired, roll_completions
-from innerpo.data.pairs import DataError, Pair
+from innerpo.data.pairs import Pair
 from innerpo.data.sources import load_examples, load_pairs
 from innerpo.data.tokenize import PairTokenizer, TokenizedPair
 from innerpo.data.unpaired import TokenizedExample, UnpairedExample, parse_unpaired, tokenize_unpaired
+from innerpo.errors import DataError
 from innerpo.losses.kto import KL_POLICY_KEY, KL_REF_KEY
 from innerpo.methods.build import build_method
 from innerpo.methods.kto import KTOUnpairedMethod, mismatched_kl_logps
+from innerpo.models.config import ModelConfig
 from innerpo.models.forward import forward_pairs
 from innerpo.models.load import add_lora, load_base
 

@@ -16,7 +16,8 @@ from innerpo.cli import main
 from innerpo.methods.config import MethodConfig
 from innerpo.methods.build import build_loss, build_objective
 from innerpo.methods.registry import LOSSES, entry
-from innerpo.methods.presets import PRESETS, preset_config
+from innerpo.methods.presets import PRESETS
+from innerpo.train.config import preset_config
 
 ALL_NAMES = {
     "dpo", "ipo", "hinge", "robust", "nca", "bco", "sppo", "apo-zero", "apo-down", "exo", "discopop",

@@ -6,14 +6,17 @@ import math
 import pytest
 import torch
 
-from innerpo.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TrainingConfig
 from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import collate
+from innerpo.data.config import DataConfig
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
+from innerpo.eval.config import EvalConfig
 from innerpo.inner.pooling import masked_mean
 from innerpo.methods.base import OutputMethod
 from innerpo.methods.build import build_method
+from innerpo.models.config import ModelConfig
+from innerpo.train.config import TrainConfig, TrainingConfig
 from innerpo.methods.projection import (
     ProjBPMethod,
     ProjGradMethod,

@@ -30,8 +30,8 @@ def test_shared_prompt_pass_gives_the_same_values_and_gradients(tiny_model):
     """forward_pairs may run each pair's prompt once (keys/values reused by both
     completions); asking for hidden states forces the plain [2B, T] pass. Both must agree
     in log-probs and in the gradients they send to LoRA weights."""
-    from innerpo.config import ModelConfig
     from innerpo.models import forward
+    from innerpo.models.config import ModelConfig
     from innerpo.models.load import add_lora
 
     model, tok = tiny_model

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from innerpo.config import ModelConfig
 from innerpo.data.batching import collate
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
+from innerpo.models.config import ModelConfig
 from innerpo.models.forward import logp_rows
 from innerpo.models.load import add_lora
 from innerpo.models.merge import merged_adapter

@@ -4,11 +4,11 @@ log-probs equal to the padded pass's, with the fallbacks where packing must not 
 import pytest
 import torch
 
-from innerpo.config import ModelConfig
 from innerpo.data.batching import collate
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer, TokenizedPair
 from innerpo.models import forward, packed
+from innerpo.models.config import ModelConfig
 from innerpo.models.forward import forward_pairs, logp_rows
 from innerpo.models.load import add_lora
 from innerpo.models.precision import prepare_model

@@ -7,16 +7,19 @@ import json
 import pytest
 import torch
 
-from innerpo.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TrainingConfig
 from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import collate
+from innerpo.data.config import DataConfig
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
+from innerpo.eval.config import EvalConfig
 from innerpo.models import precision, ref_cache
+from innerpo.models.config import ModelConfig
 from innerpo.models.forward import forward_pairs
 from innerpo.models.load import add_lora, load_base
 from innerpo.train import loop
 from innerpo.methods.build import build_method
+from innerpo.train.config import TrainConfig, TrainingConfig
 
 MODEL = ModelConfig(base_model="tiny-random", lora_r=4)
 

@@ -2,10 +2,10 @@ import torch
 
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
+from innerpo.methods.config import MethodConfig
 from innerpo.models import ref_cache
 from innerpo.models.forward import forward_pairs
 from innerpo.data.batching import collate
-from innerpo.methods.config import MethodConfig
 from innerpo.methods.build import build_method
 
 ROWS = build_method(MethodConfig()).reference_rows

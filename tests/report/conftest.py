@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from innerpo.methods.presets import preset_config
+from innerpo.train.config import preset_config
 from innerpo.train.run_dir import save_config
 
 SHIFTS = {"in_domain": "synthetic:in_domain", "harder": "synthetic:difficulty_scaling"}

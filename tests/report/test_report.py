@@ -32,7 +32,7 @@ def _rows(out):
 
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory):
-    """One report (the default --out) on a sweep where innerpo is better than dpo on some pairs, never worse."""
+    """One report (the default --output_dir) on a sweep where innerpo is better than dpo on some pairs, never worse."""
     rng = np.random.default_rng(0)
     sweep = _sweep(tmp_path_factory.mktemp("rep"), lambda p, n: (rng.random(n) < p).astype(int), better_by=0.3)
     main(["report", str(sweep)])
@@ -59,7 +59,7 @@ def test_report_writes_files_tables_and_plots(reported):
 
 def test_identical_methods_difference_is_zero_and_covers_zero(tmp_path, flags):
     sweep = _sweep(tmp_path, flags, better_by=0.0)
-    main(["report", str(sweep), "--out", str(tmp_path / "rep")])
+    main(["report", str(sweep), "--output_dir", str(tmp_path / "rep")])
     inner = _rows(tmp_path / "rep").query("method == 'hs-none-innerpo'")
     assert (inner["diff_vs_baseline"] == 0).all()
     assert (inner["diff_vs_baseline_low"] <= 0).all() and (inner["diff_vs_baseline_high"] >= 0).all()
@@ -103,7 +103,7 @@ def test_variant_labels_name_what_differs_and_baseline_must_be_unambiguous(tmp_p
     with pytest.raises(SystemExit) as exit_info:
         main(["report", str(tmp_path)])
     assert exit_info.value.code == 2 and "matches several variants" in capsys.readouterr().err
-    main(["report", str(tmp_path), "--baseline", "dpo lr=0.0001", "--out", str(tmp_path / "rep")])
+    main(["report", str(tmp_path), "--baseline", "dpo lr=0.0001", "--output_dir", str(tmp_path / "rep")])
     assert "Paired difference vs `dpo lr=0.0001`" in (tmp_path / "rep" / "report.md").read_text()
 
 
@@ -116,7 +116,7 @@ def test_genies_normalised_generalization_hand_computed(tmp_path):
     tuned = {"in_domain": [1] * 10, "hard": [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]}  # hard: 0.8
     make_run(tmp_path / "easy", "dpo", 1, easy, base, dataset="genies:alpaca_easy", suite="genies-alpaca", datasets=datasets)
     make_run(tmp_path / "hard", "dpo", 1, tuned, base, dataset="genies:alpaca_hard", suite="genies-alpaca", datasets=datasets)
-    main(["report", str(tmp_path), "--out", str(tmp_path / "rep"), "--baseline", "none"])
+    main(["report", str(tmp_path), "--output_dir", str(tmp_path / "rep"), "--baseline", "none"])
     rows = _rows(tmp_path / "rep").set_index(["method", "shift"])
     assert rows.loc[("dpo dataset=alpaca_easy", "hard"), "normalized_generalization"] == pytest.approx((0.3 - 0.1) / 0.8)
     assert np.isnan(rows.loc[("dpo dataset=alpaca_hard", "hard"), "normalized_generalization"])

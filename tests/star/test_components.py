@@ -6,18 +6,18 @@ import math
 import pytest
 import torch
 
-from innerpo.config import ModelConfig
 from innerpo.methods.config import MethodConfig
-from innerpo.data.pairs import DataError
 from innerpo.errors import ConfigError
 from innerpo.data.unpaired import UnpairedExample
 from innerpo.methods.build import build_method
 from innerpo.methods.kto import KTOUnpairedMethod
+from innerpo.errors import DataError
 from innerpo.methods.sft_unpaired import SFTUnpairedMethod
+from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.star import build, prompts
 from innerpo.star.evaluate import wilson
-from innerpo.star.questions import Question
+from innerpo.star.schema import Question
 
 Q = Question("q1", "What is 2 + 3?", ("4", "5", "6", "7"), "B")
 

@@ -3,7 +3,7 @@
 import pytest
 
 from innerpo.star.extract import extract_answer, judge, repeated_tail, script_share
-from innerpo.star.questions import Question
+from innerpo.star.schema import Question
 
 MC = Question("q", "Where do you keep milk?", ("garden", "fridge", "oven", "car"), "B")
 YO = Question("y", "Níbo ni a ti ń pa wàrà mọ́?", ("ọgbà", "fìríìjì", "ààrò", "ọkọ̀"), "B", language="YO_NG")

@@ -8,12 +8,14 @@ import re
 import pytest
 import yaml
 
-from innerpo.config import DataConfig, ModelConfig, TrainingConfig
 from innerpo.methods.config import MethodConfig
-from innerpo.data.pairs import DataError
 from innerpo.errors import ConfigError
+from innerpo.data.config import DataConfig
+from innerpo.errors import DataError
+from innerpo.models.config import ModelConfig
 from innerpo.star.config import StarConfig, StarRunConfig
 from innerpo.star.loop import run_star
+from innerpo.train.config import TrainingConfig
 
 from .fakes import ScriptedGenerator
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from innerpo.data.pairs import DataError
+from innerpo.errors import DataError
 from innerpo.star import synthetic
 from innerpo.star.questions import canonical_number, load_questions
 

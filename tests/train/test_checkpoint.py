@@ -227,5 +227,5 @@ def test_a_fresh_start_never_mixes_with_an_unfinished_run(reference_run, monkeyp
     assert exit_.value.code == 2 and f"holds checkpoints of an unfinished run: continue it with --resume {h}" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:  # a bad setting: one line and exit code 2
         main(run_args(root, root / "i", "--training.keep_last=0"))
-    assert exit_.value.code == 2 and "--training.keep_last must be >= 1" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "--training.keep_last=0: expected >= 1" in capsys.readouterr().err
     assert not (root / "i").exists()

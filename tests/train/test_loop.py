@@ -5,13 +5,16 @@ import json
 import pytest
 import torch
 
-from innerpo.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TrainingConfig
 from innerpo.data.batching import collate
+from innerpo.data.config import DataConfig
 from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer
+from innerpo.eval.config import EvalConfig
 from innerpo.losses.dpo import DPOLoss
+from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora, load_base
 from innerpo.train import loop
+from innerpo.train.config import TrainConfig, TrainingConfig
 from innerpo.train.metrics import StepMetrics
 from innerpo.methods.build import build_method
 

@@ -6,9 +6,12 @@ import math
 import pytest
 from safetensors.torch import load_file
 
-from innerpo.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TrainingConfig
 from innerpo.methods.config import MethodConfig
+from innerpo.data.config import DataConfig
+from innerpo.eval.config import EvalConfig
+from innerpo.models.config import ModelConfig
 from innerpo.train import loop
+from innerpo.train.config import TrainConfig, TrainingConfig
 
 
 def tiny_cfg(tmp_path, **training) -> TrainConfig:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from innerpo.cli import main
-from innerpo.methods.presets import preset_config
+from innerpo.train.config import preset_config
 from innerpo.train import trackers
 
 from .runs import held_out_run_args

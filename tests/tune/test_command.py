@@ -18,9 +18,9 @@ def run(capsys, *args):
 def test_a_bad_space_file_names_file_and_key(tmp_path, capsys):
     space = tmp_path / "space.yaml"
     space.write_text("method.beta: {low: 0, high: 1, log: true}\n")
-    code, err = run(capsys, "dpo", "--space", str(space), "--out", str(tmp_path / "t"), *FLAGS)
+    code, err = run(capsys, "dpo", "--space", str(space), "--output_dir", str(tmp_path / "t"), *FLAGS)
     assert code == 2 and f"{space}: method.beta" in err and "log scale" in err
-    code, err = run(capsys, "nope", "--out", str(tmp_path / "t"))
+    code, err = run(capsys, "nope", "--output_dir", str(tmp_path / "t"))
     assert code == 2 and "unknown method 'nope'" in err
 
 
@@ -30,25 +30,25 @@ def test_a_directory_of_another_study_or_one_in_use_is_refused(tmp_path, capsys)
 
     save_spec(out, TuneSpec("ipo", {"training.lr": {"low": 1e-5, "high": 1e-3, "log": True}}))
     (out / "validation-suite.yaml").write_text("the other study's")
-    code, err = run(capsys, "dpo", "--out", str(out), *FLAGS)
+    code, err = run(capsys, "dpo", "--output_dir", str(out), *FLAGS)
     assert code == 2 and "holds a study with other method" in err
     assert (out / "validation-suite.yaml").read_text() == "the other study's"  # nothing of it overwritten
     other = tmp_path / "u"
     other.mkdir()
     with open(other / "driver.lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        code, err = run(capsys, "dpo", "--out", str(other), *FLAGS)
+        code, err = run(capsys, "dpo", "--output_dir", str(other), *FLAGS)
     assert code == 2 and "another `innerpo tune` is running" in err
 
 
 def test_an_objective_the_suite_cannot_compute_is_refused(tmp_path, capsys):
-    code, err = run(capsys, "dpo", "--objective", "shift:nowhere", "--out", str(tmp_path / "t"), *FLAGS)
+    code, err = run(capsys, "dpo", "--objective", "shift:nowhere", "--output_dir", str(tmp_path / "t"), *FLAGS)
     assert code == 2 and "no shift 'nowhere'" in err
 
 
 def test_a_spent_timeout_starts_no_trial_and_says_so(tmp_path, capsys):
     out = tmp_path / "t"
-    cli.main(["tune", "dpo", "--timeout", "0.000001", "--out", str(out), *FLAGS])
+    cli.main(["tune", "dpo", "--timeout", "0.000001", "--output_dir", str(out), *FLAGS])
     printed = capsys.readouterr().out
     assert "trials: none" in printed and "no complete coherent trial yet" in printed
     assert "No trials yet." in (out / "trials.md").read_text() and not (out / "best.yaml").exists()

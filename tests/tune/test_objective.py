@@ -54,7 +54,7 @@ def test_validation_suite_mirrors_the_suite_on_validation_splits(tmp_path):
     assert genies["shifts"]["in_domain"] == {"dataset": "genies:alpaca_easy", "split": "validation"}
     user = tmp_path / "mine.yaml"
     user.write_text("shifts:\n  in_domain: {dataset: data/x.jsonl}\n")
-    with pytest.raises(ObjectiveError, match="--validation-suite"):
+    with pytest.raises(ObjectiveError, match="--validation_suite"):
         validation_suite(str(user))
 
 

@@ -3,7 +3,7 @@ import math
 import optuna
 import pytest
 
-from innerpo.methods.presets import preset_config
+from innerpo.train.config import preset_config
 from innerpo.tune.space import Param, SpaceError, check_space, default_space, parse_space, suggest
 
 

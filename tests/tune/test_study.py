@@ -21,7 +21,7 @@ SHARED = ["--model.base_model=tiny-random", "--model.lora_r=4", "--data.max_trai
 
 
 def tune(out, *extra):
-    cli.main(["tune", "dpo", "--out", str(out), "--startup-trials", "2", *extra, *SHARED])
+    cli.main(["tune", "dpo", "--output_dir", str(out), "--startup_trials", "2", *extra, *SHARED])
 
 
 def trials_of(out):
@@ -115,7 +115,7 @@ def test_incoherent_trials_are_infeasible_never_best_and_listed_with_their_reaso
 
 def test_a_killed_study_resumes_with_its_trials_kept(tmp_path, cache):
     out = tmp_path / "tune"
-    cmd = [sys.executable, "-m", "innerpo.cli", "tune", "dpo", "--out", str(out), "--trials", "3", "--startup-trials", "2", "--pruner", "none", *SHARED]
+    cmd = [sys.executable, "-m", "innerpo.cli", "tune", "dpo", "--output_dir", str(out), "--trials", "3", "--startup_trials", "2", "--pruner", "none", *SHARED]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         deadline = time.time() + 240

@@ -15,7 +15,7 @@ def test_a_tuned_config_is_rerun_on_fresh_seeds_and_tested_on_the_real_suite(tmp
     best.parent.mkdir()
     best.write_text(yaml.safe_dump(best_config(spec, trial)))
     sweep = {"methods": [{"method": "dpo", "config": "tune/best.yaml", "name": "dpo-tuned"}, "dpo"], "seeds": [1, 2],
-             "base": {"training": {"max_steps": 5}}, "out": str(tmp_path / "sweep")}
+             "base": {"training": {"max_steps": 5}}, "output_dir": str(tmp_path / "sweep")}
     grid = cells(parse_sweep(sweep, "s.yaml", root=tmp_path))  # config paths relative to the sweep file
     tuned = [c for c in grid if c.axes["method"] == "dpo-tuned"]
     assert [c.config.training.seed for c in tuned] == [1, 2] and [c.name for c in tuned] == ["dpo-tuned_seed1", "dpo-tuned_seed2"]

@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from innerpo.data.pairs import DataError, Pair, read_json_list
+from innerpo.data.pairs import Pair, read_json_list
+from innerpo.errors import DataError
 
 HUB_DATASET = "wassname/genies_preferences"
 

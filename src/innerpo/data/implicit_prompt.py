@@ -5,14 +5,27 @@ are whole conversations that share their opening turns (e.g. UltraFeedback binar
 The prompt is the longest shared prefix of the two message lists (same role and
 content, message by message); after it each side must hold exactly one assistant
 message, its completion. This is TRL's `extract_prompt` rule (trl.data_utils), applied
-per row with a named error instead of a silent odd split.
+per row with a named error instead of a silent odd split. The chat-message check both
+formats share, :func:`parse_messages`, lives here (innerpo.data.pairs builds on this module).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from innerpo.data.pairs import DataError, _messages
+from innerpo.errors import DataError
+
+
+def parse_messages(value: Any, field: str, where: str) -> tuple[tuple[str, str], ...]:
+    """A non-empty list of {"role", "content"} messages as (role, content) tuples; errors name `where` and `field`."""
+    if not value:
+        raise DataError(f"{where}: {field!r} is an empty message list")
+    out = []
+    for j, msg in enumerate(value):
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str) or not isinstance(msg.get("content"), str):
+            raise DataError(f"{where}: {field}[{j}] must be a message like {{'role': 'user', 'content': '...'}}, got {msg!r:.80}")
+        out.append((msg["role"], msg["content"]))
+    return tuple(out)
 
 
 def is_implicit_prompt_row(row: Any) -> bool:
@@ -21,7 +34,7 @@ def is_implicit_prompt_row(row: Any) -> bool:
 
 def split_shared_prefix(row: dict, where: str) -> dict:
     """{"prompt": messages, "chosen": [assistant], "rejected": [assistant]} from a row with whole conversations."""
-    chosen, rejected = _messages(row["chosen"], "chosen", where), _messages(row["rejected"], "rejected", where)
+    chosen, rejected = parse_messages(row["chosen"], "chosen", where), parse_messages(row["rejected"], "rejected", where)
     for field, msgs in (("chosen", chosen), ("rejected", rejected)):
         if not any(role == "assistant" for role, _ in msgs):
             raise DataError(f"{where}: {field!r} is a chat list without an assistant turn (roles {[r for r, _ in msgs]}); expected the shared prompt turns then one assistant message")

@@ -13,13 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from innerpo.errors import InputError
+from innerpo.data.implicit_prompt import is_implicit_prompt_row, parse_messages, split_shared_prefix
+from innerpo.errors import DataError
 
 Messages = list[dict[str, str]]
-
-
-class DataError(InputError):
-    """A data source or row cannot be used; the message names where and why."""
 
 
 @dataclass(frozen=True)
@@ -43,22 +40,12 @@ class Pair:
         return "\n".join(c for _, c in self.prompt)
 
 
-def _messages(value: Any, field: str, where: str) -> tuple[tuple[str, str], ...]:
-    if not value:
-        raise DataError(f"{where}: {field!r} is an empty message list")
-    out = []
-    for j, msg in enumerate(value):
-        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str) or not isinstance(msg.get("content"), str):
-            raise DataError(f"{where}: {field}[{j}] must be a message like {{'role': 'user', 'content': '...'}}, got {msg!r:.80}")
-        out.append((msg["role"], msg["content"]))
-    return tuple(out)
-
-
-def _completion(value: Any, field: str, where: str) -> str:
+def parse_completion(value: Any, field: str, where: str) -> str:
+    """A completion: a non-empty string, or a list holding one assistant message."""
     if isinstance(value, str):
         text = value
     elif isinstance(value, list):
-        msgs = _messages(value, field, where)
+        msgs = parse_messages(value, field, where)
         if len(msgs) != 1 or msgs[0][0] != "assistant":
             raise DataError(f"{where}: {field!r} must hold exactly one assistant message, got roles {[r for r, _ in msgs]}")
         text = msgs[0][1]
@@ -89,7 +76,7 @@ def parse_prompt(row: Any, columns: tuple[str, ...], where: str) -> str | tuple[
         raise DataError(f"{where}: missing {', '.join(missing)} (has: {', '.join(sorted(map(str, row))) or 'nothing'})")
     prompt = row["prompt"]
     if isinstance(prompt, list):
-        return _messages(prompt, "prompt", where)
+        return parse_messages(prompt, "prompt", where)
     if not isinstance(prompt, str):
         raise DataError(f"{where}: 'prompt' must be a string or a list of messages, got {type(prompt).__name__}")
     return prompt
@@ -98,9 +85,7 @@ def parse_prompt(row: Any, columns: tuple[str, ...], where: str) -> str | tuple[
 def parse_pair(row: Any, where: str) -> Pair:
     """Validate one row (a mapping with prompt/chosen/rejected, or TRL's implicit-prompt
     conversations, innerpo.data.implicit_prompt); `where` names file and row."""
-    from innerpo.data.implicit_prompt import is_implicit_prompt_row, split_shared_prefix
-
     if is_implicit_prompt_row(row):
         row = split_shared_prefix(row, where)
     prompt = parse_prompt(row, ("prompt", "chosen", "rejected"), where)
-    return Pair(prompt, _completion(row["chosen"], "chosen", where), _completion(row["rejected"], "rejected", where))
+    return Pair(prompt, parse_completion(row["chosen"], "chosen", where), parse_completion(row["rejected"], "rejected", where))

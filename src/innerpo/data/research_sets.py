@@ -30,7 +30,7 @@ def is_research_spec(spec: str) -> bool:
 
 def hub_location(spec: str, split: str) -> tuple[str, str, str]:
     """(hub id, config, split) for `ethics:<config>` or `medical` (whose only split is `data`)."""
-    from innerpo.data.pairs import DataError
+    from innerpo.errors import DataError
 
     if spec == "medical":
         return MEDICAL_HUB, MEDICAL_CONFIG, MEDICAL_SPLIT

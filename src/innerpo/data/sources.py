@@ -23,9 +23,10 @@ import os
 from pathlib import Path
 
 from innerpo.data import genies, synthetic
-from innerpo.data.pairs import DataError, Pair, parse_pair, read_json_list
+from innerpo.data.pairs import Pair, parse_pair, read_json_list
 from innerpo.data.research_sets import hub_location, is_research_spec
 from innerpo.data.unpaired import UnpairedExample, check_one_format, parse_example, parse_pair_only
+from innerpo.errors import DataError
 
 # The synthetic suite is generated with a fixed data seed so that every training seed
 # and every method sees the same pairs.

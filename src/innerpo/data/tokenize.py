@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedTokenizerBase
 
-from innerpo.data.pairs import DataError, Pair
+from innerpo.data.pairs import Pair
+from innerpo.errors import DataError
 
 MIN_PROMPT_TOKENS = 8
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from innerpo.data.pairs import DataError, Pair, _completion, parse_pair, parse_prompt
+from innerpo.data.pairs import Pair, parse_completion, parse_pair, parse_prompt
 from innerpo.data.tokenize import PairTokenizer, TokenizeReport
+from innerpo.errors import DataError
 
 UNPAIRED_COLUMNS = ("prompt", "completion", "label")
 
@@ -57,7 +58,7 @@ def parse_unpaired(row: Any, where: str) -> UnpairedExample:
             label = bool(label)
         else:
             raise DataError(f"{where}: 'label' must be true (desirable) or false (undesirable), got {label!r:.40}")
-    return UnpairedExample(prompt, _completion(row["completion"], "completion", where), label)
+    return UnpairedExample(prompt, parse_completion(row["completion"], "completion", where), label)
 
 
 def parse_example(row: Any, where: str) -> Pair | UnpairedExample:

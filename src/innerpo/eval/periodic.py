@@ -21,11 +21,12 @@ from pathlib import Path
 
 import torch
 
-from innerpo.config import TrainConfig
+from innerpo.data.config import DataConfig
 from innerpo.data.pairs import Pair
 from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer, TokenizedPair
 from innerpo.eval.accuracy import Scores, pair_rows
+from innerpo.eval.config import EvalConfig
 from innerpo.eval.pair_results import pair_id
 from innerpo.eval.suites import Shift, get_suite
 from innerpo.losses.base import LossInputs, SeqLogps
@@ -73,26 +74,29 @@ def _same_source(shift: Shift, dataset: str, split: str) -> bool:
     return a == b and shift.split == split
 
 
-def held_out_eval(cfg: TrainConfig, pair_tok: PairTokenizer, train_pairs: list, pad_id: int) -> PeriodicEval | None:
-    """The periodic evaluation for this run, or None (off, with the reason printed)."""
-    if not cfg.training.eval_every:
+def held_out_eval(data: DataConfig, eval_cfg: EvalConfig, pair_tok: PairTokenizer, train_pairs: list, pad_id: int, *,
+                  every: int, n_pairs: int, beta: float) -> PeriodicEval | None:
+    """The periodic evaluation for a run training on `data`, every `every` steps on `n_pairs`
+    held-out pairs (`--training.eval_every`, `--training.eval_pairs`) at the method's `beta`;
+    or None (off, with the reason printed)."""
+    if not every:
         return None
-    suite = get_suite(cfg.eval.suite, cfg.data.dataset)
+    suite = get_suite(eval_cfg.suite, data.dataset)
     shift = suite.shifts.get("in_domain")
     if shift is None:
         print(f"periodic evaluation off: suite {suite.name!r} has no in_domain shift to hold out (shifts: {', '.join(suite.shifts)})")
         return None
-    if _same_source(shift, cfg.data.dataset, cfg.data.split):
+    if _same_source(shift, data.dataset, data.split):
         print(f"periodic evaluation off: the suite's in_domain shift ({shift.dataset}, {shift.split}) is the training data; "
               "give the suite a held-out in_domain split or file")
         return None
-    pairs = load_pairs(shift.dataset, shift.split, cfg.data.genies_dir)
+    pairs = load_pairs(shift.dataset, shift.split, data.genies_dir)
     seen = {pair_id(p) for p in train_pairs if isinstance(p, Pair)}
     held = [p for p in pairs if pair_id(p) not in seen]
     if not held:
         print(f"periodic evaluation off: every pair of the in_domain shift ({shift.dataset}, {shift.split}) is in the training data")
         return None
-    items = pair_tok.tokenize_all(held, f"periodic eval ({shift.dataset})")[0][: cfg.training.eval_pairs]
+    items = pair_tok.tokenize_all(held, f"periodic eval ({shift.dataset})")[0][:n_pairs]
     overlap = f"; {len(pairs) - len(held)} of its pairs are training pairs and were left out" if len(held) < len(pairs) else ""
-    print(f"periodic evaluation: {len(items)} held-out pairs of {shift.dataset} ({shift.split}) every {cfg.training.eval_every} steps{overlap}")
-    return PeriodicEval(items, pad_id, cfg.eval.batch_size, cfg.training.eval_every, cfg.method.beta)
+    print(f"periodic evaluation: {len(items)} held-out pairs of {shift.dataset} ({shift.split}) every {every} steps{overlap}")
+    return PeriodicEval(items, pad_id, eval_cfg.batch_size, every, beta)

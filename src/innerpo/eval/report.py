@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from innerpo.config import DataConfig, EvalConfig
+from innerpo.data.config import DataConfig
 from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.eval.accuracy import Scores, pair_rows
+from innerpo.eval.config import EvalConfig
 from innerpo.eval.pair_results import shift_frame, write_pair_results
 from innerpo.eval.stats import LEVEL, paired_difference_interval, wilson_interval
 from innerpo.eval.suites import get_suite
@@ -136,7 +137,7 @@ def write_results(out_dir: Path, summary: dict, frame: pd.DataFrame) -> Path:
     in `out_dir` (created), each written atomically.
 
     The training-time evaluation writes into the run directory itself; `innerpo eval`
-    writes into a subdirectory of it (innerpo.eval.run), so it never overwrites these.
+    writes into a subdirectory of it (innerpo.train.evaluate), so it never overwrites these.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

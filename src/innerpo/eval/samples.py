@@ -15,8 +15,8 @@ from contextlib import nullcontext
 
 import torch
 
-from innerpo.config import EvalConfig
 from innerpo.data.tokenize import TokenizedPair
+from innerpo.eval.config import EvalConfig
 from innerpo.eval.degenerate import is_degenerate, problems
 from innerpo.models.precision import autocast
 

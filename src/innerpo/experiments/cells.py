@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from innerpo.config import TrainConfig
+from innerpo.train.config import TrainConfig
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 

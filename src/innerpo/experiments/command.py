@@ -2,7 +2,7 @@
 
     innerpo sweep configs/sweeps/synthetic-seeds.yaml --workers 2
     innerpo sweep --methods dpo ipo --seeds 1 2 --grid training.lr=1e-4,5e-5 \\
-        --model.base_model=tiny-random --training.max_steps=20 --out outputs/sweeps/quick
+        --model.base_model=tiny-random --training.max_steps=20 --output_dir outputs/sweeps/quick
 
 Any other `--section.key=value` flag is a shared setting (added to the file's `base:`).
 Exit code 0: every cell finished; 1: some cells failed (listed); 2: bad sweep file or flags.
@@ -19,7 +19,7 @@ import yaml
 
 from innerpo.experiments.executors import LocalExecutor, SubmititExecutor, WorkerExecutor
 from innerpo.experiments.sweep import run_sweep
-from innerpo.experiments.sweep_file import SweepFileError, load_sweep, nest, parse_sweep
+from innerpo.experiments.sweep_file import SweepFileError, deep_update, load_sweep, parse_sweep, setting_flags
 
 EXECUTORS = ("local", "slurm", "submitit-local", "submitit-debug")
 
@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int)
     p.add_argument("--datasets", nargs="+", help="training data axis (each with the cells' eval suite)")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="an override axis, e.g. training.lr=1e-4,5e-5 (repeatable)")
-    p.add_argument("--out", help="sweep directory (default: the file's `out`, else outputs/sweeps/<name>)")
+    p.add_argument("--output_dir", help="sweep directory (default: the file's `output_dir`, else outputs/sweeps/<name>)")
     p.add_argument("--name", help="sweep name (default: the file's stem)")
     p.add_argument("--executor", choices=EXECUTORS, help="local (default): in this machine's processes; slurm: a submitit job array; submitit-local/-debug: submitit's local executors")
     p.add_argument("--workers", type=int, help="local: run N cells at once, each in its own process; 0: one after another in this process (default unless the file sets executor.workers)")
@@ -43,44 +43,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _setting_flags(rest: list[str]) -> dict:
-    """`--a.b=v` / `--a.b v` flags -> nested dict; values parsed as YAML scalars (never code)."""
-    values, i = {}, 0
-    while i < len(rest):
-        arg = rest[i]
-        if not arg.startswith("--") or "." not in arg.split("=", 1)[0]:
-            raise SweepFileError(f"unrecognised argument {arg!r}")
-        if "=" in arg:
-            key, text = arg[2:].split("=", 1)
-        elif i + 1 < len(rest):
-            key, text, i = arg[2:], rest[i + 1], i + 1
-        else:
-            raise SweepFileError(f"{arg} needs a value")
-        _deep_update(values, nest(key, yaml.safe_load(text)))
-        i += 1
-    return values
-
-
-def _deep_update(target: dict, update: dict) -> None:
-    for k, v in update.items():
-        if isinstance(v, dict) and isinstance(target.get(k), dict):
-            _deep_update(target[k], v)
-        else:
-            target[k] = v
-
-
 def build(argv: list[str]):
     """(spec, executor) from the command line."""
     args, rest = parser().parse_known_args(argv)
     if args.sweep_file:
         spec = load_sweep(args.sweep_file)
-        values = {"name": spec.name, "methods": spec.methods, "seeds": spec.seeds, **spec.overrides, "base": spec.base, "executor": spec.executor, "out": spec.out}
+        values = {"name": spec.name, "methods": spec.methods, "seeds": spec.seeds, **spec.overrides, "base": spec.base, "executor": spec.executor, "output_dir": spec.output_dir}
         if spec.datasets:
             values["datasets"] = spec.datasets
         root, where = spec.root, args.sweep_file
     else:
         values, root, where = {"name": "sweep"}, Path("."), "command line"
-    for key in ("methods", "seeds", "datasets", "name", "out"):
+    for key in ("methods", "seeds", "datasets", "name", "output_dir"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     for axis in args.grid:
@@ -89,7 +63,7 @@ def build(argv: list[str]):
             raise SweepFileError(f"--grid {axis!r}: expected KEY=V1,V2 with a dotted config key")
         values[key] = yaml.safe_load(f"[{text}]")
     values["base"] = dict(values.get("base") or {})
-    _deep_update(values["base"], _setting_flags(rest))
+    deep_update(values["base"], setting_flags(rest))
     spec = parse_sweep(values, where, name=values["name"], root=root)
     return spec, _executor(args, spec)
 

@@ -3,7 +3,7 @@
 Idempotent: a cell whose run directory holds summary.json is skipped; any other cell
 (never run, half-finished, failed, or new in the file) runs from scratch. A finished cell
 trained with settings that differ from the sweep file's stops the sweep before anything
-runs (rename `out`, or delete that cell, to re-train it).
+runs (rename `output_dir`, or delete that cell, to re-train it).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _check_finished_match(grid: list[Cell]) -> None:
         if saved != planned:
             diff = [f"{k}: {saved.get(k)!r} -> {planned.get(k)!r}" for k in sorted(set(saved) | set(planned)) if saved.get(k) != planned.get(k)]
             raise SweepFileError(f"finished cell {cell.dir} was trained with other settings ({'; '.join(diff[:5])}); "
-                                 "choose another sweep directory (out / --out) or delete that cell to re-train it")
+                                 "choose another sweep directory (output_dir / --output_dir) or delete that cell to re-train it")
 
 
 def _comparable(values: dict, prefix: str = "") -> dict:
@@ -93,5 +93,5 @@ def _spec_record(spec: SweepSpec) -> dict:
     if spec.datasets:
         record["datasets"] = spec.datasets
     record.update(spec.overrides)
-    record.update({"base": spec.base, "executor": spec.executor, "out": str(spec.sweep_dir())})
+    record.update({"base": spec.base, "executor": spec.executor, "output_dir": str(spec.sweep_dir())})
     return record

@@ -1,7 +1,7 @@
 """Sweep files: a grid of methods × seeds × training data × config overrides.
 
     name: synthetic-seeds            # optional; default: the file's stem
-    out: outputs/sweeps/NAME         # optional sweep directory (default outputs/sweeps/<name>)
+    output_dir: outputs/sweeps/NAME  # optional sweep directory (default outputs/sweeps/<name>; `out:` before)
     methods: [dpo, hs-none-innerpo]  # presets of `innerpo train`, or entries with a config file:
     #   - {method: dpo, config: outputs/tune/dpo/best.yaml, name: dpo-tuned}   (name optional)
     seeds: [1, 2, 3, 4, 5]
@@ -29,9 +29,11 @@ import yaml
 
 from innerpo.config import apply_values, apply_yaml
 from innerpo.experiments.cells import Cell, cell_name
-from innerpo.methods.presets import PRESETS, preset_config
+from innerpo.flags import translate_keys
+from innerpo.methods.presets import PRESETS
+from innerpo.train.config import preset_config
 
-KEYS = {"name", "out", "methods", "seeds", "datasets", "base", "executor"}
+KEYS = {"name", "output_dir", "methods", "seeds", "datasets", "base", "executor"}
 
 
 class SweepFileError(ValueError):
@@ -48,14 +50,14 @@ class SweepSpec:
     overrides: dict[str, list] = field(default_factory=dict)
     base: dict = field(default_factory=dict)
     executor: dict = field(default_factory=dict)
-    out: str | None = None
+    output_dir: str | None = None
     root: Path = Path(".")
     """Directory relative suite paths are read from (the sweep file's)."""
     source: str = "sweep"
     """The file (or `command line`) named in errors."""
 
     def sweep_dir(self) -> Path:
-        return Path(self.out) if self.out else Path("outputs") / "sweeps" / self.name
+        return Path(self.output_dir) if self.output_dir else Path("outputs") / "sweeps" / self.name
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
@@ -72,6 +74,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
 def parse_sweep(values: dict, where: str, name: str = "sweep", root: Path = Path(".")) -> SweepSpec:
     if not isinstance(values, dict):
         raise SweepFileError(f"{where}: expected a mapping at the top level")
+    values = translate_keys("sweep", values, where)
     unknown = [k for k in values if k not in KEYS and "." not in str(k)]
     if unknown:
         raise SweepFileError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(KEYS))}, or a dotted config key with a list of values")
@@ -90,7 +93,7 @@ def parse_sweep(values: dict, where: str, name: str = "sweep", root: Path = Path
     for key, v in (("base", base), ("executor", executor)):
         if not isinstance(v, dict):
             raise SweepFileError(f"{where}: {key} must be a mapping")
-    spec = SweepSpec(str(values.get("name", name)), methods, seeds, datasets, overrides, base, executor, values.get("out"), root, where)
+    spec = SweepSpec(str(values.get("name", name)), methods, seeds, datasets, overrides, base, executor, values.get("output_dir"), root, where)
     cells(spec)  # every cell's settings are checked here, before anything runs
     return spec
 
@@ -122,6 +125,34 @@ def _dataset(entry, where: str, i: int) -> dict:
     if isinstance(entry, dict) and isinstance(entry.get("dataset"), str) and not set(entry) - {"dataset", "suite"}:
         return {"dataset": entry["dataset"], "suite": entry.get("suite")}
     raise SweepFileError(f"{where}: datasets[{i}] must be a name or {{dataset: NAME, suite: SUITE}}, got {entry!r}")
+
+
+def setting_flags(rest: list[str]) -> dict:
+    """`--a.b=v` / `--a.b v` flags -> nested dict; values parsed as YAML scalars (never code).
+    Sweep and tune read their shared settings (a sweep file's `base:`) with it."""
+    values, i = {}, 0
+    while i < len(rest):
+        arg = rest[i]
+        if not arg.startswith("--") or "." not in arg.split("=", 1)[0]:
+            raise SweepFileError(f"unrecognised argument {arg!r}")
+        if "=" in arg:
+            key, text = arg[2:].split("=", 1)
+        elif i + 1 < len(rest):
+            key, text, i = arg[2:], rest[i + 1], i + 1
+        else:
+            raise SweepFileError(f"{arg} needs a value")
+        deep_update(values, nest(key, yaml.safe_load(text)))
+        i += 1
+    return values
+
+
+def deep_update(target: dict, update: dict) -> None:
+    """Merge nested `update` into `target` in place (a key of both, each a dict, merges)."""
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(target.get(k), dict):
+            deep_update(target[k], v)
+        else:
+            target[k] = v
 
 
 def nest(dotted: str, value) -> dict:

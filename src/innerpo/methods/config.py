@@ -12,7 +12,7 @@ innerpo.losses.base, ``TrustRegion`` in innerpo.inner.common, ...);
 """
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from innerpo.methods.hidden import HiddenParams

@@ -42,8 +42,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from innerpo.data.batching import PairBatch
 from innerpo.errors import ConfigError
+from innerpo.data.batching import PairBatch
 from innerpo.inner import HiddenInputs, StateQuad, head_projector, last_real_token, make_transform, masked_mean, parse_layers, supr_masks
 from innerpo.inner.common import NormOrder
 from innerpo.inner.pooling import sink_mask, unit_tokens

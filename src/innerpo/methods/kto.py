@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from innerpo.data.batching import UnpairedBatch, roll_completions
 from innerpo.losses.base import LossOutput, SeqLogps
-from innerpo.losses.kto import KL_POLICY_KEY, KL_REF_KEY, KTOLoss, check_kto_labels
+from innerpo.losses.kto import KL_POLICY_KEY, KL_REF_KEY, KTOLoss
 from innerpo.models.forward import forward_pairs
 
 

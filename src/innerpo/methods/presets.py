@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from innerpo.config import TrainConfig
 from innerpo.errors import ConfigError
 from innerpo.methods.config import MethodConfig
 from innerpo.methods.inner_presets import INNER_PRESETS, SOURCE_LOSS, SOURCE_TRANSFORM, inner_aliases
@@ -85,7 +84,3 @@ def preset_method(name: str) -> MethodConfig:
     """The method settings of preset `name` (a preset or an alias)."""
     return dataclasses.replace(MethodConfig(), **PRESETS[resolve_method_name(name)].method)
 
-
-def preset_config(name: str) -> TrainConfig:
-    name = resolve_method_name(name)
-    return TrainConfig(method=preset_method(name), method_name=name)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import nn
 
 from innerpo.data.batching import UnpairedBatch
-from innerpo.data.pairs import DataError
+from innerpo.errors import DataError
 from innerpo.losses.base import LossInputs
 from innerpo.losses.combined import CombinedLoss
 from innerpo.models.forward import forward_pairs

@@ -250,7 +250,7 @@ def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan, sta
 
     # 1. the prompts, once; slots past a prompt's end are masked (they hold chosen tokens)
     out = body(input_ids=ids[:b, : plan.prompt_width], attention_mask=prompt_mask, use_cache=True)
-    cache = getattr(out, "past_key_values", None)
+    cache = getattr(out, "cache", None)
     layers = getattr(cache, "layers", None)
     if not layers or any(type(layer).__name__ != "DynamicLayer" or layer.keys is None or layer.keys.shape[-2] != plan.prompt_width for layer in layers):
         return None
@@ -263,7 +263,7 @@ def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan, sta
     comp_ids = ids.gather(1, positions.clamp(max=width - 1))
     comp_valid = c_pos < plan.completion_len[:, None]  # [2B, C]
     attention = torch.cat([prompt_mask.repeat(2, 1), comp_valid.long()], dim=1)  # keys: prompt slots, then completion slots
-    hidden_c = body(input_ids=comp_ids, attention_mask=attention, position_ids=positions, past_key_values=cache, use_cache=True).last_hidden_state
+    hidden_c = body(input_ids=comp_ids, attention_mask=attention, position_ids=positions, cache=cache, use_cache=True).last_hidden_state
     if any(layer.keys.shape[-2] != plan.prompt_width + plan.completion_width for layer in layers):
         return None  # some layer did not attend through the cache; the caller recomputes in one pass
 

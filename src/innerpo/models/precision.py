@@ -28,8 +28,8 @@ The precision a model was prepared for is recorded here, keyed by the model obje
 the forward (innerpo.models.forward) enters the right autocast and the reference cache
 (innerpo.models.ref_cache) keys tables by it, with no extra argument on either path.
 
-fp16 needs float16 GEMM kernels and loss scaling: on CPU it is refused (this machine's
-float16 GEMM ran at ~2 GFLOP/s against ~90 fp32 and ~400 bf16); on a GPU the loop's
+fp16 needs float16 GEMM kernels and loss scaling: on CPU it is refused (CPUs lack fast
+float16 GEMMs; the docs' performance page has the measurement); on a GPU the loop's
 accelerate handles loss scaling (`accelerator_kwargs`).
 """
 

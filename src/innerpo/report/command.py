@@ -2,7 +2,7 @@
 against a baseline, coherence, GENIES normalised generalization and plots, from run
 directories (sweep directories are searched for their cells). Nothing is re-run.
 
-Writes report.md, report.csv, report.json and PNGs into --out (default: DIR/report of
+Writes report.md, report.csv, report.json and PNGs into --output_dir (default: DIR/report of
 the first directory). Exit code 2 when a directory holds no readable runs.
 """
 
@@ -23,7 +23,7 @@ from innerpo.report.runs import ReportError, load_runs
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="innerpo report", description="Aggregate run directories into tables with 95% confidence intervals and plots.")
     p.add_argument("dirs", nargs="+", help="run directories or directories containing them (e.g. a sweep directory)")
-    p.add_argument("--out", help="output directory (default: <first DIR>/report)")
+    p.add_argument("--output_dir", help="output directory (default: <first DIR>/report)")
     p.add_argument("--baseline", default="dpo", help="method (or full variant label) the others are compared with pair by pair; 'none' to skip (default: dpo)")
     return p
 
@@ -39,10 +39,10 @@ def sweep_commands(dirs: list[str]) -> list[str]:
     return found
 
 
-def report(dirs: list[str], out: str | None = None, baseline: str | None = "dpo", command: str = "innerpo report") -> Path:
+def report(dirs: list[str], output_dir: str | None = None, baseline: str | None = "dpo", command: str = "innerpo report") -> Path:
     runs = load_runs(dirs)
     tables = build_tables(runs, None if baseline in (None, "none") else baseline)
-    out_dir = Path(out) if out else Path(dirs[0]) / "report"
+    out_dir = Path(output_dir) if output_dir else Path(dirs[0]) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = write_plots(out_dir, tables)
     write(out_dir, tables, command, sweep_commands(dirs), plots)
@@ -55,7 +55,7 @@ def report(dirs: list[str], out: str | None = None, baseline: str | None = "dpo"
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     try:
-        report(args.dirs, args.out, args.baseline, command="innerpo report " + shlex.join(argv))
+        report(args.dirs, args.output_dir, args.baseline, command="innerpo report " + shlex.join(argv))
     except ReportError as e:
         print(f"innerpo report: {e}", file=sys.stderr)
         sys.exit(2)

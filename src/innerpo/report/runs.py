@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from innerpo.config import TrainConfig, flatten, to_dict
+from innerpo.config import flatten, to_dict
 from innerpo.eval.pair_results import FILENAME as PAIRS_FILE
+from innerpo.train.config import TrainConfig
 from innerpo.train.run_dir import load_config
 
 IGNORED = {"training.seed", "output_dir", "config", "method_name"}

@@ -23,7 +23,7 @@ from itertools import product
 from dataclasses import dataclass
 
 from innerpo.star.prompts import HINT_MARK
-from innerpo.star.questions import Question
+from innerpo.star.schema import Question
 
 _HINT_TALK = re.compile(r"hint|\(correct\)|marked correct|labeled correct|labelled correct", re.IGNORECASE)
 

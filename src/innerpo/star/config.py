@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from innerpo.config import DataConfig, ModelConfig, TrainingConfig
 from innerpo.methods.config import MethodConfig
+from innerpo.data.config import DataConfig
+from innerpo.models.config import ModelConfig
+from innerpo.train.config import TrainingConfig
 
 
 @dataclass

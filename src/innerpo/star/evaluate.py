@@ -18,7 +18,7 @@ import torch
 
 from innerpo.star.build import Judged
 from innerpo.star.extract import judge
-from innerpo.star.questions import Question
+from innerpo.star.schema import Question
 
 DIRECT_OPENING = "The answer is ("
 

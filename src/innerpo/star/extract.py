@@ -22,7 +22,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from innerpo.star.questions import LETTERS, Question, canonical_number
+from innerpo.star.questions import canonical_number
+from innerpo.star.schema import LETTERS, Question
 
 # "the answer is" in a few languages (lower case; matched case-insensitively).
 ANSWER_PHRASES = [

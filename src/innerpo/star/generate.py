@@ -77,12 +77,12 @@ def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, gen: t
 
     Drawn by inverse CDF: the probabilities' running sum (float64) and one uniform per row
     from `gen`, located with `searchsorted`, where `torch.multinomial` draws an exponential
-    per vocabulary entry (~190 ms a step for 48 rows × 49152 tokens on this CPU; this ~15).
+    per vocabulary entry (the docs' STaR generation results have the timing).
     The nucleus is the smallest set of most likely tokens whose mass reaches top_p (as
     transformers' `TopPLogitsWarper` keeps it, up to ties); drawing uniformly in [0, nucleus
     mass) on the descending running sum renormalizes within it. The descending order comes
     from `topk(candidates)` when those hold every row's nucleus (the draw is then the same as
-    from a full sort), else from a full sort (~20× a topk of 256 here).
+    from a full sort), else from a full sort (much slower than a topk of 256).
     """
     if temperature <= 0:
         return logits.argmax(-1)
@@ -172,7 +172,7 @@ class HFGenerator:
             return 0, None
         cache = DynamicCache()
         ids = torch.tensor([first[:n]], device=self._device())
-        self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
         return n, cache
 
     def _device(self):
@@ -202,7 +202,7 @@ class HFGenerator:
             offset = 0
         positions = offset + (mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
         logits = self.model(
-            input_ids=ids, attention_mask=decoder_mask(mask, width), position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1, **extra
+            input_ids=ids, attention_mask=decoder_mask(mask, width), position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1, **extra
         ).logits[:, -1, :]
         if k > 1:  # one prompt pass serves its k samples
             cache.batch_repeat_interleave(k)
@@ -236,7 +236,7 @@ class HFGenerator:
                 slots = [slots[s] for s in live]
             mask = torch.cat([mask, torch.ones((len(slots), 1), dtype=mask.dtype, device=device)], dim=-1)
             logits = self.model(
-                input_ids=nxt[:, None], attention_mask=decoder_mask(mask, 1), position_ids=next_pos[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1, **extra
+                input_ids=nxt[:, None], attention_mask=decoder_mask(mask, 1), position_ids=next_pos[:, None], cache=cache, use_cache=True, logits_to_keep=1, **extra
             ).logits[:, -1, :]
             next_pos = next_pos + 1
         return rows

@@ -27,19 +27,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from innerpo.config import TrainConfig
 from innerpo.methods.config import MethodConfig
-from innerpo.data.pairs import DataError
 from innerpo.data.tokenize import PairTokenizer
-from innerpo.errors import ConfigError
+from innerpo.errors import ConfigError, DataError
 from innerpo.io import write_atomic
 from innerpo.models.load import load_base, merge_adapter
 from innerpo.star import build, prompts
 from innerpo.star.config import StarConfig, StarRunConfig
 from innerpo.star.evaluate import direct_accuracy, judge_samples, rationale_accuracy
 from innerpo.star.generate import GenSettings, HFGenerator
-from innerpo.star.questions import Question, load_questions
+from innerpo.star.questions import load_questions
 from innerpo.star.report import write_summary
+from innerpo.star.schema import Question
+from innerpo.train.config import TrainConfig
 from innerpo.train.loop import train
 
 

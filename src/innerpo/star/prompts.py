@@ -26,9 +26,8 @@ from pathlib import Path
 
 import yaml
 
-from innerpo.data.pairs import DataError
-from innerpo.errors import ConfigError
-from innerpo.star.questions import LETTERS, Question
+from innerpo.errors import ConfigError, DataError
+from innerpo.star.schema import LETTERS, Question
 
 EXEMPLAR_DIR = Path(__file__).parent / "exemplars"
 HINT_MARK = " (CORRECT)"

@@ -1,8 +1,8 @@
 """Questions for STaR: one schema, read from every supported source by one string.
 
-A `Question` has the question text, its lettered options (none for free-form numeric
-answers), the gold answer (an option letter, or a number written canonically), a
-language and a subject. Sources (`--star.dataset`):
+A `Question` (innerpo.star.schema) has the question text, its lettered options (none
+for free-form numeric answers), the gold answer (an option letter, or a number written
+canonically), a language and a subject. Sources (`--star.dataset`):
 
 - `synthetic` (default): the built-in addition task (innerpo.star.synthetic), offline;
 - an MMLU directory (`<dir>/<split>/<subject>_<split>.csv`, no header,
@@ -24,34 +24,12 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from innerpo.data.pairs import DataError
-
-LETTERS = "ABCDEFGHIJ"
-
-
-@dataclass(frozen=True)
-class Question:
-    qid: str
-    question: str
-    options: tuple[str, ...]  # () for free-form (numeric) questions
-    answer: str  # an option letter, or a canonical number ("1234", "-3.5")
-    language: str = "en"
-    subject: str = ""
-
-    @property
-    def labels(self) -> str:
-        return LETTERS[: len(self.options)]
-
-    @property
-    def is_multiple_choice(self) -> bool:
-        return bool(self.options)
-
-    def to_dict(self) -> dict:
-        return {"qid": self.qid, "question": self.question, "options": list(self.options), "answer": self.answer, "language": self.language, "subject": self.subject}
+from innerpo.errors import DataError
+from innerpo.star import synthetic
+from innerpo.star.schema import LETTERS, Question
 
 
 def canonical_number(text: str) -> str | None:
@@ -188,8 +166,6 @@ def _is_mmmlu_csv(path: Path) -> bool:
 def load_questions(spec: str, split: str, seed: int = 0, n: int | None = None, subjects: list[str] | None = None, language: str = "en") -> list[Question]:
     """The questions of `spec`'s `split` (see the module docstring), in source order."""
     if spec == "synthetic" or spec.startswith("synthetic:"):
-        from innerpo.star import synthetic
-
         return synthetic.questions(split, n, seed, spec.partition(":")[2] or synthetic.DEFAULT_LEVEL)
     path = Path(spec)
     if path.is_dir():

@@ -4,14 +4,10 @@
 sums off by one or by ten); the rationale writes the sum out and names the matching
 option ("37 + 5 = 42. The answer is 42."). It is the STaR paper's n-digit addition
 (Zelikman et al. 2022, arXiv:2203.14465, section 5.1) made easier and multiple choice,
-because the bundled SmolLM2-135M could not do the paper's version. Measured here
-(greedy, 3-shot, test split): free-form 2-digit addition 8% (issue 13); with a
-column-by-column scratchpad and letter answers (two-digit + two-digit) 21% and
-(two-digit + one-digit) 21%, below the 25% chance — the model copied the exemplars'
-digits and always answered (C); writing the sum and naming the option's number,
-two-digit + two-digit 34% (n=32) and two-digit + one-digit 35% (n=48): above chance,
-far below ceiling, with room for STaR to teach the sums. Multiple choice also lets the
-direct (option log-likelihood) accuracy be scored.
+because the bundled SmolLM2-135M could not do the paper's version: the docs' STaR page
+gives the formats tried and how the model scored on each; this one (write the sum, name
+the option's number) is the one it scores above chance on, with room for STaR to teach
+the sums. Multiple choice also lets the direct (option log-likelihood) accuracy be scored.
 
 Levels (`synthetic:<level>`): `add1` (two-digit + one-digit, the default), `add2`
 (two-digit + two-digit), `add3` (three-digit + three-digit). The train and test splits
@@ -24,8 +20,8 @@ from __future__ import annotations
 
 import random
 
-from innerpo.data.pairs import DataError
-from innerpo.star.questions import LETTERS, Question
+from innerpo.errors import DataError
+from innerpo.star.schema import LETTERS, Question
 
 DEFAULT_LEVEL = "add1"
 SPLITS = ("train", "test")

@@ -6,11 +6,9 @@ gradients). glibc's malloc serves blocks above M_MMAP_THRESHOLD (128 KiB at star
 raised on its own up to 32 MiB) with fresh mmap pages, unmaps them on free, and returns
 free memory at the top of the heap above M_TRIM_THRESHOLD to the OS; so those buffers
 come back each step as new pages, and the first write to each page is a minor page
-fault. On this machine (a virtual machine, shared with other jobs) a bf16 SmolLM2 DPO
-step of 8 pairs took 25-37 thousand faults (~120 MB of pages) and ~1.6 s; with the two
-thresholds raised as below, none from its fourth step on and ~1.3 s (same batches, same
-losses; one A/B on a loaded machine, so ~10 µs a fault is a rough figure). The README's
-"Speed against TRL" has the before/after of the bf16 step with this and the rest.
+fault. With the two thresholds raised as below, a step's buffers are reused from its
+fourth step on, with the same batches and losses (the measured before/after is in the
+docs' results, "Speed against TRL").
 
 This is what PyTorch's CPU performance guide gets from preloading jemalloc or tcmalloc
 (LD_PRELOAD); that has to happen before the process starts, so it cannot come from a

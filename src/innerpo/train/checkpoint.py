@@ -36,7 +36,7 @@ from peft import set_peft_model_state_dict
 from safetensors.torch import load_file
 
 from innerpo.config import flatten, to_dict
-from innerpo.errors import ConfigError, InputError
+from innerpo.errors import InputError
 from innerpo.io import write_atomic
 from innerpo.train.run_dir import load_method_params, save_method_params
 
@@ -228,16 +228,6 @@ def resume_conflicts(saved, given) -> list[str]:
     """Flags in `given` that differ from the run's saved config and would change the result."""
     a, b = flatten(to_dict(saved)), flatten(to_dict(given))
     return [f"--{k}={b[k]!r} (the run has {a[k]!r})" for k in a if a[k] != b.get(k) and k not in RESUME_MAY_CHANGE and k != "output_dir"]
-
-
-def check_settings(training) -> None:
-    """Checkpoint and schedule settings that cannot work, named with their flag."""
-    if training.save_every < 0:
-        raise ConfigError(f"--training.save_every must be >= 0 (0: no periodic checkpoints), got {training.save_every}")
-    if training.keep_last is not None and training.keep_last < 1:
-        raise ConfigError(f"--training.keep_last must be >= 1 (or None to keep all), got {training.keep_last}")
-    if training.warmup_steps is not None and training.warmup_steps < 0:
-        raise ConfigError(f"--training.warmup_steps must be >= 0, got {training.warmup_steps}")
 
 
 def resolve_resume(cfg, resume: str | None):

@@ -24,7 +24,6 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from innerpo.config import TrainConfig
 from innerpo.errors import ConfigError
 from innerpo.data.batching import EpochBatchSampler, collate_items_indexed, item_length
 from innerpo.data.sources import load_examples
@@ -37,7 +36,8 @@ from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.models.precision import accelerator_kwargs, prepare_model
 from innerpo.models.ref_cache import reference_table
 from innerpo.train.allocator import keep_freed_memory
-from innerpo.train.checkpoint import BatchStream, TrainState, check_settings, load_checkpoint, resume_checkpoint, save_checkpoint
+from innerpo.train.checkpoint import BatchStream, TrainState, load_checkpoint, resume_checkpoint, save_checkpoint
+from innerpo.train.config import TrainConfig
 from innerpo.train.distributed import any_process, average_gradients, check_backend, cpu_only, shared_run_dir
 from innerpo.train.metrics import StepMetrics
 from innerpo.train.validate import validate_train
@@ -74,7 +74,6 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
     pairs = pairs[: cfg.data.max_train_pairs]
     method = build_method(cfg.method, cfg.method_name, pairs)  # the one build: paired or unpaired rows (KTO, SFT)
     trackers = parse_trackers(cfg.training.report_to)  # a missing extra fails before any output too
-    check_settings(cfg.training)
     check_backend()
     processes = PartialState(cpu=cpu_only())
     if cfg.data.batch_size % processes.num_processes:
@@ -99,7 +98,8 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
 
     items, report = tokenize_examples(pair_tok, pairs, cfg.data.dataset)
     accelerator.print(report.describe(f"train data {cfg.data.dataset}"))
-    periodic = held_out_eval(cfg, pair_tok, pairs, tok.pad_token_id)  # None when off (said why)
+    periodic = held_out_eval(cfg.data, cfg.eval, pair_tok, pairs, tok.pad_token_id, every=cfg.training.eval_every,
+                             n_pairs=cfg.training.eval_pairs, beta=cfg.method.beta)  # None when off (said why)
     if method.loss.uses_reference and method.cacheable_reference and cfg.training.ref_cache:
         settings = {**pair_tok.settings(), **model_settings(cfg.model), **method.reference_settings()}
         with accelerator.main_process_first():  # the main process builds the cache; the others then read it

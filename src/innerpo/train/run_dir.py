@@ -22,9 +22,10 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from innerpo.config import TrainConfig, from_dict, to_dict
+from innerpo.config import to_dict
 from innerpo.errors import ConfigError
 from innerpo.io import atomic_path, replace_dir, write_atomic
+from innerpo.train.config import TrainConfig, from_dict
 
 
 def new_run_dir(cfg: TrainConfig) -> Path:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from accelerate.utils import is_tensorboard_available, is_trackio_available, is_wandb_available
 
-from innerpo.config import TrainConfig, flatten, to_dict
+from innerpo.config import flatten, to_dict
 from innerpo.errors import ConfigError, InputError
+from innerpo.train.config import TrainConfig
 
 AVAILABLE = {"wandb": is_wandb_available, "tensorboard": is_tensorboard_available, "trackio": is_trackio_available}
 # Settings that only say where and how to report: never part of the run name.
@@ -46,7 +47,8 @@ def parse_trackers(report_to: list[str]) -> list[str]:
 
 def run_name(cfg: TrainConfig) -> str:
     """The method, then `key=value` for every setting that differs from the method's preset."""
-    from innerpo.methods.presets import PRESETS, preset_config
+    from innerpo.methods.presets import PRESETS
+    from innerpo.train.config import preset_config
 
     if cfg.method_name not in PRESETS:
         return cfg.method_name

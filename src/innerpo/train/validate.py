@@ -21,13 +21,16 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from innerpo.config import DataConfig, EvalConfig, TrainConfig
-from innerpo.data.pairs import DataError, Pair
+from innerpo.data.config import DataConfig
+from innerpo.data.pairs import Pair
 from innerpo.data.sources import load_examples, load_pairs
 from innerpo.data.tokenize import PairTokenizer, TokenizeReport, distinct_pairs
 from innerpo.data.unpaired import is_unpaired
 from innerpo.errors import ConfigError, InputError
 from innerpo.methods.build import build_method
+from innerpo.errors import DataError
+from innerpo.eval.config import EvalConfig
+from innerpo.train.config import TrainConfig
 
 # (section, field) -> (check, what is expected). Fields not listed are only type-checked; the
 # method's options are range-checked by the components that read them (innerpo.methods.build).
@@ -48,6 +51,9 @@ RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("training", "log_every"): (lambda v: v >= 1, ">= 1"),
     ("training", "eval_every"): (lambda v: v >= 0, ">= 0 (0 disables it)"),
     ("training", "eval_pairs"): (lambda v: v >= 1, ">= 1"),
+    ("training", "save_every"): (lambda v: v >= 0, ">= 0 (0: no periodic checkpoints)"),
+    ("training", "keep_last"): (lambda v: v >= 1, ">= 1 (or None to keep all)"),
+    ("training", "warmup_steps"): (lambda v: v >= 0, ">= 0 (or None: warmup_ratio)"),
     ("eval", "max_pairs"): (lambda v: v >= 1, ">= 1 (or None for all)"),
     ("eval", "batch_size"): (lambda v: v >= 1, ">= 1"),
     ("eval", "min_pairs"): (lambda v: v >= 0, ">= 0"),

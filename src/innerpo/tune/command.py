@@ -5,7 +5,7 @@
     innerpo tune dpo --executor slurm --workers 8 --partition gpu --time_min 120
 
 Any other `--section.key=value` flag is a setting shared by every trial. Re-running the
-same command on the same `--out` continues the study (finished trials kept, trials a
+same command on the same `--output_dir` continues the study (finished trials kept, trials a
 kill interrupted are tried again); `--trials` is the study's total. Exit code 0: the
 study ran (or had nothing left to run); 2: bad arguments, space or tune directory.
 """
@@ -20,9 +20,10 @@ from pathlib import Path
 import yaml
 
 from innerpo.config import apply_values
-from innerpo.experiments.command import EXECUTORS, _setting_flags
-from innerpo.experiments.sweep_file import SweepFileError
-from innerpo.methods.presets import PRESETS, preset_config
+from innerpo.experiments.command import EXECUTORS
+from innerpo.experiments.sweep_file import SweepFileError, setting_flags
+from innerpo.methods.presets import PRESETS
+from innerpo.train.config import preset_config
 from innerpo.train.signals import Interrupted
 from innerpo.tune.objective import OBJECTIVES, ObjectiveError, check_objective, validation_suite
 from innerpo.tune.space import SpaceError, check_space, default_space, load_space, space_record
@@ -43,9 +44,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", default="ood_accuracy", help=f"what to maximise: {', '.join(OBJECTIVES)} (default ood_accuracy)")
     p.add_argument("--pruner", default="median", choices=PRUNERS, help="prune on the periodic evaluation: median (default), halving, none")
     p.add_argument("--seed", type=int, default=0, help="TPE sampler's seed")
-    p.add_argument("--startup-trials", type=int, default=10, help="random trials before TPE models the results (default 10, Optuna's)")
-    p.add_argument("--validation-suite", help="eval-suite YAML trials are scored on (default: the suite's validation splits)")
-    p.add_argument("--out", help="tune directory (default outputs/tune/<method>)")
+    p.add_argument("--startup_trials", type=int, default=10, help="random trials before TPE models the results (default 10, Optuna's)")
+    p.add_argument("--validation_suite", help="eval-suite YAML trials are scored on (default: the suite's validation splits)")
+    p.add_argument("--output_dir", help="tune directory (default outputs/tune/<method>)")
     p.add_argument("--executor", choices=EXECUTORS, default="local", help="local (default); slurm: a submitit job array of workers; submitit-local/-debug")
     p.add_argument("--workers", type=int, default=1, help="trials at once (local processes or jobs)")
     p.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
@@ -62,11 +63,11 @@ def build(argv: list[str]) -> tuple[TuneSpec, Path, argparse.Namespace, dict | N
         raise TuneError(f"unknown method {args.method!r}; `innerpo train --help` lists them")
     if args.trials < 1 or args.workers < 1:
         raise TuneError("--trials and --workers must be at least 1")
-    base = _setting_flags(rest)
+    base = setting_flags(rest)
     cfg = apply_values(preset_config(args.method), base, "command line")
     space = load_space(args.space) if args.space else default_space(cfg)
     check_space(space, cfg, args.space or "default space")
-    tune_dir = Path(args.out or Path("outputs") / "tune" / args.method)
+    tune_dir = Path(args.output_dir or Path("outputs") / "tune" / args.method)
     if args.validation_suite:
         suite, suite_path = None, str(Path(args.validation_suite).resolve())
         shifts = list(get_suite(suite_path).shifts)

@@ -4,7 +4,7 @@ The validation suite mirrors the run's eval suite shift for shift, with each shi
 `validation` split: for the synthetic suite, pairs whose instances no test pair and no
 train pair uses (innerpo.data.synthetic); for GENIES, a tenth of train carved out by a
 hash of the prompt, trials then training on the rest (`fit`, innerpo.data.genies). Any
-other source has no validation split: give `--validation-suite FILE.yaml`.
+other source has no validation split: give `--validation_suite FILE.yaml`.
 
 Objectives (higher is better):
 - `ood_accuracy` (default): mean adapter preference accuracy over the suite's shifts
@@ -19,7 +19,7 @@ rather than steered it, so it never becomes the best configuration (Optuna's
 `best_trial` takes feasible trials only), and it is listed as `incoherent` with its
 reason. TPE reads the constraint and learns where infeasible trials lie. The first
 version failed such trials instead; TPE learns nothing from failed trials, and in the
-README's tuning run it kept proposing learning rates where 7 of 16 trials tripped.
+docs' tuning results it kept proposing learning rates where 7 of 16 trials tripped.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def validation_suite(suite_name: str) -> dict:
     for name, shift in suite.shifts.items():
         if not shift.dataset.startswith(("synthetic", "genies:")):
             raise ObjectiveError(f"suite {suite.name}: shift {name!r} ({shift.dataset}) has no validation split; "
-                                 "give --validation-suite FILE.yaml with held-out pairs that are not your test pairs")
+                                 "give --validation_suite FILE.yaml with held-out pairs that are not your test pairs")
         shifts[name] = {"dataset": shift.dataset, "split": "validation"}
     return {"name": f"{suite.name}-validation", "shifts": shifts}
 

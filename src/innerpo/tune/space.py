@@ -21,9 +21,10 @@ from pathlib import Path
 
 import yaml
 
-from innerpo.config import TrainConfig, apply_values, flatten, to_dict
+from innerpo.config import apply_values, flatten, to_dict
 from innerpo.experiments.sweep_file import nest
 from innerpo.methods.build import build_method
+from innerpo.train.config import TrainConfig
 
 
 class SpaceError(ValueError):

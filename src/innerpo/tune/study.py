@@ -30,10 +30,11 @@ from pathlib import Path
 import optuna
 import yaml
 
-from innerpo.config import TrainConfig, apply_values, to_dict
+from innerpo.config import apply_values, to_dict
 from innerpo.experiments.sweep_file import nest
 from innerpo.io import write_atomic
-from innerpo.methods.presets import preset_config
+from innerpo.train.config import preset_config
+from innerpo.train.config import TrainConfig
 from innerpo.tune.objective import training_split
 from innerpo.tune.space import Space, parse_space
 
@@ -75,7 +76,7 @@ def save_spec(tune_dir: Path, spec: TuneSpec) -> None:
         differ = [k for k in ("method", "space", "base", "objective", "suite") if getattr(old, k) != getattr(spec, k)]
         if differ:
             raise TuneError(f"{tune_dir} holds a study with other {', '.join(differ)} ({path}); continue it with the same "
-                            "settings, or choose another --out")
+                            "settings, or choose another --output_dir")
     Path(tune_dir).mkdir(parents=True, exist_ok=True)
     write_atomic(path, yaml.safe_dump(asdict(spec), sort_keys=False))
 

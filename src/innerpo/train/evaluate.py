@@ -16,15 +16,15 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from innerpo.config import EvalConfig
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.errors import ConfigError
+from innerpo.eval.config import EvalConfig
 from innerpo.eval.report import evaluate_suite, tables, write_results
 from innerpo.eval.suites import AUTO, auto_suite
 from innerpo.io import replace_dir
 from innerpo.models.load import load_adapter, load_base, model_settings
-from innerpo.train.checkpoint import checkpoint_dir
 from innerpo.models.precision import prepare_model
+from innerpo.train.checkpoint import checkpoint_dir
 from innerpo.train.run_dir import load_config, load_tokenization
 
 # Settings that do not change any written number.

@@ -8,10 +8,10 @@ import json
 import warnings
 from pathlib import Path
 
-from innerpo.config import EvalConfig
-from innerpo.eval.run import evaluate_run
+from innerpo.eval.config import EvalConfig
 from innerpo.io import write_atomic
 from innerpo.train.checkpoint import CHECKPOINTS, checkpoint_dirs, problem
+from innerpo.train.evaluate import evaluate_run
 from innerpo.train.run_dir import load_config
 
 
