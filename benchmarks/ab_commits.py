@@ -29,10 +29,14 @@ from trl_compare.shared import REPO  # noqa: E402
 
 def export(commit: str, root: Path) -> Path:
     """The tree of `commit` in a fresh directory under root (its source and benchmarks)."""
-    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", commit], capture_output=True, text=True, check=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", commit], capture_output=True, text=True, check=True
+    ).stdout.strip()
     tree = root / sha
     tree.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", sha, "src", "benchmarks"], capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", sha, "src", "benchmarks"], capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     return tree
 
@@ -62,16 +66,31 @@ def run(args, trees: dict[str, Path], cache: Path) -> None:
         for config in args.configs.split(","):
             for label, tree in trees.items():
                 env = {**worker_env(cache), "PYTHONPATH": str(tree / "src")}
-                cmd = [sys.executable, str(tree / "benchmarks" / "vs_trl.py"), "--worker", config, "--dataset", "synthetic",
-                       "--model", args.model, "--steps", str(args.steps), "--threads", "1"]
+                cmd = [
+                    sys.executable,
+                    str(tree / "benchmarks" / "vs_trl.py"),
+                    "--worker",
+                    config,
+                    "--dataset",
+                    "synthetic",
+                    "--model",
+                    args.model,
+                    "--steps",
+                    str(args.steps),
+                    "--threads",
+                    "1",
+                ]
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tree)
                 lines = [l for l in proc.stdout.splitlines() if l.startswith(RESULT_TAG)]
                 if proc.returncode or not lines:
                     raise SystemExit(f"{label} {config} failed:\n{proc.stderr[-3000:]}")
-                res = json.loads(lines[0][len(RESULT_TAG):])
+                res = json.loads(lines[0][len(RESULT_TAG) :])
                 medians.setdefault((config, label), []).append(statistics.median(res["step_s"]))
-                print(f"round {r + 1} {config:14s} {label:6s} ({tree.name}) steps {[round(s, 3) for s in res['step_s']]} "
-                      f"loss1 {res['loss1']:.6f} peak {res['train_peak_mb'] or 0:.0f} MB", flush=True)
+                print(
+                    f"round {r + 1} {config:14s} {label:6s} ({tree.name}) steps {[round(s, 3) for s in res['step_s']]} "
+                    f"loss1 {res['loss1']:.6f} peak {res['train_peak_mb'] or 0:.0f} MB",
+                    flush=True,
+                )
     for config in args.configs.split(","):
         b, a = (statistics.median(medians[(config, label)]) for label in ("before", "after"))
         print(f"{config}: before {b:.3f} s/step, after {a:.3f} s/step, after/before {a / b:.3f}")

@@ -29,7 +29,9 @@ import time
 
 def previous_batches(items, batch_size: int, max_tokens=None) -> list[list[int]]:
     """The scoring pass's batches before token budgets: sorted by total length, batch_size each."""
-    order = sorted(range(len(items)), key=lambda i: len(items[i].prompt) + max(len(items[i].chosen), len(items[i].rejected)))
+    order = sorted(
+        range(len(items)), key=lambda i: len(items[i].prompt) + max(len(items[i].chosen), len(items[i].rejected))
+    )
     return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
 
 
@@ -71,9 +73,8 @@ def scoring_gemms(linears: list[tuple[int, int]], d: int, vocab: int, n: int, m:
 
 def scoring_floor(model, items) -> dict:
     """GFLOP of the scoring pass over `items` and its GEMM floor in seconds, fp32 and bf16."""
-    import torch
-
     import roofline
+    import torch
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     c = base.config
@@ -92,11 +93,11 @@ def scoring_floor(model, items) -> dict:
 
 def run(args, precision: str, init_lora, eval_batch: int) -> dict:
     import torch
+    from trl_compare.measure import timed_rounds
 
     from innerpo.data.batching import collate
     from innerpo.data.sources import load_pairs
     from innerpo.data.tokenize import PairTokenizer
-    from trl_compare.measure import timed_rounds
     from innerpo.models import ref_cache
     from innerpo.models.config import ModelConfig
     from innerpo.models.forward import logp_rows
@@ -134,31 +135,61 @@ def run(args, precision: str, init_lora, eval_batch: int) -> dict:
     fns = {"after": keeping("after"), "bare": bare, **({"before": keeping("before")} if precision == "fp32" else {})}
     cpu: dict[str, list[float]] = {}
     runs = timed_rounds(fns, args.eval_rounds, cpu)
-    gap = max(abs(scores["before"][v].accuracy - scores["after"][v].accuracy) for v in ("adapter", "base")) if "before" in scores else None
-    return {"n_pairs": len(items), "dropped": report.dropped_too_long, "real_tok_per_pair": real, "base_build_s": base_build_s,
-            "accuracy_gap": gap, **scoring_floor(model, items), **{f"{k}_s": v for k, v in runs.items()},
-            **{f"{k}_cpu_s": v for k, v in cpu.items()}}
+    gap = (
+        max(abs(scores["before"][v].accuracy - scores["after"][v].accuracy) for v in ("adapter", "base"))
+        if "before" in scores
+        else None
+    )
+    return {
+        "n_pairs": len(items),
+        "dropped": report.dropped_too_long,
+        "real_tok_per_pair": real,
+        "base_build_s": base_build_s,
+        "accuracy_gap": gap,
+        **scoring_floor(model, items),
+        **{f"{k}_s": v for k, v in runs.items()},
+        **{f"{k}_cpu_s": v for k, v in cpu.items()},
+    }
 
 
 def print_section(fp32: dict, bf16: dict | None) -> list[tuple[str, bool, str]]:
     """Print pairs/s before / after / bare and the floor; returns the targets."""
     n = fp32["n_pairs"]
     rate = lambda s: n / s  # noqa: E731
-    print(f"\nlong-shift evaluation ({n} pairs, {fp32['real_tok_per_pair']:.0f} real tokens per pair, {fp32['dropped']} dropped as too long; "
-          f"adapter scored, base from the cache; the cold base build took {fp32['base_build_s']:.1f} s fp32"
-          + (f", {bf16['base_build_s']:.1f} s bf16" if bf16 else "") + "):")
-    print(f"  fp32 before (16 pairs per batch by total length, padded) {rate(fp32['before_s']):.2f} pairs/s; after {rate(fp32['after_s']):.2f} pairs/s; "
-          f"bare forward {rate(fp32['bare_s']):.2f} pairs/s; largest accuracy difference before/after {fp32['accuracy_gap']:.4f}")
-    print(f"  GEMM floor of the scoring pass ({fp32['gflop'] / n:.1f} GFLOP per pair): fp32 {rate(fp32['floor_fp32_s']):.2f} pairs/s, "
-          f"so after = {fp32['after_s'] / fp32['floor_fp32_s']:.2f}x the floor and 2x before would need <= {fp32['before_s'] / 2 / fp32['floor_fp32_s']:.2f}x")
+    print(
+        f"\nlong-shift evaluation ({n} pairs, {fp32['real_tok_per_pair']:.0f} real tokens per pair, {fp32['dropped']} dropped as too long; "
+        f"adapter scored, base from the cache; the cold base build took {fp32['base_build_s']:.1f} s fp32"
+        + (f", {bf16['base_build_s']:.1f} s bf16" if bf16 else "")
+        + "):"
+    )
+    print(
+        f"  fp32 before (16 pairs per batch by total length, padded) {rate(fp32['before_s']):.2f} pairs/s; after {rate(fp32['after_s']):.2f} pairs/s; "
+        f"bare forward {rate(fp32['bare_s']):.2f} pairs/s; largest accuracy difference before/after {fp32['accuracy_gap']:.4f}"
+    )
+    print(
+        f"  GEMM floor of the scoring pass ({fp32['gflop'] / n:.1f} GFLOP per pair): fp32 {rate(fp32['floor_fp32_s']):.2f} pairs/s, "
+        f"so after = {fp32['after_s'] / fp32['floor_fp32_s']:.2f}x the floor and 2x before would need <= {fp32['before_s'] / 2 / fp32['floor_fp32_s']:.2f}x"
+    )
     gain = fp32["before_s"] / fp32["after_s"]
     gain_cpu = fp32["before_cpu_s"] / fp32["after_cpu_s"]
-    print(f"  by CPU seconds (what other jobs on the machine barely move): before {rate(fp32['before_cpu_s']):.2f} pairs/s, "
-          f"after {rate(fp32['after_cpu_s']):.2f} pairs/s, {gain_cpu:.2f}x")
-    targets = [("long-shift evaluation fp32 >= 2x the previous pass's pairs/s", gain >= 2.0, f"{gain:.2f}x (by CPU seconds {gain_cpu:.2f}x)")]
+    print(
+        f"  by CPU seconds (what other jobs on the machine barely move): before {rate(fp32['before_cpu_s']):.2f} pairs/s, "
+        f"after {rate(fp32['after_cpu_s']):.2f} pairs/s, {gain_cpu:.2f}x"
+    )
+    targets = [
+        (
+            "long-shift evaluation fp32 >= 2x the previous pass's pairs/s",
+            gain >= 2.0,
+            f"{gain:.2f}x (by CPU seconds {gain_cpu:.2f}x)",
+        )
+    ]
     if bf16:
-        print(f"  bf16 after {rate(bf16['after_s']):.2f} pairs/s; bare forward {rate(bf16['bare_s']):.2f} pairs/s; "
-              f"floor {rate(bf16['floor_bf16_s']):.2f} pairs/s (after = {bf16['after_s'] / bf16['floor_bf16_s']:.2f}x)")
+        print(
+            f"  bf16 after {rate(bf16['after_s']):.2f} pairs/s; bare forward {rate(bf16['bare_s']):.2f} pairs/s; "
+            f"floor {rate(bf16['floor_bf16_s']):.2f} pairs/s (after = {bf16['after_s'] / bf16['floor_bf16_s']:.2f}x)"
+        )
         g16 = fp32["before_s"] / bf16["after_s"]
-        targets.append(("long-shift evaluation bf16 more than fp32's gain over the previous pass", g16 > gain, f"{g16:.2f}x"))
+        targets.append(
+            ("long-shift evaluation bf16 more than fp32's gain over the previous pass", g16 > gain, f"{g16:.2f}x")
+        )
     return targets

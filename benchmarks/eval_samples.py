@@ -50,7 +50,9 @@ def main() -> None:
         for samples in times:
             times[samples].append(run(samples))
     base_s, with_s = min(times[0]), min(times[args.samples])
-    print(f"model={args.model} max_pairs={args.max_pairs} shifts=5 samples_per_shift={args.samples} max_new_tokens={args.max_new_tokens}")
+    print(
+        f"model={args.model} max_pairs={args.max_pairs} shifts=5 samples_per_shift={args.samples} max_new_tokens={args.max_new_tokens}"
+    )
     print(f"scoring only: {base_s:.1f} s; with samples: {with_s:.1f} s; samples_cost_ratio={with_s / base_s:.2f}")
 
 

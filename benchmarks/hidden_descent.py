@@ -37,13 +37,28 @@ ROWS = {  # name → (preset, extra method settings, margin metric, documented d
     "hs-etherplus-innerpo": ("hs-etherplus-innerpo", {}, "hidden/margin", +1),
     "hs-hra-innerpo para_orth": ("hs-hra-innerpo", {"align_method": "para_orth"}, "hidden/margin", +1),
     # ReprPO's InnerDPOLossConfig switches and module-output collection (issue 23)
-    "modules-none-innerpo q,v": ("hs-none-innerpo", {"collect": "modules", "collect_modules": r".*\.(q|v)_proj"}, "hidden/margin", +1),
+    "modules-none-innerpo q,v": (
+        "hs-none-innerpo",
+        {"collect": "modules", "collect_modules": r".*\.(q|v)_proj"},
+        "hidden/margin",
+        +1,
+    ),
     # para_signed is in hidden-state units (~30 L2, ~500 L1 on SmolLM2): β = 0.05 / 0.005 keeps −log σ(β·z) off its flat tail
-    "hs-none-innerpo para_signed p=1 inner weights": ("hs-none-innerpo", {"align_method": "para_signed", "norm_p": 1.0, "hidden_beta": 0.005, "inner_policy_weights": True}, "hidden/margin", +1),
+    "hs-none-innerpo para_signed p=1 inner weights": (
+        "hs-none-innerpo",
+        {"align_method": "para_signed", "norm_p": 1.0, "hidden_beta": 0.005, "inner_policy_weights": True},
+        "hidden/margin",
+        +1,
+    ),
     "hs-none-innerpo detach_rejected": ("hs-none-innerpo", {"detach_rejected": True}, "hidden/margin", +1),
     "hs-none-innerpo policy weights": ("hs-none-innerpo", {"use_policy_weights": True}, "hidden/margin", +1),
     "hs-none-innerpo norm_before_reduce": ("hs-none-innerpo", {"norm_before_reduce": True}, "hidden/margin", +1),
-    "hs-none-innerpo para_signed lower clamp": ("hs-none-innerpo", {"align_method": "para_signed", "hidden_beta": 0.05, "trust_region": 1.0, "trust_region_mode": "lower"}, "hidden/margin", +1),
+    "hs-none-innerpo para_signed lower clamp": (
+        "hs-none-innerpo",
+        {"align_method": "para_signed", "hidden_beta": 0.05, "trust_region": 1.0, "trust_region_mode": "lower"},
+        "hidden/margin",
+        +1,
+    ),
     "hs-none-prefvec": ("hs-none-prefvec", {}, "prefvec/proj", +1),
     "hs-none-mse": ("hs-none-mse", {}, "hidden/para_ratio", -1),
     "hs-none-reroute": ("hs-none-reroute", {}, "hidden/para_ratio", +1),
@@ -72,8 +87,15 @@ def run(name: str, args, root: Path) -> dict:
     run_dir = train(cfg, evaluate=False)
     rows = [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
     first, last = rows[0], rows[-1]
-    return {"name": name, "loss0": first["loss"], "loss1": last["loss"], "metric": metric,
-            "m0": first[metric], "m1": last[metric], "sign": sign}
+    return {
+        "name": name,
+        "loss0": first["loss"],
+        "loss1": last["loss"],
+        "metric": metric,
+        "m0": first[metric],
+        "m1": last[metric],
+        "sign": sign,
+    }
 
 
 def main() -> None:
@@ -87,13 +109,17 @@ def main() -> None:
     names = args.only or list(ROWS)
     with tempfile.TemporaryDirectory() as tmp:  # run directories; model and reference caches stay in $INNERPO_CACHE
         results = [run(n, args, Path(tmp)) for n in names]
-    print(f"\n{args.model}: hidden term alone, {args.steps} steps x {args.batch} synthetic pairs, lr {args.lr}, no warmup\n")
+    print(
+        f"\n{args.model}: hidden term alone, {args.steps} steps x {args.batch} synthetic pairs, lr {args.lr}, no warmup\n"
+    )
     print("| row | loss step 1 → last | margin | step 1 → last | descends, margin as documented |")
     print("|---|---|---|---|---|")
     for r in results:
         ok = r["loss1"] < r["loss0"] and (r["m1"] - r["m0"]) * r["sign"] > 0
         arrow = "up" if r["sign"] > 0 else "down"
-        print(f"| {r['name']} | {r['loss0']:.4f} → {r['loss1']:.4f} | {r['metric']} ({arrow}) | {r['m0']:+.4f} → {r['m1']:+.4f} | {'yes' if ok else 'NO'} |")
+        print(
+            f"| {r['name']} | {r['loss0']:.4f} → {r['loss1']:.4f} | {r['metric']} ({arrow}) | {r['m0']:+.4f} → {r['m1']:+.4f} | {'yes' if ok else 'NO'} |"
+        )
 
 
 if __name__ == "__main__":

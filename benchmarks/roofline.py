@@ -40,7 +40,9 @@ def linear_shapes(model) -> list[tuple[int, int]]:
     return out
 
 
-def step_gemms(linears: list[tuple[int, int]], r: int, d: int, vocab: int, n: int, m: int) -> list[tuple[str, tuple[int, int, int], int]]:
+def step_gemms(
+    linears: list[tuple[int, int]], r: int, d: int, vocab: int, n: int, m: int
+) -> list[tuple[str, tuple[int, int, int], int]]:
     """(group, (M, K, N), count) of every GEMM a step must run: an [M×K]·[K×N] product, count times."""
     gemms: dict[tuple[str, tuple[int, int, int]], int] = {}
 
@@ -93,36 +95,56 @@ def time_gemm(shape: tuple[int, int, int], dtype: torch.dtype, min_s: float = 0.
     return statistics.median(times)
 
 
-def floor(batches: list[dict], linears, r: int, d: int, vocab: int, layers: int, dtypes=(("fp32", torch.float32), ("bf16", torch.bfloat16))) -> dict:
+def floor(
+    batches: list[dict],
+    linears,
+    r: int,
+    d: int,
+    vocab: int,
+    layers: int,
+    dtypes=(("fp32", torch.float32), ("bf16", torch.bfloat16)),
+) -> dict:
     """The step's GEMM floor per precision, at the mean token counts of `batches`.
 
     batches: per step {"prompt": [P_i], "chosen": [C_i], "rejected": [R_i]} real token counts.
     """
-    n = round(statistics.fmean(sum(p + c + rj for p, c, rj in zip(b["prompt"], b["chosen"], b["rejected"])) for b in batches))
+    n = round(
+        statistics.fmean(sum(p + c + rj for p, c, rj in zip(b["prompt"], b["chosen"], b["rejected"])) for b in batches)
+    )
     m = round(statistics.fmean(sum(c + rj for c, rj in zip(b["chosen"], b["rejected"])) for b in batches))
     gemms = step_gemms(linears, r, d, vocab, n, m)
     groups: dict[str, float] = {}
     for g, s, c in gemms:
         groups[g] = groups.get(g, 0.0) + c * gemm_flops(s)
     total = sum(groups.values())
-    out = {"n_tokens": n, "m_tokens": m, "gflop": total / 1e9, "gflop_by_group": {g: f / 1e9 for g, f in groups.items()},
-           "attention_share": attention_flops(batches, d, layers) / total}
+    out = {
+        "n_tokens": n,
+        "m_tokens": m,
+        "gflop": total / 1e9,
+        "gflop_by_group": {g: f / 1e9 for g, f in groups.items()},
+        "attention_share": attention_flops(batches, d, layers) / total,
+    }
     for label, dtype in dtypes:
         seconds = {}
         for _, s, _ in gemms:
             if s not in seconds:
                 seconds[s] = time_gemm(s, dtype)
         floor_s = sum(c * seconds[s] for _, s, c in gemms)
-        out[label] = {"floor_s": floor_s, "gflops": total / floor_s / 1e9,
-                      "gflops_by_shape": {f"{s[0]}x{s[1]}x{s[2]}": gemm_flops(s) / t / 1e9 for s, t in seconds.items()}}
+        out[label] = {
+            "floor_s": floor_s,
+            "gflops": total / floor_s / 1e9,
+            "gflops_by_shape": {f"{s[0]}x{s[1]}x{s[2]}": gemm_flops(s) / t / 1e9 for s, t in seconds.items()},
+        }
     return out
 
 
 def print_section(r: dict, step_s: dict) -> dict[str, float]:
     """Print the count and the floor beside the measured steps; returns {precision: step / floor}."""
     groups = ", ".join(f"{g} {f:.1f}" for g, f in r["gflop_by_group"].items())
-    print(f"\nroofline (GEMM floor of the innerpo DPO step, mean timed batch: {r['n_tokens']} body tokens, {r['m_tokens']} head tokens): "
-          f"{r['gflop']:.1f} GFLOP ({groups}); attention products, not counted, would add {100 * r['attention_share']:.1f}%")
+    print(
+        f"\nroofline (GEMM floor of the innerpo DPO step, mean timed batch: {r['n_tokens']} body tokens, {r['m_tokens']} head tokens): "
+        f"{r['gflop']:.1f} GFLOP ({groups}); attention products, not counted, would add {100 * r['attention_share']:.1f}%"
+    )
     ratios = {}
     for prec in ("fp32", "bf16"):
         f = r[prec]
@@ -137,13 +159,54 @@ def print_section(r: dict, step_s: dict) -> dict[str, float]:
 
 # --- what a profiled step spends beyond the floor --------------------------------------------
 
-ELEMENTWISE = {"aten::mul", "aten::mul_", "aten::add", "aten::add_", "aten::sub", "aten::div", "aten::div_", "aten::neg", "aten::pow",
-               "aten::rsqrt", "aten::sqrt", "aten::mean", "aten::sum", "aten::silu", "aten::silu_backward", "aten::cat", "aten::exp",
-               "aten::clone", "aten::index_add", "aten::gather", "aten::embedding", "aten::embedding_dense_backward", "aten::index",
-               "aten::index_select", "aten::slice_backward", "aten::lerp_", "aten::addcdiv_", "aten::addcmul_", "aten::linalg_vector_norm",
-               "aten::_foreach_norm", "aten::clamp", "aten::sigmoid", "aten::where", "aten::masked_fill", "aten::log_sigmoid_forward",
-               "aten::log_sigmoid_backward", "aten::logsumexp"}
-ALLOC = {"aten::fill_", "aten::zero_", "aten::zeros", "aten::zeros_like", "aten::empty", "aten::empty_strided", "aten::empty_like"}
+ELEMENTWISE = {
+    "aten::mul",
+    "aten::mul_",
+    "aten::add",
+    "aten::add_",
+    "aten::sub",
+    "aten::div",
+    "aten::div_",
+    "aten::neg",
+    "aten::pow",
+    "aten::rsqrt",
+    "aten::sqrt",
+    "aten::mean",
+    "aten::sum",
+    "aten::silu",
+    "aten::silu_backward",
+    "aten::cat",
+    "aten::exp",
+    "aten::clone",
+    "aten::index_add",
+    "aten::gather",
+    "aten::embedding",
+    "aten::embedding_dense_backward",
+    "aten::index",
+    "aten::index_select",
+    "aten::slice_backward",
+    "aten::lerp_",
+    "aten::addcdiv_",
+    "aten::addcmul_",
+    "aten::linalg_vector_norm",
+    "aten::_foreach_norm",
+    "aten::clamp",
+    "aten::sigmoid",
+    "aten::where",
+    "aten::masked_fill",
+    "aten::log_sigmoid_forward",
+    "aten::log_sigmoid_backward",
+    "aten::logsumexp",
+}
+ALLOC = {
+    "aten::fill_",
+    "aten::zero_",
+    "aten::zeros",
+    "aten::zeros_like",
+    "aten::empty",
+    "aten::empty_strided",
+    "aten::empty_like",
+}
 
 
 def op_group(event, r: int, vocab: int) -> str:

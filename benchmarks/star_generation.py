@@ -45,8 +45,15 @@ def naive(model, tok, ids, k, args) -> int:
     n = 0
     for p in ids:
         for _ in range(k):  # one sequence per call: no batching, the prompt run every time
-            out = model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long), do_sample=True,
-                                 temperature=args.temperature, top_p=1.0, max_new_tokens=args.max_new_tokens, pad_token_id=tok.pad_token_id)
+            out = model.generate(
+                torch.tensor([p]),
+                attention_mask=torch.ones(1, len(p), dtype=torch.long),
+                do_sample=True,
+                temperature=args.temperature,
+                top_p=1.0,
+                max_new_tokens=args.max_new_tokens,
+                pad_token_id=tok.pad_token_id,
+            )
             n += _new_tokens(out, len(p), tok.eos_token_id)
     return n
 
@@ -55,13 +62,27 @@ def batched(model, tok, ids, k, args) -> int:
     width = max(map(len, ids))
     x = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in ids])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in ids])
-    out = model.generate(x, attention_mask=mask, do_sample=True, temperature=args.temperature, top_p=1.0, num_return_sequences=k,
-                         max_new_tokens=args.max_new_tokens, pad_token_id=tok.pad_token_id)
+    out = model.generate(
+        x,
+        attention_mask=mask,
+        do_sample=True,
+        temperature=args.temperature,
+        top_p=1.0,
+        num_return_sequences=k,
+        max_new_tokens=args.max_new_tokens,
+        pad_token_id=tok.pad_token_id,
+    )
     return _new_tokens(out, width, tok.eos_token_id)
 
 
 def innerpo_gen(model, tok, ids, k, args, share_prefix: bool = True) -> int:
-    settings = GenSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=0, share_prefix=share_prefix, compact_at=args.compact_at)
+    settings = GenSettings(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        seed=0,
+        share_prefix=share_prefix,
+        compact_at=args.compact_at,
+    )
     out = HFGenerator(model, tok).generate(ids, k, settings)
     # n_tokens excludes the EOS a finished sample ended with; count it as generate's rows do
     return sum(s.n_tokens + (s.finish == "eos") for samples in out for s in samples)
@@ -82,7 +103,9 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-batched", action="store_true")
-    ap.add_argument("--compact-at", type=float, default=GenSettings.compact_at, help="GenSettings.compact_at for innerpo")
+    ap.add_argument(
+        "--compact-at", type=float, default=GenSettings.compact_at, help="GenSettings.compact_at for innerpo"
+    )
     ap.add_argument("--profile", action="store_true", help="only innerpo's generator, under torch.profiler")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -93,13 +116,19 @@ def main() -> None:
     ex = prompts.load_exemplars(prompts.default_exemplar_file(prompts.task_kind(args.dataset, qs[0])))
     pair_tok = PairTokenizer(tok, 2048)
     ids = [prompts.prompt_ids(pair_tok, prompts.messages(ex, q, args.few_shot)) for q in qs]
-    print(f"model {args.model}, {len(ids)} questions x k={args.k}, prompt {sum(map(len, ids)) / len(ids):.0f} tokens on average, "
-          f"max {args.max_new_tokens} new tokens, temperature {args.temperature}, {args.threads} torch thread(s)")
+    print(
+        f"model {args.model}, {len(ids)} questions x k={args.k}, prompt {sum(map(len, ids)) / len(ids):.0f} tokens on average, "
+        f"max {args.max_new_tokens} new tokens, temperature {args.temperature}, {args.threads} torch thread(s)"
+    )
 
     if args.profile:
         return profile(model, tok, ids, args)
     results = {}
-    runs = [("innerpo HFGenerator", innerpo_gen), ("innerpo, prefix copied per row", innerpo_copied_prefix), ("naive generate, per sample", naive)]
+    runs = [
+        ("innerpo HFGenerator", innerpo_gen),
+        ("innerpo, prefix copied per row", innerpo_copied_prefix),
+        ("naive generate, per sample", naive),
+    ]
     if not args.skip_batched:
         runs.append(("batched generate, left-padded", batched))
     for name, fn in runs:
@@ -110,7 +139,9 @@ def main() -> None:
     print("| method | tokens | seconds | tokens/s | × naive | CPU s | × naive by CPU |")
     print("|---|---|---|---|---|---|---|")
     for name, (n, dt, cpu) in results.items():
-        print(f"| {name} | {n} | {dt:.1f} | {n / dt:.1f} | {(n / dt) / (n0 / dt0):.2f} | {cpu:.1f} | {(n / cpu) / (n0 / cpu0):.2f} |")
+        print(
+            f"| {name} | {n} | {dt:.1f} | {n / dt:.1f} | {(n / dt) / (n0 / dt0):.2f} | {cpu:.1f} | {(n / cpu) / (n0 / cpu0):.2f} |"
+        )
     n, dt, cpu = results["innerpo HFGenerator"]
     speedup = (n / dt) / (n0 / dt0)
     print(f"speedup_vs_naive={speedup:.2f} (by CPU seconds: {(n / cpu) / (n0 / cpu0):.2f})")
@@ -125,7 +156,9 @@ def profile(model, tok, ids, args) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         n = innerpo_gen(model, tok, ids, args.k, args)
-    print(f"innerpo HFGenerator under the profiler: {n} tokens, {time.perf_counter() - t0:.1f} s, {time.process_time() - c0:.1f} CPU s")
+    print(
+        f"innerpo HFGenerator under the profiler: {n} tokens, {time.perf_counter() - t0:.1f} s, {time.process_time() - c0:.1f} CPU s"
+    )
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 

@@ -37,21 +37,38 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_num_threads(1)
-    worker = argparse.Namespace(dataset="synthetic", genies_dir=None, genies_dist="alpaca_easy", model=args.model, steps=args.steps,
-                                pairs=24, max_length=512, lr=5e-4, seed=42, b_init=0.03)
+    worker = argparse.Namespace(
+        dataset="synthetic",
+        genies_dir=None,
+        genies_dist="alpaca_easy",
+        model=args.model,
+        steps=args.steps,
+        pairs=24,
+        max_length=512,
+        lr=5e-4,
+        seed=42,
+        b_init=0.03,
+    )
     name = "innerpo_bf16" if args.precision == "bf16" else "innerpo"
     runs = {}
-    for label, fn in (("step", lambda: worker_innerpo(worker, name, profile=True)), ("floor", lambda: worker_roofline(worker))):
+    for label, fn in (
+        ("step", lambda: worker_innerpo(worker, name, profile=True)),
+        ("floor", lambda: worker_roofline(worker)),
+    ):
         out = io.StringIO()
         with redirect_stdout(out):
             fn()
-        runs[label] = json.loads(next(l for l in out.getvalue().splitlines() if l.startswith(RESULT_TAG))[len(RESULT_TAG):])
+        runs[label] = json.loads(
+            next(l for l in out.getvalue().splitlines() if l.startswith(RESULT_TAG))[len(RESULT_TAG) :]
+        )
     step = sum(runs["step"]["step_s"]) / len(runs["step"]["step_s"])
     groups = runs["step"]["profile"]
     total = sum(groups.values())
     floor = runs["floor"][args.precision]["floor_s"]
-    print(f"innerpo {args.precision} DPO step, {args.steps} profiled steps of 8 synthetic pairs, one thread: "
-          f"{step:.3f} s/step under the profiler, {total:.3f} s of it in ops (self CPU); GEMM floor {floor:.3f} s")
+    print(
+        f"innerpo {args.precision} DPO step, {args.steps} profiled steps of 8 synthetic pairs, one thread: "
+        f"{step:.3f} s/step under the profiler, {total:.3f} s of it in ops (self CPU); GEMM floor {floor:.3f} s"
+    )
     for g, s in groups.items():
         print(f"  {g:68s} {s:6.3f} s  {100 * s / total:5.1f}%")
 

@@ -82,28 +82,63 @@ from trl_compare.workers_trl import worker_trl
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default="smollm2-135m-instruct", help="smollm2-135m-instruct (bundled) or tiny-random")
     p.add_argument("--data", choices=("synthetic", "genies", "both"), default="both")
     p.add_argument("--genies-dir", default=str((REPO / ".." / "shared" / "data" / "genies").resolve()))
     p.add_argument("--genies-dist", default="alpaca_easy", help="GENIES distribution for --data genies/both")
-    p.add_argument("--steps", type=int, default=1, help="timed optimizer steps per configuration and repeat (after 1 warm-up)")
-    p.add_argument("--repeats", type=int, default=2, help="rounds of the alternating schedule (each a fresh process per configuration)")
-    p.add_argument("--secondary-repeats", type=int, default=1,
-                   help="rounds in which naive, innerdpo and eval also run (the first ones); the default keeps the whole run near 15 min")
+    p.add_argument(
+        "--steps", type=int, default=1, help="timed optimizer steps per configuration and repeat (after 1 warm-up)"
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="rounds of the alternating schedule (each a fresh process per configuration)",
+    )
+    p.add_argument(
+        "--secondary-repeats",
+        type=int,
+        default=1,
+        help="rounds in which naive, innerdpo and eval also run (the first ones); the default keeps the whole run near 15 min",
+    )
     p.add_argument("--pairs", type=int, default=24, help="pairs in the dataset (reference passes cover all of them)")
-    p.add_argument("--max-length", type=int, default=512, help="max prompt + completion tokens, the same for TRL and innerpo")
+    p.add_argument(
+        "--max-length", type=int, default=512, help="max prompt + completion tokens, the same for TRL and innerpo"
+    )
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--b-init", type=float, default=0.03, help="std of the fixed LoRA-B init (0: peft's B = 0, loss = log 2 at step 1)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads per worker (0: torch's default). 1 by default: on this shared 2-core machine a second "
-                        "OpenMP thread competing with other jobs makes every configuration several times slower and erratic")
-    p.add_argument("--eval-rounds", type=int, default=1, help="bare / cached / cold rounds per eval worker (per repeat)")
-    p.add_argument("--eval-shift", default="alpaca_hard", help="GENIES distribution (test split) of the long-shift evaluation")
+    p.add_argument(
+        "--b-init",
+        type=float,
+        default=0.03,
+        help="std of the fixed LoRA-B init (0: peft's B = 0, loss = log 2 at step 1)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per worker (0: torch's default). 1 by default: on this shared 2-core machine a second "
+        "OpenMP thread competing with other jobs makes every configuration several times slower and erratic",
+    )
+    p.add_argument(
+        "--eval-rounds", type=int, default=1, help="bare / cached / cold rounds per eval worker (per repeat)"
+    )
+    p.add_argument(
+        "--eval-shift", default="alpaca_hard", help="GENIES distribution (test split) of the long-shift evaluation"
+    )
     p.add_argument("--eval-pairs", type=int, default=250, help="pairs of that shift")
-    p.add_argument("--eval-max-length", type=int, default=512, help="max tokens per sequence there (prompts cut from the left, as innerpo eval does)")
-    p.add_argument("--eval-max-tokens", type=int, default=None, help="token budget per evaluation batch (default: EvalConfig's)")
+    p.add_argument(
+        "--eval-max-length",
+        type=int,
+        default=512,
+        help="max tokens per sequence there (prompts cut from the left, as innerpo eval does)",
+    )
+    p.add_argument(
+        "--eval-max-tokens", type=int, default=None, help="token budget per evaluation batch (default: EvalConfig's)"
+    )
     p.add_argument("--configs", default=",".join(CONFIGS), help="comma list from " + ",".join(CONFIGS + EXTRA_CONFIGS))
     p.add_argument("--log-dir", default=None, help="where worker logs go (default: a temp directory)")
     p.add_argument("--worker", help=argparse.SUPPRESS)

@@ -28,7 +28,9 @@ def write_pairs(path, n=12):
     """A small JSONL preference file whose rejected answers vary in length."""
     import json
 
-    rows = [{"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)} for i in range(n)]
+    rows = [
+        {"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)} for i in range(n)
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows))
     return str(path)
 
@@ -41,9 +43,16 @@ def tiny_args(tmp_path, monkeypatch):
     suite = tmp_path / "suite.yaml"
     suite.write_text(f"shifts:\n  in_domain: {{dataset: {data}}}\n")
     return [
-        "--model.base_model=tiny-random", "--model.lora_r=4", f"--data.dataset={data}", "--data.batch_size=2",
-        "--data.max_length=64", "--training.max_steps=2", "--training.eval_every=0", "--training.lr=1e-3",
-        f"--eval.suite={suite}", "--eval.max_pairs=4",
+        "--model.base_model=tiny-random",
+        "--model.lora_r=4",
+        f"--data.dataset={data}",
+        "--data.batch_size=2",
+        "--data.max_length=64",
+        "--training.max_steps=2",
+        "--training.eval_every=0",
+        "--training.lr=1e-3",
+        f"--eval.suite={suite}",
+        "--eval.max_pairs=4",
     ]
 
 

@@ -14,7 +14,15 @@ from innerpo.flags import RENAMED, translate
 from innerpo.train.config import preset_config
 from innerpo.train.run_dir import save_config
 
-TINY = ["--model.base_model=tiny-random", "--model.lora_r=4", "--data.batch_size=4", "--data.max_train_pairs=32", "--eval.max_pairs=12", "--training.eval_every=2", "--training.eval_pairs=8"]
+TINY = [
+    "--model.base_model=tiny-random",
+    "--model.lora_r=4",
+    "--data.batch_size=4",
+    "--data.max_train_pairs=32",
+    "--eval.max_pairs=12",
+    "--training.eval_every=2",
+    "--training.eval_pairs=8",
+]
 
 
 def test_train_then_eval_reloads_the_run(tmp_path, capsys):
@@ -31,7 +39,9 @@ def test_train_then_eval_reloads_the_run(tmp_path, capsys):
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "loss" in r]
     assert [r["step"] for r in train_rows] == [1, 2, 3]
-    assert {"rewards/chosen", "rewards/margins", "rewards/accuracies", "logps/chosen", "lr", "grad_norm"} <= set(train_rows[0])
+    assert {"rewards/chosen", "rewards/margins", "rewards/accuracies", "logps/chosen", "lr", "grad_norm"} <= set(
+        train_rows[0]
+    )
     assert [r["step"] for r in rows if "eval/accuracy" in r] == [0, 2, 3]
 
     # Per-pair results agree with the summary: accuracy is the mean of the correct flags.
@@ -62,7 +72,19 @@ def test_config_file_and_flags_precedence(tmp_path):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("training: {lr: 0.002, max_steps: 1}\nmethod: {beta: 0.3}\n")
     run = tmp_path / "run"
-    main(["train", "dpo", *TINY, f"--config={cfg_file}", "--method.beta=0.2", "--training.eval_every=0", f"--output_dir={run}", "--eval.suite=synthetic", "--eval.max_pairs=2"])
+    main(
+        [
+            "train",
+            "dpo",
+            *TINY,
+            f"--config={cfg_file}",
+            "--method.beta=0.2",
+            "--training.eval_every=0",
+            f"--output_dir={run}",
+            "--eval.suite=synthetic",
+            "--eval.max_pairs=2",
+        ]
+    )
     saved = load_config(run)
     assert saved.training.lr == 0.002 and saved.method.beta == 0.2 and saved.training.max_steps == 1
 
@@ -96,17 +118,27 @@ SPELLINGS = [(cmd, old, new) for cmd, table in RENAMED.items() for old, new in t
     ("train", "--training.max-steps", "--training.max_steps"),
     ("star", "--star.few-shot", "--star.few_shot"),
 ]
-POSITIONAL = {"train": ["dpo"], "tune": ["dpo"], "report": ["runs"], "data": ["show", "synthetic:in_domain"], "sweep": [], "star": []}
+POSITIONAL = {
+    "train": ["dpo"],
+    "tune": ["dpo"],
+    "report": ["runs"],
+    "data": ["show", "synthetic:in_domain"],
+    "sweep": [],
+    "star": [],
+}
 
 
 def parse(monkeypatch, tmp_path, command, flags):
     """cli.main on `command` with `flags`, stopped where its parser returns: the parsed value."""
+
     def stop(result):
         raise Parsed(result)
 
     if command in ROOMS:
         parse_known = argparse.ArgumentParser.parse_known_args
-        monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", lambda self, *a, **k: stop(parse_known(self, *a, **k)))
+        monkeypatch.setattr(
+            argparse.ArgumentParser, "parse_known_args", lambda self, *a, **k: stop(parse_known(self, *a, **k))
+        )
     else:
         cli = tyro.cli
         monkeypatch.setattr(tyro, "cli", lambda *a, **k: stop(cli(*a, **k)))
@@ -121,6 +153,7 @@ def parse(monkeypatch, tmp_path, command, flags):
 @pytest.mark.parametrize("form", ["--flag=V", "--flag V"])
 def test_old_spellings_work_with_a_deprecation_line(monkeypatch, tmp_path, capsys, command, old, new, form):
     value = "7"
+
     def flags(flag):
         return [f"{flag}={value}"] if form == "--flag=V" else [flag, value]
 

@@ -17,6 +17,7 @@ from innerpo.layers import LAYERS
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "innerpo"
 
+
 @dataclass
 class Findings:
     upward: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -99,7 +100,9 @@ def scan_module(name: str, path: Path, modules, package: str) -> tuple[list[Edge
                 target = _owner(base, modules)
                 add(target, node.lineno)
                 if _is_private(alias.name) and target != name:
-                    private.setdefault((name, alias.name), f"{name} imports {alias.name} from {target}, line {node.lineno}")
+                    private.setdefault(
+                        (name, alias.name), f"{name} imports {alias.name} from {target}, line {node.lineno}"
+                    )
     for node in ast.walk(tree):
         if not isinstance(node, ast.Attribute):
             continue
@@ -192,7 +195,9 @@ def check(root: Path, package: str, layers) -> Findings:
         if su == tu or rs is None or rt is None:
             continue
         if rt > rs:
-            found.upward.setdefault((e.source, e.target), f"{e.source} (rank {rs}) imports {e.target} (rank {rt}), line {e.line}")
+            found.upward.setdefault(
+                (e.source, e.target), f"{e.source} (rank {rs}) imports {e.target} (rank {rt}), line {e.line}"
+            )
         elif rt == rs:
             same_rank.setdefault(su, set()).add(tu)
     for knot in _knots(same_rank):
@@ -225,7 +230,9 @@ def test_no_import_cycles():
 
 
 def test_no_private_names_across_modules():
-    assert not FINDINGS.private, "private names used outside their module:" + _listing(sorted(FINDINGS.private.values()))
+    assert not FINDINGS.private, "private names used outside their module:" + _listing(
+        sorted(FINDINGS.private.values())
+    )
 
 
 def _plant(root: Path, files: dict[str, str]) -> Path:
@@ -271,7 +278,10 @@ def test_checker_catches_private_names(tmp_path):
     assert list(found.private.values()) == ["pkg.low.b imports _HIDDEN from pkg.base, line 1"]
     tree = {**CLEAN, "low/b.py": "import pkg.base as b\nimport pkg.low.a\nZ = b._HIDDEN\nW = pkg.low.a._x\n"}
     found = check(_plant(tmp_path / "attr", tree), "pkg", FAKE_LAYERS)
-    assert list(found.private.values()) == ["pkg.low.b uses pkg.base._HIDDEN, line 3", "pkg.low.b uses pkg.low.a._x, line 4"]
+    assert list(found.private.values()) == [
+        "pkg.low.b uses pkg.base._HIDDEN, line 3",
+        "pkg.low.b uses pkg.low.a._x, line 4",
+    ]
 
 
 def test_checker_catches_an_unplaced_package_and_same_rank_cycles(tmp_path):

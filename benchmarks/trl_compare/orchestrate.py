@@ -52,18 +52,48 @@ def prepare_cache(model: str) -> Path:
         from innerpo.paths import cache_dir
 
         real = cache_dir()
-        subprocess.run([sys.executable, "-c", "from innerpo.models import bundled, load; bundled.converted_dir()"], check=True,
-                       env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+        subprocess.run(
+            [sys.executable, "-c", "from innerpo.models import bundled, load; bundled.converted_dir()"],
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        )
         (root / "models").symlink_to(real / "models", target_is_directory=True)
     return root
 
 
 def call_worker(args, name: str, dataset: str, env: dict, log_dir: Path) -> dict:
-    cmd = [sys.executable, str(ENTRY), "--worker", name, "--dataset", dataset,
-           "--model", args.model, "--steps", str(args.steps), "--pairs", str(args.pairs), "--max-length", str(args.max_length),
-           "--lr", str(args.lr), "--seed", str(args.seed), "--b-init", str(args.b_init), "--genies-dist", args.genies_dist,
-           "--eval-rounds", str(args.eval_rounds), "--eval-shift", args.eval_shift, "--eval-pairs", str(args.eval_pairs),
-           "--eval-max-length", str(args.eval_max_length)]
+    cmd = [
+        sys.executable,
+        str(ENTRY),
+        "--worker",
+        name,
+        "--dataset",
+        dataset,
+        "--model",
+        args.model,
+        "--steps",
+        str(args.steps),
+        "--pairs",
+        str(args.pairs),
+        "--max-length",
+        str(args.max_length),
+        "--lr",
+        str(args.lr),
+        "--seed",
+        str(args.seed),
+        "--b-init",
+        str(args.b_init),
+        "--genies-dist",
+        args.genies_dist,
+        "--eval-rounds",
+        str(args.eval_rounds),
+        "--eval-shift",
+        args.eval_shift,
+        "--eval-pairs",
+        str(args.eval_pairs),
+        "--eval-max-length",
+        str(args.eval_max_length),
+    ]
     if args.eval_max_tokens is not None:
         cmd += ["--eval-max-tokens", str(args.eval_max_tokens)]
     if args.genies_dir:
@@ -79,7 +109,7 @@ def call_worker(args, name: str, dataset: str, env: dict, log_dir: Path) -> dict
     if proc.returncode != 0 or not lines:
         tail = "\n".join(proc.stderr.strip().splitlines()[-25:])
         raise SystemExit(f"worker {name} on {dataset} failed (exit {proc.returncode}); log {log}\n{tail}")
-    result = json.loads(lines[-1][len(RESULT_TAG):])
+    result = json.loads(lines[-1][len(RESULT_TAG) :])
     result["wall_s"] = wall
     return result
 
@@ -98,13 +128,18 @@ def run(args, configs: list[str]) -> None:
     env = worker_env(cache_root)
     log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="vs_trl_logs_"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    print(f"vs_trl: {args.model}, data {args.data}, configurations {','.join(configs)}; {os.cpu_count()} CPUs, {load_snapshot()} at start; worker logs in {log_dir}", flush=True)
+    print(
+        f"vs_trl: {args.model}, data {args.data}, configurations {','.join(configs)}; {os.cpu_count()} CPUs, {load_snapshot()} at start; worker logs in {log_dir}",
+        flush=True,
+    )
     t_all = time.perf_counter()
     results: dict[str, dict] = {}
     try:
         run_all(args, datasets, configs, env, log_dir, results)
     finally:
-        shutil.rmtree(cache_root, ignore_errors=True)  # reference tables, TRL output dirs; the model symlink, not its target
+        shutil.rmtree(
+            cache_root, ignore_errors=True
+        )  # reference tables, TRL output dirs; the model symlink, not its target
     speedups, extras = [], []
     for dataset in datasets:
         _, sp, extra = report(dataset, args, results[dataset])
@@ -114,12 +149,18 @@ def run(args, configs: list[str]) -> None:
     main_speedup = next((x for x in speedups if x is not None), None)
     bf16 = next((e["bf16_over_fp32"] for e in extras if e["bf16_over_fp32"] is not None), None)
     floor_ratio = next((e["floor_ratio"] for e in extras if e["floor_ratio"] is not None), None)
-    print(f"speedup_vs_trl={fmt(main_speedup, '.3f', 'nan')} bf16_over_fp32={fmt(bf16, '.3f', 'nan')} floor_ratio={fmt(floor_ratio, '.3f', 'nan')}")
+    print(
+        f"speedup_vs_trl={fmt(main_speedup, '.3f', 'nan')} bf16_over_fp32={fmt(bf16, '.3f', 'nan')} floor_ratio={fmt(floor_ratio, '.3f', 'nan')}"
+    )
 
 
 def run_all(args, datasets, configs, env, log_dir, results) -> None:
     for i, dataset in enumerate(datasets):
-        wanted = [c for c in configs if (c not in SECONDARY_CONFIGS or args.secondary_repeats > 0) and (c not in LONG_EVAL_CONFIGS or i == 0)]
+        wanted = [
+            c
+            for c in configs
+            if (c not in SECONDARY_CONFIGS or args.secondary_repeats > 0) and (c not in LONG_EVAL_CONFIGS or i == 0)
+        ]
         runs: dict[str, list[dict]] = {c: [] for c in wanted}
         for rep in range(args.repeats):
             for c in wanted:  # alternating: A B C ..., A B C ...
@@ -135,5 +176,8 @@ def run_all(args, datasets, configs, env, log_dir, results) -> None:
                     brief = f"{r['n_pairs']} pairs: after {med(r['after_s']):.1f} s, bare {med(r['bare_s']):.1f} s"
                 else:
                     brief = f"floor fp32 {r['fp32']['floor_s']:.3f} s, bf16 {r['bf16']['floor_s']:.3f} s"
-                print(f"  [{dataset} {rep + 1}/{args.repeats}] {c:<15} {brief}  ({r['wall_s']:.0f} s wall, {load_snapshot()})", flush=True)
+                print(
+                    f"  [{dataset} {rep + 1}/{args.repeats}] {c:<15} {brief}  ({r['wall_s']:.0f} s wall, {load_snapshot()})",
+                    flush=True,
+                )
         results[dataset] = summarize(runs)

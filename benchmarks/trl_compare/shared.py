@@ -32,17 +32,34 @@ def precision_of(name: str) -> str:
 
 
 def make_cfg(args, method=None, precision: str = "fp32"):
-    from innerpo.methods.config import MethodConfig
     from innerpo.data.config import DataConfig
+    from innerpo.methods.config import MethodConfig
     from innerpo.models.config import ModelConfig
     from innerpo.train.config import TrainConfig, TrainingConfig
 
     total = args.steps + 1
     return TrainConfig(
-        model=ModelConfig(base_model=args.model, dtype="float32", lora_r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=0.0),
-        data=DataConfig(dataset=dataset_spec(args), genies_dir=args.genies_dir, batch_size=BATCH, max_length=args.max_length,
-                        truncation="drop", group_by_length=True, max_train_pairs=n_pairs(args)),
-        training=TrainingConfig(lr=args.lr, warmup_ratio=0.0, max_grad_norm=1.0, max_steps=total, seed=args.seed, eval_every=0, precision=precision),
+        model=ModelConfig(
+            base_model=args.model, dtype="float32", lora_r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=0.0
+        ),
+        data=DataConfig(
+            dataset=dataset_spec(args),
+            genies_dir=args.genies_dir,
+            batch_size=BATCH,
+            max_length=args.max_length,
+            truncation="drop",
+            group_by_length=True,
+            max_train_pairs=n_pairs(args),
+        ),
+        training=TrainingConfig(
+            lr=args.lr,
+            warmup_ratio=0.0,
+            max_grad_norm=1.0,
+            max_steps=total,
+            seed=args.seed,
+            eval_every=0,
+            precision=precision,
+        ),
         method=method or MethodConfig(losses=["dpo"], weights=[1.0], beta=BETA),
     )
 
@@ -73,7 +90,9 @@ def epoch_order(items, cfg) -> list[int]:
     """The pair indices of the loop's first epoch, batch after batch (innerpo's sampler)."""
     from innerpo.data.batching import EpochBatchSampler, item_length
 
-    sampler = EpochBatchSampler(len(items), cfg.data.batch_size, seed=cfg.training.seed, lengths=[item_length(i) for i in items])
+    sampler = EpochBatchSampler(
+        len(items), cfg.data.batch_size, seed=cfg.training.seed, lengths=[item_length(i) for i in items]
+    )
     sampler.set_epoch(0)
     return [i for b in sampler for i in b]
 

@@ -27,13 +27,13 @@ def worker_innerpo(args, name: str, profile: bool = False) -> None:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    from innerpo.methods.config import MethodConfig
     from innerpo.methods.build import build_method
+    from innerpo.methods.config import MethodConfig
     from innerpo.models import ref_cache
     from innerpo.models.load import add_lora, load_base, model_settings
     from innerpo.models.precision import prepare_model
-    from innerpo.train.checkpoint import BatchStream
     from innerpo.train.allocator import keep_freed_memory
+    from innerpo.train.checkpoint import BatchStream
     from innerpo.train.loop import make_loader, optimizer_step, prepare_training
     from innerpo.train.metrics import StepMetrics
     from innerpo.train.run_dir import MetricsLog
@@ -42,7 +42,9 @@ def worker_innerpo(args, name: str, profile: bool = False) -> None:
         from innerpo.models import forward
 
         forward.SHARED_PROMPT_MAX_SHARE = 0.0  # every batch takes the single [2B, T] pass
-    mcfg = MethodConfig(losses=["dpo"], weights=[1.0], beta=BETA, hidden_loss="innerpo" if name == "innerdpo" else "none")
+    mcfg = MethodConfig(
+        losses=["dpo"], weights=[1.0], beta=BETA, hidden_loss="innerpo" if name == "innerdpo" else "none"
+    )
     cfg = make_cfg(args, mcfg, precision_of(name))
     keep_freed_memory()  # as train() does first
     set_seed(cfg.training.seed)
@@ -57,14 +59,20 @@ def worker_innerpo(args, name: str, profile: bool = False) -> None:
     # reference table: a miss (build) into a fresh root, then a hit as the next seed's run sees it
     assert method.loss.uses_reference and method.cacheable_reference
     settings = {**pair_tok.settings(), **model_settings(cfg.model), **method.reference_settings()}
-    root = Path(tempfile.mkdtemp(prefix="ref_", dir=os.environ.get("INNERPO_CACHE")))  # removed with the parent's cache root
+    root = Path(
+        tempfile.mkdtemp(prefix="ref_", dir=os.environ.get("INNERPO_CACHE"))
+    )  # removed with the parent's cache root
     t = time.perf_counter()
-    table, hit = ref_cache.reference_table(model, items, tok.pad_token_id, cfg.eval.batch_size, settings, method.reference_rows, root=root)
+    table, hit = ref_cache.reference_table(
+        model, items, tok.pad_token_id, cfg.eval.batch_size, settings, method.reference_rows, root=root
+    )
     build_s = time.perf_counter() - t
     assert not hit
     ref_cache._FINGERPRINTS.clear()  # a new run hashes the base weights again
     t = time.perf_counter()
-    table, hit = ref_cache.reference_table(model, items, tok.pad_token_id, cfg.eval.batch_size, settings, method.reference_rows, root=root)
+    table, hit = ref_cache.reference_table(
+        model, items, tok.pad_token_id, cfg.eval.batch_size, settings, method.reference_rows, root=root
+    )
     load_s = time.perf_counter() - t
     assert hit
     method.use_reference_table(table)
@@ -72,7 +80,9 @@ def worker_innerpo(args, name: str, profile: bool = False) -> None:
     # --- from here on, innerpo.train.loop.train, step for step -------------------------
     loader = make_loader(items, cfg, tok.pad_token_id)
     total_steps = cfg.training.max_steps
-    model, method, params, optimizer, loader, scheduler = prepare_training(accelerator, model, method, loader, cfg, total_steps)
+    model, method, params, optimizer, loader, scheduler = prepare_training(
+        accelerator, model, method, loader, cfg, total_steps
+    )
     log = MetricsLog(root / "metrics.jsonl")
     batches = BatchStream(loader)
 
@@ -110,12 +120,25 @@ def worker_innerpo(args, name: str, profile: bool = False) -> None:
         import roofline
 
         groups = roofline.op_groups(profiler, total_steps - 1, LORA_R, model.config.vocab_size)
-    emit({
-        "config": name, "step_s": times[1:], "profile": groups, "warmup_s": times[0], "loss1": losses[0], "loss2": losses[1] if len(losses) > 1 else None,
-        "real_tok_per_pair": statistics.fmean(real), "padded_tok_per_pair": statistics.fmean(padded), "fingerprints": fps,
-        "lora_digest": digest, "n_pairs": len(items), "ref_build_s": build_s, "ref_load_s": load_s,
-        "train_peak_mb": vm_hwm_mb() if peak_reset else None, "threads": torch.get_num_threads(),
-    })
+    emit(
+        {
+            "config": name,
+            "step_s": times[1:],
+            "profile": groups,
+            "warmup_s": times[0],
+            "loss1": losses[0],
+            "loss2": losses[1] if len(losses) > 1 else None,
+            "real_tok_per_pair": statistics.fmean(real),
+            "padded_tok_per_pair": statistics.fmean(padded),
+            "fingerprints": fps,
+            "lora_digest": digest,
+            "n_pairs": len(items),
+            "ref_build_s": build_s,
+            "ref_load_s": load_s,
+            "train_peak_mb": vm_hwm_mb() if peak_reset else None,
+            "threads": torch.get_num_threads(),
+        }
+    )
 
 
 def worker_naive(args) -> None:
@@ -151,8 +174,18 @@ def worker_naive(args) -> None:
         if len(fps) < 2:
             fps.append(batch_fingerprint(batch.input_ids, batch.attention_mask, batch.completion_mask))
     times = step_stats(marks)
-    emit({"config": "naive", "step_s": times[1:], "warmup_s": times[0], "fingerprints": fps, "lora_digest": digest,
-          "n_pairs": len(items), "train_peak_mb": vm_hwm_mb() if peak_reset else None, "threads": torch.get_num_threads()})
+    emit(
+        {
+            "config": "naive",
+            "step_s": times[1:],
+            "warmup_s": times[0],
+            "fingerprints": fps,
+            "lora_digest": digest,
+            "n_pairs": len(items),
+            "train_peak_mb": vm_hwm_mb() if peak_reset else None,
+            "threads": torch.get_num_threads(),
+        }
+    )
 
 
 def worker_eval(args) -> None:
@@ -173,7 +206,9 @@ def worker_eval(args) -> None:
     pad = tok.pad_token_id
     settings = {**pair_tok.settings(), **model_settings(cfg.model)}  # what evaluate_suite passes
     # rows_pass's batches: sorted by length, EVAL_BATCH pairs each
-    order = sorted(range(len(items)), key=lambda i: len(items[i].prompt) + max(len(items[i].chosen), len(items[i].rejected)))
+    order = sorted(
+        range(len(items)), key=lambda i: len(items[i].prompt) + max(len(items[i].chosen), len(items[i].rejected))
+    )
     batches = [collate([items[i] for i in order[s : s + EVAL_BATCH]], pad) for s in range(0, len(order), EVAL_BATCH)]
 
     def bare():
@@ -190,14 +225,21 @@ def worker_eval(args) -> None:
         "cold": lambda: score_pairs(model, items, pad, EVAL_BATCH, base_settings=None),
     }
     runs = timed_rounds(fns, args.eval_rounds)
-    emit({"config": "eval", "n_pairs": len(items), **{f"{k}_s": v for k, v in runs.items()}, "threads": torch.get_num_threads()})
+    emit(
+        {
+            "config": "eval",
+            "n_pairs": len(items),
+            **{f"{k}_s": v for k, v in runs.items()},
+            "threads": torch.get_num_threads(),
+        }
+    )
 
 
 def worker_roofline(args) -> None:
     """The GEMM floor of the innerpo step on the timed batches (benchmarks/roofline.py)."""
+    import roofline
     import torch
 
-    import roofline
     from innerpo.models.load import add_lora, load_base
     from innerpo.train.loop import make_loader
 
@@ -208,17 +250,24 @@ def worker_roofline(args) -> None:
     loader = make_loader(items, cfg, tok.pad_token_id)
     loader.batch_sampler.set_epoch(0)
     timed = list(loader)[1 : cfg.training.max_steps]  # the steps after the warm-up, as the step workers time them
-    batches = [{"prompt": [len(items[i].prompt) for i in b.index.tolist()], "chosen": [len(items[i].chosen) for i in b.index.tolist()],
-                "rejected": [len(items[i].rejected) for i in b.index.tolist()]} for b in timed]
+    batches = [
+        {
+            "prompt": [len(items[i].prompt) for i in b.index.tolist()],
+            "chosen": [len(items[i].chosen) for i in b.index.tolist()],
+            "rejected": [len(items[i].rejected) for i in b.index.tolist()],
+        }
+        for b in timed
+    ]
     c = model.config
-    out = roofline.floor(batches, roofline.linear_shapes(model), LORA_R, c.hidden_size, c.vocab_size, c.num_hidden_layers)
+    out = roofline.floor(
+        batches, roofline.linear_shapes(model), LORA_R, c.hidden_size, c.vocab_size, c.num_hidden_layers
+    )
     emit({"config": "roofline", **out, "n_pairs": len(items), "threads": torch.get_num_threads()})
 
 
 def worker_eval_long(args, precision: str) -> None:
-    import torch
-
     import eval_long
+    import torch
 
     out = eval_long.run(args, precision, init_lora, EVAL_BATCH)
     emit({"config": "eval_long" + ("_bf16" if precision == "bf16" else ""), **out, "threads": torch.get_num_threads()})

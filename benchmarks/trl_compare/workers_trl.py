@@ -32,11 +32,21 @@ def worker_trl(args, precompute: bool, bf16: bool = False) -> None:
 
     def row(p):
         if pair_tok.use_template:
-            return {"prompt": p.prompt_messages(), "chosen": [{"role": "assistant", "content": p.chosen}], "rejected": [{"role": "assistant", "content": p.rejected}]}
-        return {"prompt": p.prompt_text(), "chosen": p.chosen, "rejected": p.rejected}  # TRL appends EOS, as PairTokenizer does
+            return {
+                "prompt": p.prompt_messages(),
+                "chosen": [{"role": "assistant", "content": p.chosen}],
+                "rejected": [{"role": "assistant", "content": p.rejected}],
+            }
+        return {
+            "prompt": p.prompt_text(),
+            "chosen": p.chosen,
+            "rejected": p.rejected,
+        }  # TRL appends EOS, as PairTokenizer does
 
     ds = datasets.Dataset.from_list([row(pairs[i]) for i in order])
-    out_dir = tempfile.mkdtemp(prefix="trl_out_", dir=os.environ.get("INNERPO_CACHE"))  # removed with the parent's cache root
+    out_dir = tempfile.mkdtemp(
+        prefix="trl_out_", dir=os.environ.get("INNERPO_CACHE")
+    )  # removed with the parent's cache root
     targs = DPOConfig(
         output_dir=out_dir,
         per_device_train_batch_size=BATCH,
@@ -59,7 +69,9 @@ def worker_trl(args, precompute: bool, bf16: bool = False) -> None:
         seed=args.seed,
     )
     assert not targs.gradient_checkpointing and targs.bf16 == bf16 and not targs.fp16
-    peft_config = LoraConfig(r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    peft_config = LoraConfig(
+        r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
 
     timing = {"precompute_s": None}
     real_precompute = DPOTrainer._precompute_ref_logps
@@ -78,7 +90,9 @@ def worker_trl(args, precompute: bool, bf16: bool = False) -> None:
     # TRL's own tokenization against innerpo's, pair by pair
     tds = trainer.train_dataset
     same = sum(
-        tuple(tds[k]["prompt_ids"]) == items[i].prompt and tuple(tds[k]["chosen_ids"]) == items[i].chosen and tuple(tds[k]["rejected_ids"]) == items[i].rejected
+        tuple(tds[k]["prompt_ids"]) == items[i].prompt
+        and tuple(tds[k]["chosen_ids"]) == items[i].chosen
+        and tuple(tds[k]["rejected_ids"]) == items[i].rejected
         for k, i in enumerate(order)
     )
     digest = init_lora(trainer.model, args.seed, args.b_init)
@@ -93,7 +107,9 @@ def worker_trl(args, precompute: bool, bf16: bool = False) -> None:
         seen["real"].append(inputs["attention_mask"].sum().item() / b)
         seen["padded"].append(inputs["input_ids"].numel() / b)
         if len(seen["fp"]) < 2:
-            seen["fp"].append(batch_fingerprint(inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"]))
+            seen["fp"].append(
+                batch_fingerprint(inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"])
+            )
         return loss
 
     trainer.compute_loss = compute_loss
@@ -112,11 +128,22 @@ def worker_trl(args, precompute: bool, bf16: bool = False) -> None:
     trainer.add_callback(Clock())
     trainer.train()
     times = step_stats(marks)
-    emit({
-        "config": ("trl_precompute" if precompute else "trl_default") + ("_bf16" if bf16 else ""),
-        "step_s": times[1:], "warmup_s": times[0], "loss1": seen["loss"][0], "loss2": seen["loss"][1] if len(seen["loss"]) > 1 else None,
-        "real_tok_per_pair": statistics.fmean(seen["real"]), "padded_tok_per_pair": statistics.fmean(seen["padded"]),
-        "fingerprints": seen["fp"], "lora_digest": digest, "same_tokens": same, "n_pairs": len(items),
-        "precompute_s": timing["precompute_s"], "setup_s": setup_s,
-        "train_peak_mb": vm_hwm_mb() if peak.get("reset") else None, "threads": torch.get_num_threads(),
-    })
+    emit(
+        {
+            "config": ("trl_precompute" if precompute else "trl_default") + ("_bf16" if bf16 else ""),
+            "step_s": times[1:],
+            "warmup_s": times[0],
+            "loss1": seen["loss"][0],
+            "loss2": seen["loss"][1] if len(seen["loss"]) > 1 else None,
+            "real_tok_per_pair": statistics.fmean(seen["real"]),
+            "padded_tok_per_pair": statistics.fmean(seen["padded"]),
+            "fingerprints": seen["fp"],
+            "lora_digest": digest,
+            "same_tokens": same,
+            "n_pairs": len(items),
+            "precompute_s": timing["precompute_s"],
+            "setup_s": setup_s,
+            "train_peak_mb": vm_hwm_mb() if peak.get("reset") else None,
+            "threads": torch.get_num_threads(),
+        }
+    )

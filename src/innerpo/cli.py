@@ -26,8 +26,8 @@ import tyro
 
 from innerpo.config import apply_yaml
 from innerpo.errors import InputError
-from innerpo.flags import translate
 from innerpo.eval.config import EvalConfig
+from innerpo.flags import translate
 
 USAGE = """usage: innerpo {train,eval,data,sweep,report,tune,star} ...
 
@@ -110,10 +110,21 @@ def _train(args: list[str]) -> None:
     for name in PRESETS:
         cfg = saved if saved is not None and name == saved.method_name else preset_config(name)
         defaults[name] = apply_yaml(cfg, config_file) if config_file else cfg
-        defaults[name] = dataclasses.replace(defaults[name], method_name=name, config=config_file or defaults[name].config)
-    descriptions = {name: p.description + (f" (also: {', '.join(aliases(name))})" if aliases(name) else "") for name, p in PRESETS.items()}
+        defaults[name] = dataclasses.replace(
+            defaults[name], method_name=name, config=config_file or defaults[name].config
+        )
+    descriptions = {
+        name: p.description + (f" (also: {', '.join(aliases(name))})" if aliases(name) else "")
+        for name, p in PRESETS.items()
+    }
     cls = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
-    cfg = tyro.cli(cls, args=args, prog="innerpo train", description="Train a LoRA adapter with a preference objective, then evaluate it.", use_underscores=True)
+    cfg = tyro.cli(
+        cls,
+        args=args,
+        prog="innerpo train",
+        description="Train a LoRA adapter with a preference objective, then evaluate it.",
+        use_underscores=True,
+    )
 
     from innerpo.train.checkpoint import resolve_resume
     from innerpo.train.loop import train
@@ -215,7 +226,10 @@ def _star(args: list[str]) -> None:
     from innerpo.star.config import StarRunConfig
 
     cfg = tyro.cli(
-        StarRunConfig, args=args, prog="innerpo star", use_underscores=True,
+        StarRunConfig,
+        args=args,
+        prog="innerpo star",
+        use_underscores=True,
         description="STaR self-training (arXiv:2203.14465): sample rationales, keep the correct ones (or pair them with wrong ones), train, repeat; held-out accuracy per iteration.",
     )
     from innerpo.star.loop import run_star

@@ -15,7 +15,15 @@ from __future__ import annotations
 LAYERS: tuple[tuple[str, ...], ...] = (
     # 0: foundations (errors, file and path helpers, the generic dataclass/YAML overlay, how
     # components declare options, the old-flag translation)
-    ("innerpo.errors", "innerpo.paths", "innerpo.io", "innerpo.config", "innerpo.layers", "innerpo.params", "innerpo.flags"),
+    (
+        "innerpo.errors",
+        "innerpo.paths",
+        "innerpo.io",
+        "innerpo.config",
+        "innerpo.layers",
+        "innerpo.params",
+        "innerpo.flags",
+    ),
     ("innerpo.data",),  # 1: pairs, sources, tokenizing and batching
     ("innerpo.losses",),  # 2: output-level preference losses
     ("innerpo.inner",),  # 3: hidden-state losses and transforms

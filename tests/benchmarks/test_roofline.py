@@ -17,7 +17,13 @@ def test_flop_count_by_hand():
     by_group = {}
     for group, shape, count in gemms:
         by_group[group] = by_group.get(group, 0) + count * roofline.gemm_flops(shape)
-    assert by_group == {"base forward": 240, "base input grad": 240, "lora": 600, "head forward": 240, "head input grad": 240}
+    assert by_group == {
+        "base forward": 240,
+        "base input grad": 240,
+        "lora": 600,
+        "head forward": 240,
+        "head input grad": 240,
+    }
 
 
 def test_linear_shapes_skip_head_and_lora(tiny_model):
@@ -54,8 +60,14 @@ def test_op_groups_sort_a_profiled_step_by_shape_and_name():
             torch.logsumexp(logits, -1).sum().backward()
             opt.step()
     groups = roofline.op_groups(prof, steps=2, r=4, vocab=50)
-    assert {"GEMM base (frozen linears)", "GEMM LoRA (rank 4)", "GEMM head", "dtype casts and copies", "optimizer (AdamW)",
-            "elementwise (norms, rotary, SiLU, residual, LoRA scale, clipping)"} <= set(groups)
+    assert {
+        "GEMM base (frozen linears)",
+        "GEMM LoRA (rank 4)",
+        "GEMM head",
+        "dtype casts and copies",
+        "optimizer (AdamW)",
+        "elementwise (norms, rotary, SiLU, residual, LoRA scale, clipping)",
+    } <= set(groups)
     assert list(groups.values()) == sorted(groups.values(), reverse=True)
     total = sum(e.self_cpu_time_total for e in prof.events()) / 1e6 / 2
     assert abs(sum(groups.values()) - total) < 1e-9

@@ -105,7 +105,12 @@ def test_alt_encoding_prefers_the_larger_spelled_number():
 
 def test_spell():
     assert [synthetic.spell(n) for n in (10, 13, 20, 47, 90, 99)] == [
-        "ten", "thirteen", "twenty", "forty-seven", "ninety", "ninety-nine"
+        "ten",
+        "thirteen",
+        "twenty",
+        "forty-seven",
+        "ninety",
+        "ninety-nine",
     ]
 
 
@@ -148,11 +153,24 @@ def test_validation_split_shares_no_instance_with_test_or_train(shift):
     assert not held_out & {instance(shift, item) for item in generate(shift, "train", SYNTHETIC_SIZE["train"])}
     # the in-domain training pairs of every other shift's numbers are kept out too
     if shift in ("in_domain", "alt_encoding", "story_context"):
-        assert not held_out & {instance("in_domain", item) for item in generate("in_domain", "train", SYNTHETIC_SIZE["train"])}
+        assert not held_out & {
+            instance("in_domain", item) for item in generate("in_domain", "train", SYNTHETIC_SIZE["train"])
+        }
 
 
 def test_adding_validation_left_train_and_test_unchanged():
     # The last pair of each split, recorded before the validation split existed.
-    assert generate("in_domain", "train", 2000)[-1] == {"prompt": "Which number is bigger: 45 or 28?", "chosen": "45", "rejected": "28"}
-    assert generate("in_domain", "test", 200)[-1] == {"prompt": "Which is larger, 42 or 49?", "chosen": "49", "rejected": "42"}
-    assert generate("unrelated_skill", "test", 200)[-1]["prompt"] == "Pick the word that comes first in a dictionary: voice or bottle."
+    assert generate("in_domain", "train", 2000)[-1] == {
+        "prompt": "Which number is bigger: 45 or 28?",
+        "chosen": "45",
+        "rejected": "28",
+    }
+    assert generate("in_domain", "test", 200)[-1] == {
+        "prompt": "Which is larger, 42 or 49?",
+        "chosen": "49",
+        "rejected": "42",
+    }
+    assert (
+        generate("unrelated_skill", "test", 200)[-1]["prompt"]
+        == "Pick the word that comes first in a dictionary: voice or bottle."
+    )

@@ -47,7 +47,9 @@ def test_length_rule_cuts_prompt_left_or_drops(tiny_tok):
 def test_all_dropped_is_an_error_naming_the_length_that_fits(tiny_tok):
     # chosen: 40 "c" + <|im_end|> + "\n" = 42 tokens; the prompt keeps at least 8: 50 fits.
     pairs = [Pair("q", "c" * 40, "r")] * 2
-    with pytest.raises(DataError, match=r"src: none of the 2 pairs fits --data.max_length=16 .*fit with --data.max_length=50"):
+    with pytest.raises(
+        DataError, match=r"src: none of the 2 pairs fits --data.max_length=16 .*fit with --data.max_length=50"
+    ):
         PairTokenizer(tiny_tok, 16).tokenize_all(pairs, "src")
     assert PairTokenizer(tiny_tok, 50)(pairs[0]) is not None and PairTokenizer(tiny_tok, 49)(pairs[0]) is None
     with pytest.raises(DataError, match=r"fit with --data.max_length=62"):  # drop: 42 + the whole 20-token prompt

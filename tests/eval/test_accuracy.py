@@ -28,7 +28,9 @@ class ConstantNextToken(nn.Module):
 
     @property
     def base_model(self):
-        return lambda input_ids, **kw: SimpleNamespace(last_hidden_state=nn.functional.one_hot(input_ids, self.vocab).float(), hidden_states=None)
+        return lambda input_ids, **kw: SimpleNamespace(
+            last_hidden_state=nn.functional.one_hot(input_ids, self.vocab).float(), hidden_states=None
+        )
 
     def get_output_embeddings(self):
         return self.head

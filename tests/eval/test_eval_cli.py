@@ -11,9 +11,22 @@ from innerpo.cli import main
 def test_eval_names_its_directory_and_keeps_training_results(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
-    main(["train", "dpo", "--model.base_model=tiny-random", "--model.lora_r=4", "--data.max_train_pairs=8", "--data.batch_size=4",
-          "--training.max_steps=1", "--training.eval_every=0", "--eval.max_pairs=4", "--eval.samples_per_shift=1",
-          "--eval.max_new_tokens=4", f"--output_dir={run}"])
+    main(
+        [
+            "train",
+            "dpo",
+            "--model.base_model=tiny-random",
+            "--model.lora_r=4",
+            "--data.max_train_pairs=8",
+            "--data.batch_size=4",
+            "--training.max_steps=1",
+            "--training.eval_every=0",
+            "--eval.max_pairs=4",
+            "--eval.samples_per_shift=1",
+            "--eval.max_new_tokens=4",
+            f"--output_dir={run}",
+        ]
+    )
     assert {"summary.json", "results.md", "pairs.parquet", "samples.md"} <= set(os.listdir(run))
     before = {f: (run / f).read_bytes() for f in ("summary.json", "results.md", "pairs.parquet", "samples.md")}
     capsys.readouterr()

@@ -19,8 +19,12 @@ def test_pair_id_is_content_based_and_distinguishes_fields():
 def test_shift_frame_hand_values_and_round_trip(tmp_path):
     pairs = [Pair("p0", "a", "b"), Pair("p1", "c", "d"), Pair("p2", "e", "f")]
     kept = [(0, TokenizedPair((1, 2), (3,), (4, 5))), (2, TokenizedPair((1,), (3, 3), (4,)))]  # pair 1 dropped
-    adapter = {"chosen_sum": torch.tensor([-2.0, -3.0]), "chosen_ntok": torch.tensor([1.0, 2.0]),
-               "rejected_sum": torch.tensor([-3.0, -1.0]), "rejected_ntok": torch.tensor([2.0, 1.0])}
+    adapter = {
+        "chosen_sum": torch.tensor([-2.0, -3.0]),
+        "chosen_ntok": torch.tensor([1.0, 2.0]),
+        "rejected_sum": torch.tensor([-3.0, -1.0]),
+        "rejected_ntok": torch.tensor([2.0, 1.0]),
+    }
     frame = shift_frame("s", "shift", "ds", "test", kept, pairs, {"adapter": adapter})
     assert frame["index"].tolist() == [0, 2]
     assert frame["pair_id"].tolist() == [pair_id(pairs[0]), pair_id(pairs[2])]

@@ -40,7 +40,11 @@ def test_paired_interval_hand_computed():
     pf, pg = 12.5 / 52, 2.5 / 52
     half = Z * math.sqrt((pf + pg - (pf - pg) ** 2) / 52)
     d, lo, hi = paired_difference_interval(adapter, base)
-    assert d == pytest.approx(0.2) and lo == pytest.approx(pf - pg - half, abs=1e-12) and hi == pytest.approx(pf - pg + half, abs=1e-12)
+    assert (
+        d == pytest.approx(0.2)
+        and lo == pytest.approx(pf - pg - half, abs=1e-12)
+        and hi == pytest.approx(pf - pg + half, abs=1e-12)
+    )
     assert (lo, hi) == pytest.approx((0.0560, 0.3286), abs=1e-4)  # 0.19231 ∓ 1.95996·√(0.25148/52)
 
 

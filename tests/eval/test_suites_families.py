@@ -15,11 +15,22 @@ def test_every_local_genies_pair_is_a_suite(shared_genies):
 
     for source, target, category in GENIES_PAIRS:
         suite = SUITES[f"genies-{source}-to-{target}"]
-        assert suite.shifts["in_domain"].dataset == f"genies:{source}" and suite.shifts[category].dataset == f"genies:{target}"
+        assert (
+            suite.shifts["in_domain"].dataset == f"genies:{source}"
+            and suite.shifts[category].dataset == f"genies:{target}"
+        )
         for name in (source, target):  # the shared data really has both sides
             assert (Path(shared_genies) / name / "test.json").is_file()
     assert len(GENIES_PAIRS) == 13
-    assert set(SUITES["genies-from-alpaca_mmlu"].shifts) == {"in_domain", "ranking_logic", "truthful_qa", "survival_influence", "reward_seeking", "sycophancy_mimicry", "wrong_arc"}
+    assert set(SUITES["genies-from-alpaca_mmlu"].shifts) == {
+        "in_domain",
+        "ranking_logic",
+        "truthful_qa",
+        "survival_influence",
+        "reward_seeking",
+        "sycophancy_mimicry",
+        "wrong_arc",
+    }
 
 
 def test_auto_picks_the_suite_from_the_training_data():
@@ -53,12 +64,19 @@ def test_research_families_load_their_formats(monkeypatch):
         return datasets.Dataset.from_dict(ETHICS_ROWS if "ethics" in path else MEDICAL_ROWS)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    assert load_pairs("ethics:justice", "test") == [Pair(ETHICS_ROWS["prompt"][0], ETHICS_ROWS["chosen"][0], ETHICS_ROWS["rejected"][0])]
+    assert load_pairs("ethics:justice", "test") == [
+        Pair(ETHICS_ROWS["prompt"][0], ETHICS_ROWS["chosen"][0], ETHICS_ROWS["rejected"][0])
+    ]
     medical = load_pairs("medical", "test")
     assert medical[0].prompt == (("user", "头痛吃什么药？"),) and medical[0].chosen == "先明确病因，再对症用药。"
-    assert calls == [("wassname/ethics_expression_preferences", "justice", "test"), ("wassname/medical-dpo-V2", "test", "data")]
+    assert calls == [
+        ("wassname/ethics_expression_preferences", "justice", "test"),
+        ("wassname/medical-dpo-V2", "test", "data"),
+    ]
     suite = SUITES["research-alpaca_easy"]
-    assert suite.shifts["moral_transfer"].dataset == "ethics:justice" and suite.shifts["orthogonal"].dataset == "medical"
+    assert (
+        suite.shifts["moral_transfer"].dataset == "ethics:justice" and suite.shifts["orthogonal"].dataset == "medical"
+    )
 
 
 def test_research_family_fixture_on_disk(tmp_path):

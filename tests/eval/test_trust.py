@@ -18,7 +18,10 @@ from innerpo.train.evaluate import eval_dir_name
 
 
 def rows(n_short, n_long):
-    short = [{"prompt": f"Is {i} even?", "chosen": "yes" if i % 2 == 0 else "no", "rejected": "maybe"} for i in range(n_short)]
+    short = [
+        {"prompt": f"Is {i} even?", "chosen": "yes" if i % 2 == 0 else "no", "rejected": "maybe"}
+        for i in range(n_short)
+    ]
     long = [{"prompt": f"Tell me about {i}.", "chosen": "x" * 120, "rejected": "y"} for i in range(n_long)]
     # long pairs first: a limit applied before the length rule would score none of the short ones
     return long + short
@@ -49,10 +52,16 @@ def test_long_pairs_are_counted_and_max_pairs_takes_scorable_ones(tmp_path, tiny
     d, lo, hi = paired_difference_interval(flags.tolist(), frame["base_correct"].astype(bool).tolist())
     assert s["change_ci"] == pytest.approx([lo, hi]) and s["change"] == pytest.approx(d)
     text = tables(summary)
-    assert "| mixed (few) | 3 |" in text and "| mixed | 10 | 4 | 0 | 6 | 3 |" in text and "fewer than --eval.min_pairs=50" in text
+    assert (
+        "| mixed (few) | 3 |" in text
+        and "| mixed | 10 | 4 | 0 | 6 | 3 |" in text
+        and "fewer than --eval.min_pairs=50" in text
+    )
     # samples: two probes, base and adapter, flagged; written beside the results
     assert s["samples_n"] == 2 and len(summary["samples"]["mixed"]) == 2
-    assert {"base", "adapter", "base_problems", "adapter_problems", "prompt", "chosen"} <= set(summary["samples"]["mixed"][0])
+    assert {"base", "adapter", "base_problems", "adapter_problems", "prompt", "chosen"} <= set(
+        summary["samples"]["mixed"][0]
+    )
     write_results(tmp_path / "out", summary, frame)
     md = (tmp_path / "out" / "samples.md").read_text()
     assert "## mixed" in md and "**base**" in md and "**adapter**" in md and "Is 0 even?" in md
@@ -62,13 +71,25 @@ def test_long_pairs_are_counted_and_max_pairs_takes_scorable_ones(tmp_path, tiny
 def train_cfg(tmp_path, suite_text, dataset):
     suite = tmp_path / "suite.yaml"
     suite.write_text(suite_text)
-    return TrainConfig(model=ModelConfig(base_model="tiny-random", lora_r=4), data=DataConfig(dataset=dataset, max_length=64),
-                       training=TrainingConfig(eval_every=5, eval_pairs=6), eval=EvalConfig(suite=str(suite)))
+    return TrainConfig(
+        model=ModelConfig(base_model="tiny-random", lora_r=4),
+        data=DataConfig(dataset=dataset, max_length=64),
+        training=TrainingConfig(eval_every=5, eval_pairs=6),
+        eval=EvalConfig(suite=str(suite)),
+    )
 
 
 def held_out(cfg, pair_tok, train_pairs, pad_id):
-    return held_out_eval(cfg.data, cfg.eval, pair_tok, train_pairs, pad_id, every=cfg.training.eval_every,
-                         n_pairs=cfg.training.eval_pairs, beta=cfg.method.beta)
+    return held_out_eval(
+        cfg.data,
+        cfg.eval,
+        pair_tok,
+        train_pairs,
+        pad_id,
+        every=cfg.training.eval_every,
+        n_pairs=cfg.training.eval_pairs,
+        beta=cfg.method.beta,
+    )
 
 
 def test_periodic_eval_is_held_out_or_off(tmp_path, tiny_lora, capsys):
@@ -98,17 +119,30 @@ def test_periodic_eval_is_held_out_or_off(tmp_path, tiny_lora, capsys):
     log = Log()
     row = periodic(model, log, step=0)
     # fresh LoRA (B = 0): policy == reference, so the margin is 0 and the DPO loss log 2
-    assert row["eval/rewards/margins"] == pytest.approx(0.0, abs=1e-6) and row["eval/loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert row["eval/rewards/margins"] == pytest.approx(0.0, abs=1e-6) and row["eval/loss"] == pytest.approx(
+        math.log(2), abs=1e-6
+    )
     assert row["eval/n"] == 6 and "eval/base_accuracy" in row and log == [row]
     later = periodic(model, log, step=5)
-    assert "eval/base_accuracy" not in later and "eval/loss" in later and periodic.due(5, 7) and periodic.due(7, 7) and not periodic.due(6, 7)
+    assert (
+        "eval/base_accuracy" not in later
+        and "eval/loss" in later
+        and periodic.due(5, 7)
+        and periodic.due(7, 7)
+        and not periodic.due(6, 7)
+    )
 
 
 def test_eval_dir_names_never_collide_with_the_run_or_other_settings():
     run = EvalConfig(suite="synthetic")
     assert eval_dir_name(run, run) == "eval-synthetic"
-    assert eval_dir_name(EvalConfig(suite="synthetic", max_pairs=50, batch_size=4), run) == "eval-synthetic-max_pairs=50"
-    assert eval_dir_name(EvalConfig(suite="/x/mine.yaml", coherence_threshold=1.0), run) == "eval-mine-coherence_threshold=1.0"
+    assert (
+        eval_dir_name(EvalConfig(suite="synthetic", max_pairs=50, batch_size=4), run) == "eval-synthetic-max_pairs=50"
+    )
+    assert (
+        eval_dir_name(EvalConfig(suite="/x/mine.yaml", coherence_threshold=1.0), run)
+        == "eval-mine-coherence_threshold=1.0"
+    )
     assert eval_dir_name(EvalConfig(name="v2"), run) == "eval-v2"
     with pytest.raises(ValueError, match="--eval.name='../up'"):
         eval_dir_name(EvalConfig(name="../up"), run)

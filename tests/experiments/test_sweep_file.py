@@ -4,21 +4,30 @@ from pathlib import Path
 
 import pytest
 
+from innerpo.errors import InputError
 from innerpo.experiments.cells import cell_name
 from innerpo.experiments.command import build
 from innerpo.experiments.executors import LocalExecutor, SubmititExecutor, WorkerExecutor
-from innerpo.errors import InputError
 from innerpo.experiments.sweep_file import SweepFileError, cells, load_sweep, parse_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_grid_names_precedence_and_order(tmp_path):
-    spec = parse_sweep({
-        "methods": ["dpo", "hs-none-innerpo"], "seeds": [1, 2], "training.lr": [1e-4, 5e-5],
-        "base": {"training": {"max_steps": 7, "lr": 1.0}, "method": {"beta": 0.2}, "model": {"base_model": "tiny-random"}},
-        "output_dir": str(tmp_path / "sw"),
-    }, "test")
+    spec = parse_sweep(
+        {
+            "methods": ["dpo", "hs-none-innerpo"],
+            "seeds": [1, 2],
+            "training.lr": [1e-4, 5e-5],
+            "base": {
+                "training": {"max_steps": 7, "lr": 1.0},
+                "method": {"beta": 0.2},
+                "model": {"base_model": "tiny-random"},
+            },
+            "output_dir": str(tmp_path / "sw"),
+        },
+        "test",
+    )
     grid = cells(spec)
     assert len(grid) == 8
     # seeds outermost: every method's first seed runs before any second seed
@@ -38,16 +47,22 @@ def test_cell_names_shorten_keys_unless_ambiguous():
     assert cell_name("dpo", 1, "data/my prefs.jsonl") == "dpo_my-prefs_seed1"
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"methods": ["nope"]}, "unknown method 'nope'"),
-    ({"methods": ["dpo"], "sedes": [1]}, "unknown key(s) 'sedes'"),
-    ({"seeds": [1, 1]}, "lists a value twice"),
-    ({"seeds": ["a"]}, "seeds must be integers"),
-    ({"training.lrr": [1e-4]}, "unknown setting 'lrr'"),
-    ({"training.lr": 1e-4}, "training.lr must be a non-empty list"),
-    ({"base": {"training": {"max_stpes": 3}}}, "sweep.yaml, cell dpo_seed42 (base).training: unknown setting 'max_stpes'"),
-    ({"datasets": [{"data": "x"}]}, "datasets[0] must be"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"methods": ["nope"]}, "unknown method 'nope'"),
+        ({"methods": ["dpo"], "sedes": [1]}, "unknown key(s) 'sedes'"),
+        ({"seeds": [1, 1]}, "lists a value twice"),
+        ({"seeds": ["a"]}, "seeds must be integers"),
+        ({"training.lrr": [1e-4]}, "unknown setting 'lrr'"),
+        ({"training.lr": 1e-4}, "training.lr must be a non-empty list"),
+        (
+            {"base": {"training": {"max_stpes": 3}}},
+            "sweep.yaml, cell dpo_seed42 (base).training: unknown setting 'max_stpes'",
+        ),
+        ({"datasets": [{"data": "x"}]}, "datasets[0] must be"),
+    ],
+)
 def test_bad_sweep_files_are_refused_with_the_key(values, message):
     with pytest.raises(SweepFileError) as e:
         parse_sweep(values, "sweep.yaml")
@@ -56,8 +71,12 @@ def test_bad_sweep_files_are_refused_with_the_key(values, message):
 
 def test_flags_override_the_file_and_pick_the_executor(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text("methods: [dpo]\nseeds: [1, 2, 3]\nbase: {training: {max_steps: 5}}\nexecutor: {workers: 2, threads: 1}\n")
-    spec, executor = build([str(path), "--seeds", "7", "--grid", "method.beta=0.1,0.2", "--training.max_steps=9", "--model.lora_r", "4"])
+    path.write_text(
+        "methods: [dpo]\nseeds: [1, 2, 3]\nbase: {training: {max_steps: 5}}\nexecutor: {workers: 2, threads: 1}\n"
+    )
+    spec, executor = build(
+        [str(path), "--seeds", "7", "--grid", "method.beta=0.1,0.2", "--training.max_steps=9", "--model.lora_r", "4"]
+    )
     grid = cells(spec)
     assert [c.name for c in grid] == ["dpo_beta=0.1_seed7", "dpo_beta=0.2_seed7"]
     assert grid[0].config.training.max_steps == 9 and grid[0].config.model.lora_r == 4
@@ -87,7 +106,9 @@ def test_the_old_out_key_works_with_a_deprecation_line(tmp_path, capsys):
 
 def test_shipped_sweep_files_parse(tmp_path, capsys):
     synthetic = load_sweep(REPO / "configs/sweeps/synthetic-seeds.yaml")
-    assert synthetic.sweep_dir() == Path("outputs/sweeps/synthetic-seeds") and "deprecated" not in capsys.readouterr().err
+    assert (
+        synthetic.sweep_dir() == Path("outputs/sweeps/synthetic-seeds") and "deprecated" not in capsys.readouterr().err
+    )
     grid = cells(synthetic)
     assert len(grid) == 15 and {c.axes["method"] for c in grid} == {"dpo", "hs-none-innerpo", "hs-none-prefvec"}
     genies = load_sweep(REPO / "configs/sweeps/genies-seeds.yaml")

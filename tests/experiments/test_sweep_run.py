@@ -13,9 +13,12 @@ import pytest
 
 from innerpo.cli import main
 
-TINY = {"model": {"base_model": "tiny-random", "lora_r": 4},
-        "data": {"dataset": "synthetic", "max_train_pairs": 16, "batch_size": 4, "max_length": 64},
-        "training": {"max_steps": 2, "eval_every": 0, "lr": 1e-3}, "eval": {"max_pairs": 4}}
+TINY = {
+    "model": {"base_model": "tiny-random", "lora_r": 4},
+    "data": {"dataset": "synthetic", "max_train_pairs": 16, "batch_size": 4, "max_length": 64},
+    "training": {"max_steps": 2, "eval_every": 0, "lr": 1e-3},
+    "eval": {"max_pairs": 4},
+}
 
 
 @pytest.fixture
@@ -83,7 +86,9 @@ def test_sweep_runs_skips_finished_records_failures_and_reports(tmp_path, sweep_
 
     main(["report", str(tmp_path / "sw")])
     out = tmp_path / "sw" / "report"
-    assert {"report.md", "report.csv", "report.json", "accuracy-synthetic.png", "gain-synthetic.png"} <= {p.name for p in out.iterdir()}
+    assert {"report.md", "report.csv", "report.json", "accuracy-synthetic.png", "gain-synthetic.png"} <= {
+        p.name for p in out.iterdir()
+    }
     md = (out / "report.md").read_text()
     assert "| dpo | 2 |" in md and "| ipo | 2 |" in md and "Paired difference vs `dpo`" in md
 
@@ -158,7 +163,9 @@ def test_a_killed_cell_continues_from_its_checkpoint_unless_its_settings_changed
     assert "0 finished (skipped), 1 to run" in capsys.readouterr().out
     assert "continuing from step-2 of an earlier attempt" in (cell / "log.txt").read_text()
     resumed = adapter()
-    assert max((resumed[k] - done[k]).abs().max().item() for k in done) <= 1e-6  # ends where the uninterrupted cell ended
+    assert (
+        max((resumed[k] - done[k]).abs().max().item() for k in done) <= 1e-6
+    )  # ends where the uninterrupted cell ended
     assert '"loss": 9.0' not in (cell / "metrics.jsonl").read_text()
 
     # The same attempt under settings that change the result is not continued: the cell starts afresh.

@@ -13,9 +13,21 @@ UNDIRECTED = {"cosine_cross_model", "orth"}
 DIRECTED = [m for m in METHODS if m not in UNDIRECTED]
 # Methods that are increasing functions of s (at fixed o, n): strictly increasing in s everywhere.
 S_BASED = [m for m in METHODS if not m.startswith("cosine") and m not in UNDIRECTED]
-RELATIVE = ["pars_rat", "pars_rat_log", "stabilized_ratio", "logodds", "odds", "cosine_policy_margin",
-            "cosine_cross_model", "cosine_pref_direction", "direct_projection", "direct_projection_log",
-            "orth", "para_orth", "para_orth2"]
+RELATIVE = [
+    "pars_rat",
+    "pars_rat_log",
+    "stabilized_ratio",
+    "logodds",
+    "odds",
+    "cosine_policy_margin",
+    "cosine_cross_model",
+    "cosine_pref_direction",
+    "direct_projection",
+    "direct_projection_log",
+    "orth",
+    "para_orth",
+    "para_orth2",
+]
 
 
 def _leaf(states):

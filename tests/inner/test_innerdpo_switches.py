@@ -40,11 +40,17 @@ def test_norm_order_by_hand():
     q = quad((3.0, 1.0))
     g2, g1 = decompose(*q), decompose(*q, p=1)
     assert float(g2.para) == pytest.approx(2 * R2) and float(g2.orth_norm) == pytest.approx(R2)
-    assert float(g1.para) == pytest.approx(4.0) and float(g1.orth_norm) == pytest.approx(2.0) and float(g1.ref_norm) == pytest.approx(4.0)
+    assert (
+        float(g1.para) == pytest.approx(4.0)
+        and float(g1.orth_norm) == pytest.approx(2.0)
+        and float(g1.ref_norm) == pytest.approx(4.0)
+    )
     margins = lambda method, p: float(InnerDPOLoss(method, norm_p=p).layer_margins(HiddenInputs(pooled={"0": q}))["0"])  # noqa: E731
     assert margins("para_signed", 2) == pytest.approx(2 * R2) and margins("para_signed", 1) == pytest.approx(4.0)
     assert margins("para_orth_signed", 2) == pytest.approx(R2) and margins("para_orth_signed", 1) == pytest.approx(2.0)
-    assert margins("pars_rat", 1) == pytest.approx(margins("pars_rat", 2)) == pytest.approx(0.0)  # a ratio along u: p-free
+    assert (
+        margins("pars_rat", 1) == pytest.approx(margins("pars_rat", 2)) == pytest.approx(0.0)
+    )  # a ratio along u: p-free
     # at initialisation every p gives s = n and o ≈ 0 (ReprPO's p = 1 projection would not)
     init = decompose(*quad((2.0, 2.0)), p=1)
     assert float(init.para) == pytest.approx(float(init.ref_norm)) and float(init.orth_norm) < 1e-5
@@ -106,12 +112,23 @@ def test_policy_weights_on_the_hidden_term():
     # two pairs with ℓ = −1 and −3 (per-token means, one token each side)
     q = StateQuad(*[torch.cat([a, a]) for a in quad((3.0, 1.0))])
     x = x_of(q)
-    x.policy_chosen = SeqLogps(torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64), wpo=torch.tensor([-0.5, -2.0], dtype=torch.float64))
-    x.policy_rejected = SeqLogps(torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64), wpo=torch.tensor([-0.5, -1.0], dtype=torch.float64))
+    x.policy_chosen = SeqLogps(
+        torch.zeros(2, dtype=torch.float64),
+        torch.ones(2, dtype=torch.float64),
+        wpo=torch.tensor([-0.5, -2.0], dtype=torch.float64),
+    )
+    x.policy_rejected = SeqLogps(
+        torch.zeros(2, dtype=torch.float64),
+        torch.ones(2, dtype=torch.float64),
+        wpo=torch.tensor([-0.5, -1.0], dtype=torch.float64),
+    )
     s = [1 / (1 + math.exp(1 / 3)), 1 / (1 + math.exp(1.0))]
     w = [v / (sum(s) / 2 + 1e-6) for v in s]
     base = InnerDPOLoss("para_signed")(x)
-    out = InnerDPOLoss("para_signed", policy_weighting=__import__("innerpo.losses.weighting", fromlist=["PolicyWeights"]).PolicyWeights(True))(x)
+    out = InnerDPOLoss(
+        "para_signed",
+        policy_weighting=__import__("innerpo.losses.weighting", fromlist=["PolicyWeights"]).PolicyWeights(True),
+    )(x)
     assert float(out.loss) == pytest.approx(float(base.loss) * (w[0] + w[1]) / 2)  # equal pairs: the mean weight
     assert float(out.metrics["weights/policy"]) == pytest.approx((w[0] + w[1]) / 2)
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from innerpo.inner import HiddenInputs, InnerDPOLoss, PrefVecLoss, RankLoss, ReprPOMSELoss, RerouteRetainLoss, StateQuad
 from innerpo.inner.align import ALIGN_METHODS
 from innerpo.inner.geometry import decompose
-from innerpo.inner import HiddenInputs, InnerDPOLoss, PrefVecLoss, RankLoss, ReprPOMSELoss, RerouteRetainLoss, StateQuad
 from innerpo.inner.innerdpo import token_drift
 from innerpo.inner.transforms import LayerTransforms
 from innerpo.losses.base import LossInputs, SeqLogps
@@ -32,7 +32,9 @@ LOSS_CONFIGS = {
     "inner_dpo/pars_rat/dpo": lambda: InnerDPOLoss("pars_rat"),
     "inner_dpo/logodds/ipo": lambda: InnerDPOLoss("logodds", beta=0.5, loss_type="ipo"),
     "inner_dpo/para_signed_log/tr_upper": lambda: InnerDPOLoss("para_signed_log", trust_region=5.0),
-    "inner_dpo/stabilized/tr_both": lambda: InnerDPOLoss("stabilized_ratio", trust_region=5.0, trust_region_mode="both"),
+    "inner_dpo/stabilized/tr_both": lambda: InnerDPOLoss(
+        "stabilized_ratio", trust_region=5.0, trust_region_mode="both"
+    ),
     "inner_dpo/cosine_policy_margin": lambda: InnerDPOLoss("cosine_policy_margin", beta=5.0),
     "prefvec": lambda: PrefVecLoss(),
     "prefvec/angle": lambda: PrefVecLoss(angle_weight=1.0, trust_region=2.0),
@@ -145,7 +147,12 @@ def test_inner_dpo_hand_values():
 
 def test_inner_dpo_layer_average_and_two_sided_clamp():
     # Layer "1": d_pi = (−4, 0) against d_ref = (2, 0): pars_rat = −3.
-    layer1 = [torch.tensor([[-4.0, 0.0]]), torch.tensor([[0.0, 0.0]]), torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])]
+    layer1 = [
+        torch.tensor([[-4.0, 0.0]]),
+        torch.tensor([[0.0, 0.0]]),
+        torch.tensor([[2.0, 0.0]]),
+        torch.tensor([[0.0, 0.0]]),
+    ]
     out = _hand(InnerDPOLoss("pars_rat"), layer1)
     assert out.metrics["hidden/margin/1"].item() == pytest.approx(-3.0)
     assert out.loss.item() == pytest.approx(-F.logsigmoid(torch.tensor((0.5 - 3.0) / 2)).item(), rel=1e-6)
@@ -192,7 +199,9 @@ def test_token_constraint_penalises_rejected_drift():
     constrained = InnerDPOLoss("pars_rat", token_constraint=1.0)(_x(hidden))
     pen = constrained.metrics["hidden/token_penalty"]
     assert pen > 0
-    assert constrained.metrics["hidden/margin"].item() == pytest.approx(plain.metrics["hidden/margin"].item() - pen.item(), rel=1e-5)
+    assert constrained.metrics["hidden/margin"].item() == pytest.approx(
+        plain.metrics["hidden/margin"].item() - pen.item(), rel=1e-5
+    )
     # the penalty's gradient reduces the rejected side's token drift
     hidden, pc, pr = _token_hidden()
     q = hidden.tokens["4"]
@@ -250,17 +259,31 @@ def test_reroute_hand_values():
     # n = 2; ‖h_pr − h_rc‖ = 4 → reroute log 2; ‖h_pc − h_rc‖² = 1 → retain log1p(1/4)
     h_rc, h_rr = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])
     h_pc, h_pr = torch.tensor([[2.0, 1.0]]), torch.tensor([[-2.0, 0.0]])
-    out = RerouteRetainLoss(alpha=3.0, trust_region=None)(_x(HiddenInputs(pooled={"0": StateQuad(h_pc, h_pr, h_rc, h_rr)})))
+    out = RerouteRetainLoss(alpha=3.0, trust_region=None)(
+        _x(HiddenInputs(pooled={"0": StateQuad(h_pc, h_pr, h_rc, h_rr)}))
+    )
     assert out.loss.item() == pytest.approx(-math.log(2) + 3 * math.log1p(0.25), rel=1e-5)
-    capped = RerouteRetainLoss(alpha=0.0, trust_region=0.5)(_x(HiddenInputs(pooled={"0": StateQuad(h_pc, h_pr, h_rc, h_rr)})))
+    capped = RerouteRetainLoss(alpha=0.0, trust_region=0.5)(
+        _x(HiddenInputs(pooled={"0": StateQuad(h_pc, h_pr, h_rc, h_rr)}))
+    )
     assert capped.loss.item() == pytest.approx(-0.5, rel=1e-5)
 
 
 def test_metrics_names(make_states):
     hidden, _ = _pooled(make_states())
     m = InnerDPOLoss("pars_rat", trust_region=1.0)(_x(hidden)).metrics
-    for key in ["hidden/margin/3", "hidden/margin/5", "hidden/margin", "hidden/clamped", "hidden/para",
-                "hidden/orth", "hidden/ref_norm", "hidden/cos/chosen", "hidden/cos/rejected", "hidden/cos/pref"]:
+    for key in [
+        "hidden/margin/3",
+        "hidden/margin/5",
+        "hidden/margin",
+        "hidden/clamped",
+        "hidden/para",
+        "hidden/orth",
+        "hidden/ref_norm",
+        "hidden/cos/chosen",
+        "hidden/cos/rejected",
+        "hidden/cos/pref",
+    ]:
         assert key in m, key
 
 
@@ -313,10 +336,20 @@ def test_loss_owns_and_trains_its_transform(make_states):
 
 def test_inner_dpo_trust_region_scopes_by_hand():
     # layers: pars_rat 0.5 (layer 0) and −3 (layer 1); τ = 1, upper
-    layer1 = [torch.tensor([[-4.0, 0.0]]), torch.tensor([[0.0, 0.0]]), torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])]
+    layer1 = [
+        torch.tensor([[-4.0, 0.0]]),
+        torch.tensor([[0.0, 0.0]]),
+        torch.tensor([[2.0, 0.0]]),
+        torch.tensor([[0.0, 0.0]]),
+    ]
     pair = _hand(InnerDPOLoss("pars_rat", trust_region=1.0, trust_region_scope="pair"), layer1)
     assert pair.metrics["hidden/margin"].item() == pytest.approx(-1.25)  # min(mean(0.5, −3), 1)
-    high = [torch.tensor([[10.0, 0.0]]), torch.tensor([[0.0, 0.0]]), torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])]  # pars_rat 4
+    high = [
+        torch.tensor([[10.0, 0.0]]),
+        torch.tensor([[0.0, 0.0]]),
+        torch.tensor([[2.0, 0.0]]),
+        torch.tensor([[0.0, 0.0]]),
+    ]  # pars_rat 4
     pl = _hand(InnerDPOLoss("pars_rat", trust_region=1.0), high)  # per layer: (0.5 + 1)/2
     pr = _hand(InnerDPOLoss("pars_rat", trust_region=1.0, trust_region_scope="pair"), high)  # min(2.25, 1)
     assert pl.metrics["hidden/margin"].item() == pytest.approx(0.75)

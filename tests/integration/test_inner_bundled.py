@@ -15,16 +15,17 @@ from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.methods.build import build_method
 from innerpo.methods.hidden import INERT_GRAD_TOL
-from innerpo.methods.terms import inert_reason
 from innerpo.methods.inner_presets import INNER_PRESETS, LOSSES
-from innerpo.train.config import preset_config
+from innerpo.methods.terms import inert_reason
 from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora, load_base
+from innerpo.train.config import preset_config
 
 pytestmark = pytest.mark.slow
 
 HIDDEN = sorted(
-    n for n, (_, s) in INNER_PRESETS.items()
+    n
+    for n, (_, s) in INNER_PRESETS.items()
     if s.get("hidden_loss") and n not in LOSSES and inert_reason(preset_config(n).method) is None
 )  # the bare names (`innerpo`, ...) are hs-none-* again
 
@@ -53,7 +54,9 @@ def _one_step(model, batch, init, name):
     opt = torch.optim.AdamW(lora + [p for p in method.parameters() if p.requires_grad], lr=1e-4)
     method.loss(method.loss_inputs(model, batch)).loss.backward()  # the first-step check runs inside
     opt.step()
-    return {n: p.detach().clone() for n, p in model.named_parameters() if n in init}, getattr(method, "checked_grad_norm", None)
+    return {n: p.detach().clone() for n, p in model.named_parameters() if n in init}, getattr(
+        method, "checked_grad_norm", None
+    )
 
 
 @pytest.mark.parametrize("name", HIDDEN)
@@ -77,9 +80,20 @@ def test_every_hidden_preset_is_covered():
 SWITCHES = {
     "modules q,v": {"collect": "modules", "collect_modules": r".*\.(q|v)_proj"},
     # para_signed is in hidden-state units (L1 size ≈ 500 on SmolLM2): β scales it into σ's range
-    "para_signed p=1, inner weights": {"align_method": "para_signed", "norm_p": 1.0, "hidden_beta": 0.005, "inner_policy_weights": True},
+    "para_signed p=1, inner weights": {
+        "align_method": "para_signed",
+        "norm_p": 1.0,
+        "hidden_beta": 0.005,
+        "inner_policy_weights": True,
+    },
     "detach_rejected": {"detach_rejected": True},
-    "norm_before_reduce, policy weights, lower clamp": {"norm_before_reduce": True, "use_policy_weights": True, "align_method": "para_signed", "trust_region": 1e-4, "trust_region_mode": "lower"},
+    "norm_before_reduce, policy weights, lower clamp": {
+        "norm_before_reduce": True,
+        "use_policy_weights": True,
+        "align_method": "para_signed",
+        "trust_region": 1e-4,
+        "trust_region_mode": "lower",
+    },
 }
 
 

@@ -31,15 +31,27 @@ STEPS, BATCH, LR, EVAL_PAIRS = 8, 8, 1e-3, 64
 @pytest.mark.parametrize("name", ["simpo", "kto"])
 def test_preset_beats_base_in_domain_on_the_bundled_model(name, in_domain_suite, tmp_path):
     run = tmp_path / name
-    main([
-        "train", name, "--data.dataset=synthetic", f"--data.max_train_pairs={STEPS * BATCH}", f"--data.batch_size={BATCH}",
-        f"--training.max_steps={STEPS}", f"--training.lr={LR}", "--training.eval_every=0",
-        f"--eval.suite={in_domain_suite}", f"--eval.max_pairs={EVAL_PAIRS}", f"--output_dir={run}",
-    ])
+    main(
+        [
+            "train",
+            name,
+            "--data.dataset=synthetic",
+            f"--data.max_train_pairs={STEPS * BATCH}",
+            f"--data.batch_size={BATCH}",
+            f"--training.max_steps={STEPS}",
+            f"--training.lr={LR}",
+            "--training.eval_every=0",
+            f"--eval.suite={in_domain_suite}",
+            f"--eval.max_pairs={EVAL_PAIRS}",
+            f"--output_dir={run}",
+        ]
+    )
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
     assert all(r["loss"] == r["loss"] for r in rows)  # no NaN
     shift = json.loads((run / "summary.json").read_text())["shifts"]["in_domain"]
     assert shift["n_pairs"] == EVAL_PAIRS
-    print(f"{name}: in-domain accuracy base {shift['base_accuracy']:.3f} -> adapter {shift['adapter_accuracy']:.3f}, elapsed {rows[-1]['elapsed_s']} s")
+    print(
+        f"{name}: in-domain accuracy base {shift['base_accuracy']:.3f} -> adapter {shift['adapter_accuracy']:.3f}, elapsed {rows[-1]['elapsed_s']} s"
+    )
     assert shift["adapter_accuracy"] >= shift["base_accuracy"] + 0.1, shift

@@ -85,9 +85,7 @@ def margin(x: LossInputs) -> torch.Tensor:
 
 def ratio_margin(x: LossInputs) -> torch.Tensor:
     """Mean log-ratio margin [(π_w − ref_w) − (π_l − ref_l)], summed log-probs."""
-    return (
-        (x.policy_chosen.sum - x.ref_chosen.sum) - (x.policy_rejected.sum - x.ref_rejected.sum)
-    ).detach().mean()
+    return ((x.policy_chosen.sum - x.ref_chosen.sum) - (x.policy_rejected.sum - x.ref_rejected.sum)).detach().mean()
 
 
 # Extreme batches (pc, pr, rc, rr, nc, nr): log-probs at/near 0, very negative, equal
@@ -380,7 +378,4 @@ def trl_kto(policy, ref, ntok, labels, kl_policy, kl_ref, *, beta=0.1, desirable
 @pytest.fixture
 def trl():
     pytest.importorskip("trl")
-    return types.SimpleNamespace(
-        dpo=trl_dpo, cpo=trl_cpo, cpo_loss=trl_cpo_loss_fn, orpo=trl_orpo, kto=trl_kto
-    )
-
+    return types.SimpleNamespace(dpo=trl_dpo, cpo=trl_cpo, cpo_loss=trl_cpo_loss_fn, orpo=trl_orpo, kto=trl_kto)

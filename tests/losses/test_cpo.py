@@ -41,7 +41,11 @@ def test_finite_at_extremes(lt):
 
 @pytest.mark.parametrize(
     "kw, hint",
-    [({"beta": -0.1}, "--method.beta"), ({"alpha": -1.0}, "--method.cpo_alpha"), ({"label_smoothing": 0.6}, "label_smoothing")],
+    [
+        ({"beta": -0.1}, "--method.beta"),
+        ({"alpha": -1.0}, "--method.cpo_alpha"),
+        ({"label_smoothing": 0.6}, "label_smoothing"),
+    ],
 )
 def test_refuses_bad_hyperparameters(kw, hint):
     with pytest.raises(ValueError, match=hint):

@@ -32,7 +32,9 @@ def test_finite_at_extremes(lt):
     lt.check_extremes(DPOLoss(beta=0.1, label_smoothing=0.1))
 
 
-@pytest.mark.parametrize("kw", [{"beta": -0.1}, {"beta": 0.0}, {"beta": float("nan")}, {"label_smoothing": 0.5}, {"label_smoothing": -0.1}])
+@pytest.mark.parametrize(
+    "kw", [{"beta": -0.1}, {"beta": 0.0}, {"beta": float("nan")}, {"label_smoothing": 0.5}, {"label_smoothing": -0.1}]
+)
 def test_refuses_bad_hyperparameters(kw):
     with pytest.raises(ValueError, match="--method|label_smoothing"):
         DPOLoss(**kw)

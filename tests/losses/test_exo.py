@@ -43,7 +43,9 @@ def test_refuses_zero_smoothing_with_hint():
         EXOLoss(beta=0.1, label_smoothing=0.0)
 
 
-@pytest.mark.parametrize("kw", [{"beta": -0.1, "label_smoothing": 1e-3}, {"label_smoothing": 0.5}, {"label_smoothing": -1e-3}])
+@pytest.mark.parametrize(
+    "kw", [{"beta": -0.1, "label_smoothing": 1e-3}, {"label_smoothing": 0.5}, {"label_smoothing": -1e-3}]
+)
 def test_refuses_bad_hyperparameters(kw):
     with pytest.raises(ValueError, match="try --method"):
         EXOLoss(**kw)

@@ -6,15 +6,33 @@ import dataclasses
 import pytest
 import torch
 
-from innerpo.methods.config import MethodConfig
 from innerpo.losses.base import PreferenceLoss
 from innerpo.losses.combined import CombinedLoss
 from innerpo.methods.build import build_loss, build_objective
+from innerpo.methods.config import MethodConfig
 from innerpo.methods.registry import LOSSES
 
 EXPECTED = {
-    "dpo", "ipo", "hinge", "robust", "nca", "bco", "sppo", "apo-zero", "apo-down", "exo", "discopop",
-    "aot", "aot-unpaired", "dpo-norm", "simper", "simpo", "cpo", "orpo", "kto", "sft",
+    "dpo",
+    "ipo",
+    "hinge",
+    "robust",
+    "nca",
+    "bco",
+    "sppo",
+    "apo-zero",
+    "apo-down",
+    "exo",
+    "discopop",
+    "aot",
+    "aot-unpaired",
+    "dpo-norm",
+    "simper",
+    "simpo",
+    "cpo",
+    "orpo",
+    "kto",
+    "sft",
 }
 HIDDEN = {"innerpo", "prefvec", "mse", "reroute", "rank"}  # hidden-state terms, tested in tests/inner and tests/methods
 REFERENCE_FREE = {"simper", "simpo", "cpo", "orpo", "sft"}

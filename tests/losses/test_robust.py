@@ -36,7 +36,9 @@ def test_finite_at_extremes(lt):
     lt.check_extremes(RobustDPOLoss(beta=0.1, label_smoothing=0.2))
 
 
-@pytest.mark.parametrize("kw", [{"beta": -0.1}, {"label_smoothing": 0.5}, {"label_smoothing": 0.7}, {"label_smoothing": -0.01}])
+@pytest.mark.parametrize(
+    "kw", [{"beta": -0.1}, {"label_smoothing": 0.5}, {"label_smoothing": 0.7}, {"label_smoothing": -0.01}]
+)
 def test_refuses_bad_hyperparameters(kw):
     with pytest.raises(ValueError, match="try --method"):
         RobustDPOLoss(**kw)

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from innerpo.methods.config import MethodConfig
-from innerpo.methods.build import build_loss
 from innerpo.losses.simpo import SimPOLoss
+from innerpo.methods.build import build_loss
+from innerpo.methods.config import MethodConfig
 
 # m_w = -2/2 = -1, m_l = -6/3 = -2
 ARGS = dict(pc=[-2.0], pr=[-6.0], nc=[2.0], nr=[3.0])

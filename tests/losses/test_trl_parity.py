@@ -83,7 +83,9 @@ LOGP_KEYS = ["logps/chosen", "logps/rejected"]
 
 
 def close(a, b, what):
-    assert math.isclose(float(a), float(b), rel_tol=0.0, abs_tol=TOL), f"{what}: innerpo {float(a)!r} vs TRL {float(b)!r}"
+    assert math.isclose(float(a), float(b), rel_tol=0.0, abs_tol=TOL), (
+        f"{what}: innerpo {float(a)!r} vs TRL {float(b)!r}"
+    )
 
 
 def compare(ours, theirs_loss, theirs_metrics, keys, key_map=None):
@@ -108,7 +110,12 @@ DPO_FAMILY = [
     ("discopop", lambda b: DiscoPOPLoss(beta=b, tau=0.05), "discopop", {"discopop_tau": 0.05}),
     ("discopop-tau0.3", lambda b: DiscoPOPLoss(beta=b, tau=0.3), "discopop", {"discopop_tau": 0.3}),
     ("aot", lambda b: AOTLoss(beta=b, label_smoothing=0.1), "aot", {"label_smoothing": 0.1}),
-    ("aot-unpaired", lambda b: AOTLoss(beta=b, label_smoothing=0.1, unpaired=True), "aot_unpaired", {"label_smoothing": 0.1}),
+    (
+        "aot-unpaired",
+        lambda b: AOTLoss(beta=b, label_smoothing=0.1, unpaired=True),
+        "aot_unpaired",
+        {"label_smoothing": 0.1},
+    ),
     ("dpo-norm", lambda b: DPONormLoss(beta=b), "sigmoid_norm", {}),
 ]
 
@@ -229,7 +236,14 @@ def test_kto_paired_matches_trl_on_unpaired_pairs(lt, trl):
     x.extra[KL_REF_KEY] = torch.tensor(kl_ref, dtype=torch.float64)
     ours = KTOLoss(beta=0.2, desirable_weight=1.33, undesirable_weight=1.0)(x)
     trl_loss, metrics = trl.kto(
-        PC + PR, RC + RR, NC + NR, [True] * 4 + [False] * 4, kl_policy, kl_ref,
-        beta=0.2, desirable_weight=1.33, undesirable_weight=1.0,
+        PC + PR,
+        RC + RR,
+        NC + NR,
+        [True] * 4 + [False] * 4,
+        kl_policy,
+        kl_ref,
+        beta=0.2,
+        desirable_weight=1.33,
+        undesirable_weight=1.0,
     )
     compare(ours, trl_loss, metrics, KTO_KEYS)

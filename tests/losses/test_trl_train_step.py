@@ -33,14 +33,14 @@ import torch
 
 pytest.importorskip("trl")
 
-from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import collate  # noqa: E402
 from innerpo.data.pairs import Pair  # noqa: E402
 from innerpo.data.tokenize import PairTokenizer  # noqa: E402
+from innerpo.methods.build import build_method
+from innerpo.methods.config import MethodConfig
 from innerpo.models import tiny  # noqa: E402
 from innerpo.models.config import ModelConfig  # noqa: E402
 from innerpo.models.load import add_lora  # noqa: E402
-from innerpo.methods.build import build_method
 
 ROWS = [
     ("What is 2 + 2?", "4", "5, I think"),
@@ -68,7 +68,11 @@ def test_one_dpo_step_matches_trl(tmp_path):
     trl_base, tok = tiny.build()
     ds = datasets.Dataset.from_list(
         [
-            {"prompt": [{"role": "user", "content": q}], "chosen": [{"role": "assistant", "content": c}], "rejected": [{"role": "assistant", "content": r}]}
+            {
+                "prompt": [{"role": "user", "content": q}],
+                "chosen": [{"role": "assistant", "content": c}],
+                "rejected": [{"role": "assistant", "content": r}],
+            }
             for q, c, r in ROWS
         ]
     )
@@ -95,7 +99,9 @@ def test_one_dpo_step_matches_trl(tmp_path):
         dataloader_num_workers=0,
         seed=0,
     )
-    peft_config = LoraConfig(r=mcfg.lora_r, lora_alpha=mcfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    peft_config = LoraConfig(
+        r=mcfg.lora_r, lora_alpha=mcfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
     trainer = DPOTrainer(model=trl_base, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
     trl_model = trainer.model
     gen = torch.Generator().manual_seed(1)
@@ -141,14 +147,21 @@ def test_one_dpo_step_matches_trl(tmp_path):
     def rows(ids, attn, comp):
         b = ids.shape[0] // 2
         as_rows = [
-            (tuple(ids[i][attn[i].bool()].tolist()), tuple(comp[i][attn[i].bool()].long().tolist()), tuple(ids[i + b][attn[i + b].bool()].tolist()), tuple(comp[i + b][attn[i + b].bool()].long().tolist()))
+            (
+                tuple(ids[i][attn[i].bool()].tolist()),
+                tuple(comp[i][attn[i].bool()].long().tolist()),
+                tuple(ids[i + b][attn[i + b].bool()].tolist()),
+                tuple(comp[i + b][attn[i + b].bool()].long().tolist()),
+            )
             for i in range(b)
         ]
         return sorted(as_rows)
 
     t = seen["inputs"]
     assert t["input_ids"].shape == batch.input_ids.shape
-    assert rows(t["input_ids"], t["attention_mask"], t["completion_mask"]) == rows(batch.input_ids, batch.attention_mask, batch.completion_mask)
+    assert rows(t["input_ids"], t["attention_mask"], t["completion_mask"]) == rows(
+        batch.input_ids, batch.attention_mask, batch.completion_mask
+    )
 
     from innerpo.train.loop import optimizer_step
 

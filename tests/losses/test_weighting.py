@@ -39,7 +39,9 @@ def test_policy_weights_by_hand(lt):
     exp = policy_weights(x, form="exp")
     lt.approx(exp[0], math.exp(-1.0))
     lt.approx(exp[1], math.exp(-3.0))
-    lt.approx(policy_weights(x, temperature=1.0)[0], lt.sigmoid(-1.0) / ((lt.sigmoid(-1.0) + lt.sigmoid(-3.0)) / 2 + 1e-6))
+    lt.approx(
+        policy_weights(x, temperature=1.0)[0], lt.sigmoid(-1.0) / ((lt.sigmoid(-1.0) + lt.sigmoid(-3.0)) / 2 + 1e-6)
+    )
 
 
 def test_dpo_with_policy_weights_by_hand(lt):
@@ -155,7 +157,9 @@ class _PerTokenLM(nn.Module):
         lp = mask * torch.tensor([self.logp[r] for r in rows], dtype=F64)[:, None]
         lsq = mask * torch.tensor([self.logsq[r] for r in rows], dtype=F64)[:, None]
         zeros = torch.zeros_like(lp)
-        return types.SimpleNamespace(log_probs=lp, log_sum_sq_probs=lsq, entropy=zeros, mean_logits=zeros, is_top1=zeros.bool(), aux_loss=None)
+        return types.SimpleNamespace(
+            log_probs=lp, log_sum_sq_probs=lsq, entropy=zeros, mean_logits=zeros, is_top1=zeros.bool(), aux_loss=None
+        )
 
 
 class _Accelerator:
@@ -189,15 +193,33 @@ def trl_weighted_dpo(pc, pr, rc, rr, nc, nr, qc, qr, beta, loss_type="sigmoid"):
         warnings.simplefilter("ignore")
         tr = object.__new__(trl.DPOTrainer)
     attrs = dict(
-        accelerator=_Accelerator(), _metrics={"train": defaultdict(list), "eval": defaultdict(list)}, _total_train_tokens=0, _tp_size=1,
-        aux_loss_enabled=False, model=model, ref_model=None, beta=beta, label_smoothing=0.0, loss_types=[loss_type], loss_weights=[1.0],
-        ld_alpha=None, f_divergence_type="reverse_kl", f_alpha_divergence_coef=1.0, use_weighting=True, precompute_ref_logps=True,
+        accelerator=_Accelerator(),
+        _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
+        _total_train_tokens=0,
+        _tp_size=1,
+        aux_loss_enabled=False,
+        model=model,
+        ref_model=None,
+        beta=beta,
+        label_smoothing=0.0,
+        loss_types=[loss_type],
+        loss_weights=[1.0],
+        ld_alpha=None,
+        f_divergence_type="reverse_kl",
+        f_alpha_divergence_coef=1.0,
+        use_weighting=True,
+        precompute_ref_logps=True,
         args=types.SimpleNamespace(discopop_tau=0.05, gradient_checkpointing_kwargs=None),
     )
     for k, v in attrs.items():
         setattr(tr, k, v)
-    inputs = {"input_ids": ids, "attention_mask": attn, "completion_mask": comp,
-              "ref_chosen_logps": torch.tensor(rc, dtype=F64), "ref_rejected_logps": torch.tensor(rr, dtype=F64)}
+    inputs = {
+        "input_ids": ids,
+        "attention_mask": attn,
+        "completion_mask": comp,
+        "ref_chosen_logps": torch.tensor(rc, dtype=F64),
+        "ref_rejected_logps": torch.tensor(rr, dtype=F64),
+    }
     return float(tr._compute_loss(model, inputs, return_outputs=False))
 
 
@@ -207,7 +229,12 @@ def test_exp_form_matches_trl_use_weighting(lt, beta, loss_type):
     from innerpo.losses.ipo import IPOLoss
     from innerpo.losses.weighting import PolicyWeights
 
-    pc, pr, rc, rr = [-12.3, -40.1, -7.7, -25.0], [-15.9, -33.4, -11.2, -25.0], [-13.0, -38.0, -9.1, -24.2], [-14.1, -35.5, -10.0, -26.3]
+    pc, pr, rc, rr = (
+        [-12.3, -40.1, -7.7, -25.0],
+        [-15.9, -33.4, -11.2, -25.0],
+        [-13.0, -38.0, -9.1, -24.2],
+        [-14.1, -35.5, -10.0, -26.3],
+    )
     nc, nr = [4, 9, 3, 6], [5, 7, 8, 2]
     qc, qr = [-1.2, -0.4, -2.5, -0.9], [-0.7, -1.9, -0.3, -1.1]  # per-token log Σ π²
     x = lt.pairs(pc, pr, rc, rr, nc, nr)

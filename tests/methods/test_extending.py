@@ -1,7 +1,6 @@
 """The method registry's design: one protocol, one build path, and a new loss that needs
 only its own module and one registry line (the docs' "adding a method" example)."""
 
-
 import dataclasses
 import importlib.util
 import sys
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 import tyro
 
+from innerpo.data.unpaired import UnpairedExample
 from innerpo.errors import ConfigError
 from innerpo.methods import registry
 from innerpo.methods.base import Method
@@ -22,7 +22,6 @@ from innerpo.methods.projection import ProjBPMethod, ProjGradMethod
 from innerpo.methods.reads import check_options_read, readers
 from innerpo.methods.sft_unpaired import SFTUnpairedMethod
 from innerpo.methods.terms import inert_reason
-from innerpo.data.unpaired import UnpairedExample
 
 MARGIN_DPO = '''
 """Margin DPO: DPO whose implicit reward margin must exceed a fixed m (an example)."""
@@ -79,7 +78,9 @@ def margin_dpo(tmp_path, monkeypatch):
 
 def test_a_new_loss_needs_its_module_and_one_registry_line(margin_dpo, capsys):
     config = method_config_class()  # what innerpo.methods.config builds at import
-    assert {f.name for f in dataclasses.fields(config)} == {f.name for f in dataclasses.fields(MethodConfig)} | {"margin"}
+    assert {f.name for f in dataclasses.fields(config)} == {f.name for f in dataclasses.fields(MethodConfig)} | {
+        "margin"
+    }
 
     @dataclass
     class Args:
@@ -95,7 +96,10 @@ def test_a_new_loss_needs_its_module_and_one_registry_line(margin_dpo, capsys):
     assert "--method.margin" in helptext and "chosen side must win by" in helptext
     # the refusal of an option nobody chosen reads names the new loss as its reader
     assert readers("margin") == "margin-dpo"
-    with pytest.raises(ConfigError, match=r"--method.margin=0.5 is set, but the chosen method \(dpo\) does not read it; it is read by: margin-dpo"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--method.margin=0.5 is set, but the chosen method \(dpo\) does not read it; it is read by: margin-dpo",
+    ):
         build_method(config(margin=0.5))
     # a value the loss refuses is a configuration error naming the flag
     with pytest.raises(ConfigError, match="margin-dpo: margin must be a finite number >= 0.*--method.margin=0.5"):
@@ -132,7 +136,9 @@ def test_every_preset_builds_and_every_method_class_satisfies_the_protocol():
         kinds.add(type(method))
     rows = [UnpairedExample("p", "c", True), UnpairedExample("q", "d", False)]
     for losses in (["kto"], ["sft"]):
-        method = build_method(dataclasses.replace(MethodConfig(), losses=losses), None, rows if losses == ["kto"] else rows[:1])
+        method = build_method(
+            dataclasses.replace(MethodConfig(), losses=losses), None, rows if losses == ["kto"] else rows[:1]
+        )
         assert isinstance(method, Method)
         kinds.add(type(method))
     from innerpo.methods.base import OutputMethod

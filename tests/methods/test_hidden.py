@@ -5,11 +5,11 @@ import dataclasses
 import pytest
 import torch
 
-from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import collate_indexed
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.methods.build import build_method
+from innerpo.methods.config import MethodConfig
 from innerpo.models import ref_cache
 from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora
@@ -96,7 +96,9 @@ def test_states_from_the_shared_prompt_pass_equal_the_plain_pass(setup):
     import innerpo.methods.hidden as hidden
 
     real = hidden.forward_pairs
-    hidden.forward_pairs = lambda model, batch, **kw: real(model, batch, output_hidden_states=True)  # forces one [2B, T] pass
+    hidden.forward_pairs = lambda model, batch, **kw: real(
+        model, batch, output_hidden_states=True
+    )  # forces one [2B, T] pass
     try:
         plain = m.loss_inputs(model, plain_batch)
     finally:
@@ -167,7 +169,9 @@ def test_first_step_check_names_supr_as_the_cause(setup):
 
     model, tok, items, batch = setup
     m = method(model, transform="supr", layers="1,2,3", supr_threshold=1e6)
-    with pytest.raises(InertHiddenTermError, match="supr kept no coordinates at layer 2: threshold 1000000.0 is above every rise"):
+    with pytest.raises(
+        InertHiddenTermError, match="supr kept no coordinates at layer 2: threshold 1000000.0 is above every rise"
+    ):
         m.loss(m.loss_inputs(model, batch))
     with torch.no_grad():  # evaluation-time calls are not checked
         method(model, transform="supr", layers="1,2,3", supr_threshold=1e6).loss(m.loss_inputs(model, batch))

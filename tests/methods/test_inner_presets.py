@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from innerpo.cli import main
-from innerpo.inner.align import ALIGN_METHODS
-from innerpo.methods.build import build_method
-from innerpo.methods.terms import inert_reason
 from innerpo.config import apply_yaml
 from innerpo.errors import ConfigError
+from innerpo.inner.align import ALIGN_METHODS
+from innerpo.methods.build import build_method
 from innerpo.methods.inner_presets import INNER_PRESETS
-from innerpo.methods.reads import check_options_read
 from innerpo.methods.presets import PRESETS, aliases, resolve_method_name
+from innerpo.methods.reads import check_options_read
+from innerpo.methods.terms import inert_reason
 from innerpo.train.config import preset_config
 
 
@@ -43,7 +43,9 @@ def test_every_inner_preset_trains_two_steps(name, tiny_args, tmp_path):
     row = last_train_row(run)
     assert row["step"] == 2 and all(math.isfinite(v) for v in row.values() if isinstance(v, float))
     if hidden:
-        assert {"hidden/para/3", "hidden/orth", "hidden/cos/chosen"} <= set(row) or INNER_PRESETS[name][1]["collect"] == "side", sorted(row)
+        assert {"hidden/para/3", "hidden/orth", "hidden/cos/chosen"} <= set(row) or INNER_PRESETS[name][1][
+            "collect"
+        ] == "side", sorted(row)
         assert any(k.startswith("hidden/para/") for k in row)
     else:
         assert any(k.startswith("proj/") for k in row)
@@ -66,23 +68,44 @@ def test_inert_transform_trains_with_the_override_and_equals_none(tiny_args, tmp
         rows[name] = last_train_row(run)
     assert rows["hs-ether-prefvec"]["loss"] == pytest.approx(rows["hs-none-prefvec"]["loss"], abs=1e-5)
     with pytest.raises(ConfigError, match="allow_inert_transform"):  # set where it changes nothing
-        build_method(dataclasses.replace(preset_config("hs-none-prefvec").method, allow_inert_transform=True), "hs-none-prefvec")
+        build_method(
+            dataclasses.replace(preset_config("hs-none-prefvec").method, allow_inert_transform=True), "hs-none-prefvec"
+        )
 
 
 @pytest.mark.parametrize("align", sorted(ALIGN_METHODS))
 def test_every_align_method_trains(align, tiny_args, tmp_path):
     run = tmp_path / "run"
-    main(["train", "innerpo", *tiny_args, f"--output_dir={run}", f"--method.align_method={align}", "--training.max_steps=1"])
+    main(
+        [
+            "train",
+            "innerpo",
+            *tiny_args,
+            f"--output_dir={run}",
+            f"--method.align_method={align}",
+            "--training.max_steps=1",
+        ]
+    )
     assert math.isfinite(last_train_row(run)["innerpo/loss"])
 
 
 def test_output_loss_alpha_and_trust_region_flags(tiny_args, tmp_path):
     run = tmp_path / "run"
-    main([
-        "train", "innerpo", *tiny_args, f"--output_dir={run}", "--method.output_loss=simper", "--method.alpha=0.5",
-        "--method.trust_region=0.5", "--method.trust_region_mode=both", "--method.trust_region_scope=pair",
-        "--method.token_constraint=0.1", "--method.hidden_loss_type=ipo",
-    ])
+    main(
+        [
+            "train",
+            "innerpo",
+            *tiny_args,
+            f"--output_dir={run}",
+            "--method.output_loss=simper",
+            "--method.alpha=0.5",
+            "--method.trust_region=0.5",
+            "--method.trust_region_mode=both",
+            "--method.trust_region_scope=pair",
+            "--method.token_constraint=0.1",
+            "--method.hidden_loss_type=ipo",
+        ]
+    )
     row = last_train_row(run)
     assert "simper/loss" in row and "innerpo/loss" in row
     assert row["loss"] == pytest.approx(row["simper/loss"] + 0.5 * row["innerpo/loss"], rel=1e-5)
@@ -98,8 +121,16 @@ def test_supr_on_tiny_random_keeps_coordinates_and_its_term_has_gradient(tiny_ar
 
 
 def test_supr_threshold_above_every_rise_stops_with_the_cause(tiny_args, tmp_path, capsys):
-    code, err = train_exit(["hs-supr-innerpo", *tiny_args, f"--output_dir={tmp_path / 'run'}", "--method.layers=1,2,3",
-                            "--method.supr_threshold=0.1"], capsys)
+    code, err = train_exit(
+        [
+            "hs-supr-innerpo",
+            *tiny_args,
+            f"--output_dir={tmp_path / 'run'}",
+            "--method.layers=1,2,3",
+            "--method.supr_threshold=0.1",
+        ],
+        capsys,
+    )
     assert code == 2
     assert "supr kept no coordinates at layer 2: threshold 0.1 is above every rise; see --method.supr_threshold" in err
 
@@ -107,8 +138,16 @@ def test_supr_threshold_above_every_rise_stops_with_the_cause(tiny_args, tmp_pat
 def test_stationary_hidden_term_alone_is_refused(tiny_args, tmp_path, capsys):
     """A term at its stationary point at initialisation with nothing to move the model is inert."""
     run = tmp_path / "run"
-    code, err = train_exit(["innerpo", *tiny_args, f"--output_dir={run}", "--method.output_loss=none",
-                            "--method.align_method=cosine_pref_direction"], capsys)
+    code, err = train_exit(
+        [
+            "innerpo",
+            *tiny_args,
+            f"--output_dir={run}",
+            "--method.output_loss=none",
+            "--method.align_method=cosine_pref_direction",
+        ],
+        capsys,
+    )
     assert code == 2 and "stationary point at initialisation" in err and not run.exists()
 
 
@@ -118,17 +157,33 @@ def test_stationary_term_with_dpo_is_checked_after_the_first_update(tiny_args, t
 
     seen = []
     real = hidden.HiddenMethod._inert_check
-    monkeypatch.setattr(hidden.HiddenMethod, "_inert_check", lambda self, *a: (seen.append(self._check), real(self, *a))[1])
-    main(["train", "innerpo", *tiny_args, f"--output_dir={tmp_path / 'run'}", "--method.align_method=cosine_cross_model"])
+    monkeypatch.setattr(
+        hidden.HiddenMethod, "_inert_check", lambda self, *a: (seen.append(self._check), real(self, *a))[1]
+    )
+    main(
+        ["train", "innerpo", *tiny_args, f"--output_dir={tmp_path / 'run'}", "--method.align_method=cosine_cross_model"]
+    )
     assert seen[:2] == ["first", "second"]
 
 
-@pytest.mark.parametrize("typed, canonical", [
-    ("innerpo-supr", "hs-supr-innerpo"), ("innerpo-none", "hs-none-innerpo"), ("innerpo-ether", "hs-ether-innerpo"),
-    ("hs-None-InDPO", "hs-none-innerpo"), ("hs-SupressedHS-PrefVec", "hs-supr-prefvec"), ("reprpo_ortho", "hs-ortho-prefvec"),
-    ("ReprPO_ETHER_PrefVec", "hs-ether-prefvec"), ("hs-none-InnerDPO", "hs-none-innerpo"), ("side-none-InnerDPO", "side-none-innerpo"),
-    ("HS_HRA_RANK", "hs-hra-rank"), ("DPO", "dpo"), ("apo_zero", "apo-zero"), ("reprpo_side", "side-none-prefvec"),
-])
+@pytest.mark.parametrize(
+    "typed, canonical",
+    [
+        ("innerpo-supr", "hs-supr-innerpo"),
+        ("innerpo-none", "hs-none-innerpo"),
+        ("innerpo-ether", "hs-ether-innerpo"),
+        ("hs-None-InDPO", "hs-none-innerpo"),
+        ("hs-SupressedHS-PrefVec", "hs-supr-prefvec"),
+        ("reprpo_ortho", "hs-ortho-prefvec"),
+        ("ReprPO_ETHER_PrefVec", "hs-ether-prefvec"),
+        ("hs-none-InnerDPO", "hs-none-innerpo"),
+        ("side-none-InnerDPO", "side-none-innerpo"),
+        ("HS_HRA_RANK", "hs-hra-rank"),
+        ("DPO", "dpo"),
+        ("apo_zero", "apo-zero"),
+        ("reprpo_side", "side-none-prefvec"),
+    ],
+)
 def test_research_names_resolve(typed, canonical):
     assert resolve_method_name(typed) == canonical
     assert preset_config(typed).method_name == canonical
@@ -152,23 +207,37 @@ def test_research_readme_name_runs_under_its_own_name(tiny_args, tmp_path):
 
 def test_unread_options_are_refused_before_anything_is_written(tiny_args, tmp_path, capsys):
     run = tmp_path / "run"
-    code, err = train_exit(["prefvec", *tiny_args, f"--output_dir={run}", "--method.align_method=no_such_method",
-                            "--method.hidden_beta=100"], capsys)
+    code, err = train_exit(
+        [
+            "prefvec",
+            *tiny_args,
+            f"--output_dir={run}",
+            "--method.align_method=no_such_method",
+            "--method.hidden_beta=100",
+        ],
+        capsys,
+    )
     assert code == 2 and not run.exists()
-    assert "--method.align_method='no_such_method' is set, but the chosen method (dpo + prefvec) does not read it; it is read by: innerpo" in err
+    assert (
+        "--method.align_method='no_such_method' is set, but the chosen method (dpo + prefvec) does not read it; it is read by: innerpo"
+        in err
+    )
     assert "--method.hidden_beta=100.0 is set" in err and "innerpo, rank" in err
 
 
-@pytest.mark.parametrize("preset, settings, unread", [
-    ("dpo", {"alpha": 0.5}, "alpha"),
-    ("innerpo", {"trust_region_mode": "both"}, "trust_region_mode"),  # no trust region set
-    ("innerpo", {"logodds_smoothing": 0.3}, "logodds_smoothing"),  # pars_rat has no smoothing
-    ("innerpo", {"hidden_loss_type": "simper", "hidden_beta": 2.0}, "hidden_beta"),  # SimPER has no β
-    ("prefvec", {"token_constraint": 0.5}, "token_constraint"),
-    ("hs-none-rank", {"supr_threshold": 1.0}, "supr_threshold"),
-    ("simper", {"beta": 0.3}, "beta"),
-    ("hs-none-mse", {"output_loss": "ipo", "losses": ["sft"]}, "losses"),
-])
+@pytest.mark.parametrize(
+    "preset, settings, unread",
+    [
+        ("dpo", {"alpha": 0.5}, "alpha"),
+        ("innerpo", {"trust_region_mode": "both"}, "trust_region_mode"),  # no trust region set
+        ("innerpo", {"logodds_smoothing": 0.3}, "logodds_smoothing"),  # pars_rat has no smoothing
+        ("innerpo", {"hidden_loss_type": "simper", "hidden_beta": 2.0}, "hidden_beta"),  # SimPER has no β
+        ("prefvec", {"token_constraint": 0.5}, "token_constraint"),
+        ("hs-none-rank", {"supr_threshold": 1.0}, "supr_threshold"),
+        ("simper", {"beta": 0.3}, "beta"),
+        ("hs-none-mse", {"output_loss": "ipo", "losses": ["sft"]}, "losses"),
+    ],
+)
 def test_option_read_declarations(preset, settings, unread):
     cfg = dataclasses.replace(preset_config(preset).method, **settings)
     with pytest.raises(ConfigError, match=f"--method.{unread}="):
@@ -178,10 +247,17 @@ def test_option_read_declarations(preset, settings, unread):
 def test_preset_values_and_options_that_are_read_pass():
     for name in PRESETS:  # presets set fields away from the defaults themselves
         check_options_read(preset_config(name).method, preset_config(name).method)
-    cfg = dataclasses.replace(preset_config("innerpo").method, align_method="logodds", logodds_smoothing=0.3,
-                              trust_region=1.0, trust_region_scope="batch")
+    cfg = dataclasses.replace(
+        preset_config("innerpo").method,
+        align_method="logodds",
+        logodds_smoothing=0.3,
+        trust_region=1.0,
+        trust_region_scope="batch",
+    )
     check_options_read(cfg, preset_config("innerpo").method)
-    check_options_read(dataclasses.replace(preset_config("simpo").method, losses=["simper"]), preset_config("simpo").method)
+    check_options_read(
+        dataclasses.replace(preset_config("simpo").method, losses=["simper"]), preset_config("simpo").method
+    )
 
 
 def test_token_constraint_keeps_the_reference_cache_only_where_it_is_read():
@@ -208,6 +284,16 @@ def test_shipped_configs_parse_and_build(path, preset):
 def test_dev_config_trains(tmp_path, monkeypatch):
     monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
-    main(["train", "innerpo-supr", f"--config={Path(__file__).parents[2] / 'configs' / 'dev.yaml'}", "--training.max_steps=2", "--data.max_train_pairs=16",
-          "--eval.max_pairs=4", "--training.eval_every=0", f"--output_dir={run}"])
+    main(
+        [
+            "train",
+            "innerpo-supr",
+            f"--config={Path(__file__).parents[2] / 'configs' / 'dev.yaml'}",
+            "--training.max_steps=2",
+            "--data.max_train_pairs=16",
+            "--eval.max_pairs=4",
+            "--training.eval_every=0",
+            f"--output_dir={run}",
+        ]
+    )
     assert last_train_row(run)["step"] == 2

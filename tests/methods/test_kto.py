@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from innerpo.cli import main
-from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import PairBatch, UnpairedBatch, collate, collate_unpaired, roll_completions
 from innerpo.data.pairs import Pair
 from innerpo.data.sources import load_examples, load_pairs
@@ -18,6 +17,7 @@ from innerpo.data.unpaired import TokenizedExample, UnpairedExample, parse_unpai
 from innerpo.errors import DataError
 from innerpo.losses.kto import KL_POLICY_KEY, KL_REF_KEY
 from innerpo.methods.build import build_method
+from innerpo.methods.config import MethodConfig
 from innerpo.methods.kto import KTOUnpairedMethod, mismatched_kl_logps
 from innerpo.models.config import ModelConfig
 from innerpo.models.forward import forward_pairs
@@ -47,8 +47,12 @@ def test_roll_gives_prompt_i_the_completions_of_pair_i_minus_1():
     assert isinstance(rolled, PairBatch) and rolled.num_pairs == 3 and rolled.index is None
     got = rows_of(rolled.input_ids, rolled.attention_mask, rolled.completion_mask)
     assert got == [
-        ([1, 2], [13, 14, 15]), ([3], [10]), ([4, 5, 6], [11, 12]),  # chosen half: prompt i + chosen i−1 (cyclic)
-        ([1, 2], [24, 25]), ([3], [20, 21, 22]), ([4, 5, 6], [23]),  # rejected half: prompt i + rejected i−1
+        ([1, 2], [13, 14, 15]),
+        ([3], [10]),
+        ([4, 5, 6], [11, 12]),  # chosen half: prompt i + chosen i−1 (cyclic)
+        ([1, 2], [24, 25]),
+        ([3], [20, 21, 22]),
+        ([4, 5, 6], [23]),  # rejected half: prompt i + rejected i−1
     ]
     # right-padded, masks consistent
     assert rolled.input_ids.shape[1] == max(len(p) + len(c) for p, c in got)
@@ -101,7 +105,9 @@ def test_kto_paired_loss_inputs_carry_the_mismatched_kl_logps(tiny_lora):
     torch.testing.assert_close(kl_r, torch.cat([want_r.chosen.sum, want_r.rejected.sum]))
     assert not torch.allclose(kl_p, kl_r), "policy KL log-probs must be scored with the adapter on"
     out = method.loss(x)
-    assert out.loss.requires_grad and out.metrics["kl"] == pytest.approx(max(0.0, (kl_p - kl_r).mean().item()), rel=1e-5)
+    assert out.loss.requires_grad and out.metrics["kl"] == pytest.approx(
+        max(0.0, (kl_p - kl_r).mean().item()), rel=1e-5
+    )
 
 
 def test_kto_batch_estimate_and_other_losses_run_no_kl_forward(tiny_lora, monkeypatch):
@@ -119,13 +125,23 @@ def test_kto_batch_estimate_and_other_losses_run_no_kl_forward(tiny_lora, monkey
 
 def write_unpaired(path, n=12, labels=None):
     labels = labels if labels is not None else [bool(i % 2) for i in range(n)]
-    rows = [{"prompt": f"What is {i} + 1?", "completion": str(i + 1) if lab else str(i + 5) * 2, "label": lab} for i, lab in enumerate(labels)]
+    rows = [
+        {"prompt": f"What is {i} + 1?", "completion": str(i + 1) if lab else str(i + 5) * 2, "label": lab}
+        for i, lab in enumerate(labels)
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows))
     return str(path)
 
 
 def test_unpaired_rows_parse_and_validate(tmp_path):
-    ex = parse_unpaired({"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "yo"}], "label": 1}, "w")
+    ex = parse_unpaired(
+        {
+            "prompt": [{"role": "user", "content": "hi"}],
+            "completion": [{"role": "assistant", "content": "yo"}],
+            "label": 1,
+        },
+        "w",
+    )
     assert ex == UnpairedExample((("user", "hi"),), "yo", True)
     assert ex.prompt_messages() == [{"role": "user", "content": "hi"}]
     with pytest.raises(DataError, match=r"w: 'label' must be true \(desirable\) or false"):
@@ -136,7 +152,12 @@ def test_unpaired_rows_parse_and_validate(tmp_path):
     f = tmp_path / "u.jsonl"
     write_unpaired(f, 4)
     examples = load_examples(str(f))
-    assert all(isinstance(e, UnpairedExample) for e in examples) and [e.label for e in examples] == [False, True, False, True]
+    assert all(isinstance(e, UnpairedExample) for e in examples) and [e.label for e in examples] == [
+        False,
+        True,
+        False,
+        True,
+    ]
     with pytest.raises(DataError, match=r"u.jsonl, line 1: a prompt/completion/label row \(unpaired data\)"):
         load_pairs(str(f))  # eval suites and pair-only callers refuse it clearly
 
@@ -171,7 +192,10 @@ def test_forward_on_an_unpaired_batch_scores_every_row(tiny_lora):
 def test_unpaired_method_inputs_and_loss(tiny_lora):
     model, tok = tiny_lora
     pairs = tokenized_pairs(tok, 3)
-    batch = collate_unpaired([TokenizedExample(p.prompt, p.chosen if i % 2 else p.rejected, bool(i % 2)) for i, p in enumerate(pairs)], tok.pad_token_id)
+    batch = collate_unpaired(
+        [TokenizedExample(p.prompt, p.chosen if i % 2 else p.rejected, bool(i % 2)) for i, p in enumerate(pairs)],
+        tok.pad_token_id,
+    )
     rows = [UnpairedExample("p", "c", True), UnpairedExample("q", "d", False)]
     method = build_method(MethodConfig(losses=["kto"]), None, rows)
     assert isinstance(method, KTOUnpairedMethod)
@@ -204,11 +228,24 @@ def kto_args(tmp_path, monkeypatch):
     """Tiny-random CLI flags: batches of 4, 2 steps, evaluated on a YAML suite of 8 pairs."""
     monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
     pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * 3}) for i in range(8)))
+    pairs.write_text(
+        "\n".join(
+            json.dumps({"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * 3})
+            for i in range(8)
+        )
+    )
     suite = tmp_path / "suite.yaml"
     suite.write_text(f"shifts:\n  in_domain: {{dataset: {pairs}}}\n")
-    return ["--model.base_model=tiny-random", "--model.lora_r=4", "--data.batch_size=4", "--data.max_length=64",
-            "--training.max_steps=2", "--training.eval_every=0", f"--eval.suite={suite}", "--eval.max_pairs=4"]
+    return [
+        "--model.base_model=tiny-random",
+        "--model.lora_r=4",
+        "--data.batch_size=4",
+        "--data.max_length=64",
+        "--training.max_steps=2",
+        "--training.eval_every=0",
+        f"--eval.suite={suite}",
+        "--eval.max_pairs=4",
+    ]
 
 
 def test_kto_trains_end_to_end_on_unpaired_data(kto_args, tmp_path, capsys, monkeypatch):
@@ -232,7 +269,9 @@ def test_kto_refuses_unpaired_data_with_one_label(kto_args, tmp_path, capsys):
     data = write_unpaired(tmp_path / "good_only.jsonl", labels=[True] * 6)
     with pytest.raises(SystemExit) as e:  # refused by validation: exit 2, nothing written
         main(["train", "kto", *kto_args, f"--data.dataset={data}", f"--output_dir={tmp_path / 'run'}"])
-    assert e.value.code == 2 and re.search(r"6 desirable \(label=True\) and 0 undesirable .* KTO needs both", capsys.readouterr().err)
+    assert e.value.code == 2 and re.search(
+        r"6 desirable \(label=True\) and 0 undesirable .* KTO needs both", capsys.readouterr().err
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -240,5 +279,7 @@ def test_pair_methods_refuse_unpaired_data(kto_args, tmp_path, capsys):
     data = write_unpaired(tmp_path / "unpaired.jsonl")
     with pytest.raises(SystemExit) as e:
         main(["train", "dpo", *kto_args, f"--data.dataset={data}", f"--output_dir={tmp_path / 'run'}"])
-    assert e.value.code == 2 and re.search(r"which only the kto loss trains on \(this method: dpo\)", capsys.readouterr().err)
+    assert e.value.code == 2 and re.search(
+        r"which only the kto loss trains on \(this method: dpo\)", capsys.readouterr().err
+    )
     assert not (tmp_path / "run").exists()

@@ -8,13 +8,13 @@ import dataclasses
 import pytest
 import torch
 
-from innerpo.config import ModelConfig
 from innerpo.data.batching import collate_indexed
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.methods.build import build_method
 from innerpo.methods.config import MethodConfig
 from innerpo.models import ref_cache
+from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora
 
 
@@ -52,7 +52,9 @@ def test_modules_collects_the_outputs_of_the_matched_modules(setup):
     mask = batch.completion_mask.unsqueeze(-1).float()
     expected = (seen["out"] * mask).sum(1) / mask.sum(1)
     b = batch.num_pairs
-    torch.testing.assert_close(inputs.hidden.pooled["1.self_attn.q_proj"].policy_chosen, expected[:b], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        inputs.hidden.pooled["1.self_attn.q_proj"].policy_chosen, expected[:b], rtol=1e-5, atol=1e-5
+    )
     # the reference is the same module with the adapter off: different from the policy here
     assert not torch.allclose(inputs.hidden.pooled["1.self_attn.q_proj"].ref_chosen, expected[:b])
     v = model.get_base_model().model.layers[1].self_attn.v_proj
@@ -60,15 +62,17 @@ def test_modules_collects_the_outputs_of_the_matched_modules(setup):
 
 
 def test_modules_from_the_shared_prompt_pass_equal_the_plain_pass(setup):
-    from innerpo.models import forward
     import innerpo.methods.hidden as hidden
+    from innerpo.models import forward
 
     model, tok, items, batch = setup
     m = method(model, collect="modules", collect_modules=r"mlp\.up_proj", layers="0,3")
     assert forward._shared_prompt_plan(model, model.config, batch, observing_hooks=True) is not None
     shared = m.loss_inputs(model, batch)
     real = hidden.forward_pairs
-    hidden.forward_pairs = lambda model, batch, **kw: real(model, batch, output_hidden_states=True, stats=kw.get("stats", ()))
+    hidden.forward_pairs = lambda model, batch, **kw: real(
+        model, batch, output_hidden_states=True, stats=kw.get("stats", ())
+    )
     try:
         plain = m.loss_inputs(model, dataclasses.replace(batch, completion_mask=batch.completion_mask.clone()))
     finally:
@@ -80,7 +84,13 @@ def test_modules_from_the_shared_prompt_pass_equal_the_plain_pass(setup):
 
 def test_cached_reference_equals_live_and_the_key_follows_the_pattern(setup):
     model, tok, items, batch = setup
-    kw = dict(collect="modules", collect_modules=r".*\.k_proj", use_policy_weights=True, use_mallows=True, norm_before_reduce=True)
+    kw = dict(
+        collect="modules",
+        collect_modules=r".*\.k_proj",
+        use_policy_weights=True,
+        use_mallows=True,
+        norm_before_reduce=True,
+    )
     m = method(model, **kw)
     live = m.loss_inputs(model, batch)
     table = ref_cache.compute_reference(model, items, tok.pad_token_id, 3, m.reference_rows)
@@ -112,7 +122,9 @@ def test_norm_before_reduce_pools_unit_tokens(setup):
     h = h / (h.norm(dim=-1, keepdim=True) + 1e-6)
     mask = batch.completion_mask.unsqueeze(-1).float()
     expected = (h * mask).sum(1) / mask.sum(1)
-    torch.testing.assert_close(inputs.hidden.pooled["2"].policy_chosen, expected[: batch.num_pairs], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        inputs.hidden.pooled["2"].policy_chosen, expected[: batch.num_pairs], rtol=1e-5, atol=1e-5
+    )
     assert float(inputs.hidden.pooled["2"].policy_chosen.detach().norm(dim=-1).max()) <= 1.0 + 1e-5
 
 

@@ -13,15 +13,33 @@ import re
 import pytest
 
 from innerpo.cli import main
-from innerpo.methods.config import MethodConfig
 from innerpo.methods.build import build_loss, build_objective
-from innerpo.methods.registry import LOSSES, entry
+from innerpo.methods.config import MethodConfig
 from innerpo.methods.presets import PRESETS
+from innerpo.methods.registry import LOSSES, entry
 from innerpo.train.config import preset_config
 
 ALL_NAMES = {
-    "dpo", "ipo", "hinge", "robust", "nca", "bco", "sppo", "apo-zero", "apo-down", "exo", "discopop",
-    "aot", "aot-unpaired", "dpo-norm", "simper", "simpo", "cpo", "orpo", "kto", "sft",
+    "dpo",
+    "ipo",
+    "hinge",
+    "robust",
+    "nca",
+    "bco",
+    "sppo",
+    "apo-zero",
+    "apo-down",
+    "exo",
+    "discopop",
+    "aot",
+    "aot-unpaired",
+    "dpo-norm",
+    "simper",
+    "simpo",
+    "cpo",
+    "orpo",
+    "kto",
+    "sft",
 }
 
 
@@ -67,13 +85,30 @@ def test_help_lists_every_name_with_its_paper(capsys, monkeypatch):
 
 def test_losses_combine_from_the_command_line(tiny_args, tmp_path):
     run = tmp_path / "run"
-    main(["train", "dpo", *tiny_args, "--method.losses", "dpo", "sft", "--method.weights", "1.0", "0.2", f"--output_dir={run}"])
+    main(
+        [
+            "train",
+            "dpo",
+            *tiny_args,
+            "--method.losses",
+            "dpo",
+            "sft",
+            "--method.weights",
+            "1.0",
+            "0.2",
+            f"--output_dir={run}",
+        ]
+    )
     for row in train_rows(run):
         assert row["loss"] == pytest.approx(row["dpo/loss"] + 0.2 * row["sft/loss"], rel=1e-5)
         assert row["sft/loss"] > 0
 
 
-REFERENCE_FREE = sorted(n for n in ALL_NAMES if not any(build_loss(l, preset_config(n).method).needs_reference for l in PRESETS[n].method["losses"]))
+REFERENCE_FREE = sorted(
+    n
+    for n in ALL_NAMES
+    if not any(build_loss(l, preset_config(n).method).needs_reference for l in PRESETS[n].method["losses"])
+)
 
 
 def test_reference_free_set_is_the_expected_one():
@@ -114,8 +149,14 @@ def test_a_reference_method_does_use_the_reference(tiny_args, tmp_path, monkeypa
         (["sft", "--method.beta=0"], r"--method.beta=0.0 is set, but the chosen method \(sft\) does not read it"),
         (["dpo", "--method.label_smoothing=0.5"], r"label_smoothing must be in \[0, 0.5\)"),
         (["robust", "--method.label_smoothing=-0.1"], r"label_smoothing must be in \[0, 0.5\)"),
-        (["exo", "--method.label_smoothing=0"], r"exo.*label_smoothing must be in \(0, 0.5\).*--method.label_smoothing=1e-3"),
-        (["ipo", "--method.label_smoothing=0.1"], r"--method.label_smoothing=0.1 is set, but the chosen method \(ipo\) does not read it; it is read by: dpo, robust"),
+        (
+            ["exo", "--method.label_smoothing=0"],
+            r"exo.*label_smoothing must be in \(0, 0.5\).*--method.label_smoothing=1e-3",
+        ),
+        (
+            ["ipo", "--method.label_smoothing=0.1"],
+            r"--method.label_smoothing=0.1 is set, but the chosen method \(ipo\) does not read it; it is read by: dpo, robust",
+        ),
         (["simpo", "--method.simpo_gamma=-1"], r"simpo_gamma must be a finite margin >= 0"),
         (["kto", "--method.kto_desirable_weight=0"], r"kto_desirable_weight must be a finite number > 0"),
         (["dpo", "--method.losses", "dpo", "sft", "--method.weights", "1.0"], r"2 losses but 1 weights"),

@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 
-from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import collate
 from innerpo.data.config import DataConfig
 from innerpo.data.pairs import Pair
@@ -15,8 +14,7 @@ from innerpo.eval.config import EvalConfig
 from innerpo.inner.pooling import masked_mean
 from innerpo.methods.base import OutputMethod
 from innerpo.methods.build import build_method
-from innerpo.models.config import ModelConfig
-from innerpo.train.config import TrainConfig, TrainingConfig
+from innerpo.methods.config import MethodConfig
 from innerpo.methods.projection import (
     ProjBPMethod,
     ProjGradMethod,
@@ -26,7 +24,9 @@ from innerpo.methods.projection import (
     preference_directions,
     project_update,
 )
+from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora, load_base
+from innerpo.train.config import TrainConfig, TrainingConfig
 
 # --- the pure rule -------------------------------------------------------------------
 
@@ -166,7 +166,11 @@ def reference_units(model, batch) -> dict[str, torch.Tensor]:
     """The definition, recomputed independently: per-pair unit ȳ_c − ȳ_r of each LoRA module's output."""
     pooled, handles = {}, []
     for name, m in lora_modules(model).items():
-        handles.append(m.register_forward_hook(lambda mod, a, out, name=name: pooled.__setitem__(name, masked_mean(out, batch.completion_mask))))
+        handles.append(
+            m.register_forward_hook(
+                lambda mod, a, out, name=name: pooled.__setitem__(name, masked_mean(out, batch.completion_mask))
+            )
+        )
     with torch.no_grad(), model.disable_adapter():
         model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
     for h in handles:
@@ -180,7 +184,10 @@ def lora_grads(model) -> dict[str, torch.Tensor]:
 
 
 def hook_count(model) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) + len(m._backward_pre_hooks) for m in model.modules())
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) + len(m._backward_pre_hooks)
+        for m in model.modules()
+    )
 
 
 def test_projgrad_projects_each_lora_b_column_and_leaves_lora_a(setup):
@@ -192,7 +199,9 @@ def test_projgrad_projects_each_lora_b_column_and_leaves_lora_a(setup):
     metrics = method.after_backward(model)
     after = lora_grads(model)
     assert metrics and all(math.isfinite(v) for v in metrics.values())
-    assert {"proj/parallel_norm", "proj/orth_norm", "proj/kept_fraction", "proj/cos_before", "proj/cos_after"} <= set(metrics)
+    assert {"proj/parallel_norm", "proj/orth_norm", "proj/kept_fraction", "proj/cos_before", "proj/cos_after"} <= set(
+        metrics
+    )
     assert metrics["proj/cos_after"] >= metrics["proj/cos_before"]
     checked = 0
     for name, module in lora_modules(model).items():
@@ -253,7 +262,9 @@ def test_projbp_edits_gradients_during_backprop_and_removes_its_hooks(setup):
 
 
 def tiny_cfg(tmp_path, projection: str) -> TrainConfig:
-    rows = [{"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)} for i in range(8)]
+    rows = [
+        {"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)} for i in range(8)
+    ]
     data = tmp_path / "pairs.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
     return TrainConfig(

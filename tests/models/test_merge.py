@@ -25,7 +25,13 @@ def _lora(model, **kw):
 
 def _batch(tok):
     pt = PairTokenizer(tok, 256)
-    return collate([pt(Pair("Name a colour, please.", "Blue is a colour.", "No.")), pt(Pair("What is 2+2?", "4", "Five, I think."))], tok.pad_token_id)
+    return collate(
+        [
+            pt(Pair("Name a colour, please.", "Blue is a colour.", "No.")),
+            pt(Pair("What is 2+2?", "4", "Five, I think.")),
+        ],
+        tok.pad_token_id,
+    )
 
 
 def _sums(model, batch):

@@ -7,18 +7,18 @@ import json
 import pytest
 import torch
 
-from innerpo.methods.config import MethodConfig
 from innerpo.data.batching import collate
 from innerpo.data.config import DataConfig
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.eval.config import EvalConfig
+from innerpo.methods.build import build_method
+from innerpo.methods.config import MethodConfig
 from innerpo.models import precision, ref_cache
 from innerpo.models.config import ModelConfig
 from innerpo.models.forward import forward_pairs
 from innerpo.models.load import add_lora, load_base
 from innerpo.train import loop
-from innerpo.methods.build import build_method
 from innerpo.train.config import TrainConfig, TrainingConfig
 
 MODEL = ModelConfig(base_model="tiny-random", lora_r=4)
@@ -36,8 +36,10 @@ def lora_model(prec: str):
 
 def batch_for(tok):
     pt = PairTokenizer(tok, 128)
-    pairs = [Pair("Please answer this question briefly: what is 2+2?", "4, of course.", "Five"),
-             Pair("Please answer this question briefly: name a colour.", "Blue", "I would rather not say anything.")]
+    pairs = [
+        Pair("Please answer this question briefly: what is 2+2?", "4, of course.", "Five"),
+        Pair("Please answer this question briefly: name a colour.", "Blue", "I would rather not say anything."),
+    ]
     return collate(pt.tokenize_all(pairs, "t")[0], tok.pad_token_id)
 
 
@@ -111,13 +113,22 @@ def test_reference_tables_are_keyed_by_precision(tmp_path):
 
 
 def tiny_cfg(tmp_path, name="run", method=None, **training) -> TrainConfig:
-    rows = [{"prompt": f"What is {i} plus one? Answer with a number.", "chosen": f"It is {i + 1}.", "rejected": f"{i + 2}" * (1 + i % 3)} for i in range(16)]
+    rows = [
+        {
+            "prompt": f"What is {i} plus one? Answer with a number.",
+            "chosen": f"It is {i + 1}.",
+            "rejected": f"{i + 2}" * (1 + i % 3),
+        }
+        for i in range(16)
+    ]
     data = tmp_path / "pairs.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
     return TrainConfig(
         model=MODEL,
         data=DataConfig(dataset=str(data), batch_size=4, max_length=64),
-        training=TrainingConfig(**{"max_steps": 2, "eval_every": 0, "seed": 3, "lr": 2e-3, "warmup_ratio": 0.0, **training}),
+        training=TrainingConfig(
+            **{"max_steps": 2, "eval_every": 0, "seed": 3, "lr": 2e-3, "warmup_ratio": 0.0, **training}
+        ),
         eval=EvalConfig(max_pairs=8),
         method=method or MethodConfig(),
         output_dir=str(tmp_path / name),
@@ -147,7 +158,12 @@ def test_hidden_state_method_stays_finite_in_bf16(tmp_path, monkeypatch):
     run = loop.train(tiny_cfg(tmp_path, "inner", method=method, max_steps=4, precision="bf16"), evaluate=False)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 4
-    assert all(isinstance(v, float) and v == v and abs(v) != float("inf") for r in rows for v in r.values() if isinstance(v, float))
+    assert all(
+        isinstance(v, float) and v == v and abs(v) != float("inf")
+        for r in rows
+        for v in r.values()
+        if isinstance(v, float)
+    )
 
 
 def test_a_bf16_run_is_evaluated_like_an_fp32_run(tmp_path, monkeypatch):
@@ -157,7 +173,9 @@ def test_a_bf16_run_is_evaluated_like_an_fp32_run(tmp_path, monkeypatch):
     suite = tmp_path / "suite.yaml"
     suite.write_text(f"shifts:\n  in_domain: {{dataset: {tmp_path / 'pairs.jsonl'}}}\n")
     cfg = tiny_cfg(tmp_path, "bf16", precision="bf16")
-    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, suite=str(suite), samples_per_shift=2, max_new_tokens=8))
+    cfg = dataclasses.replace(
+        cfg, eval=dataclasses.replace(cfg.eval, suite=str(suite), samples_per_shift=2, max_new_tokens=8)
+    )
     run = loop.train(cfg)
     summary = json.loads((run / "summary.json").read_text())
     scored = summary["shifts"]["in_domain"]

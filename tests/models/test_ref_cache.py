@@ -1,12 +1,12 @@
 import torch
 
+from innerpo.data.batching import collate
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import PairTokenizer
+from innerpo.methods.build import build_method
 from innerpo.methods.config import MethodConfig
 from innerpo.models import ref_cache
 from innerpo.models.forward import forward_pairs
-from innerpo.data.batching import collate
-from innerpo.methods.build import build_method
 
 ROWS = build_method(MethodConfig()).reference_rows
 
@@ -24,7 +24,9 @@ def test_cached_values_equal_in_batch_reference(tiny_model, tmp_path):
     out = forward_pairs(model, collate(items, tok.pad_token_id))
     torch.testing.assert_close(table["chosen_sum"], out.chosen.sum.detach(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(table["rejected_ntok"], out.rejected.ntok)
-    again, hit = ref_cache.reference_table(model, items[::-1], tok.pad_token_id, 2, {"max_length": 64}, ROWS, root=tmp_path)
+    again, hit = ref_cache.reference_table(
+        model, items[::-1], tok.pad_token_id, 2, {"max_length": 64}, ROWS, root=tmp_path
+    )
     assert hit and torch.equal(again["chosen_sum"], table["chosen_sum"].flip(0))  # rows follow the caller's order
 
 

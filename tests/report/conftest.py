@@ -14,25 +14,62 @@ from innerpo.train.run_dir import save_config
 SHIFTS = {"in_domain": "synthetic:in_domain", "harder": "synthetic:difficulty_scaling"}
 
 
-def make_run(path, method, seed, adapter, base, dataset="synthetic", lr=1e-4, suite="synthetic", datasets=SHIFTS, delta_nll=0.1, metrics=None):
+def make_run(
+    path,
+    method,
+    seed,
+    adapter,
+    base,
+    dataset="synthetic",
+    lr=1e-4,
+    suite="synthetic",
+    datasets=SHIFTS,
+    delta_nll=0.1,
+    metrics=None,
+):
     """adapter/base: {shift: 0/1 array over the same pairs}. Returns the run directory."""
     path.mkdir(parents=True)
     cfg = preset_config(method)
-    cfg = dataclasses.replace(cfg, output_dir=str(path), data=dataclasses.replace(cfg.data, dataset=dataset),
-                              training=dataclasses.replace(cfg.training, seed=seed, lr=lr, max_steps=10))
+    cfg = dataclasses.replace(
+        cfg,
+        output_dir=str(path),
+        data=dataclasses.replace(cfg.data, dataset=dataset),
+        training=dataclasses.replace(cfg.training, seed=seed, lr=lr, max_steps=10),
+    )
     save_config(path, cfg)
     frames, shifts = [], {}
     for shift, flags in adapter.items():
         n = len(flags)
-        frames.append(pd.DataFrame({
-            "pair_id": [f"{shift[:3]}{i:013d}" for i in range(n)], "suite": suite, "shift": shift, "dataset": datasets[shift],
-            "split": "test", "index": np.arange(n), "adapter_correct": np.asarray(flags, bool), "base_correct": np.asarray(base[shift], bool),
-        }))
-        shifts[shift] = {"dataset": datasets[shift], "split": "test", "n_pairs": n, "adapter_accuracy": float(np.mean(flags)),
-                         "base_accuracy": float(np.mean(base[shift])), "coherence_delta_nll": delta_nll, "coherence_flag": delta_nll > 0.5}
+        frames.append(
+            pd.DataFrame(
+                {
+                    "pair_id": [f"{shift[:3]}{i:013d}" for i in range(n)],
+                    "suite": suite,
+                    "shift": shift,
+                    "dataset": datasets[shift],
+                    "split": "test",
+                    "index": np.arange(n),
+                    "adapter_correct": np.asarray(flags, bool),
+                    "base_correct": np.asarray(base[shift], bool),
+                }
+            )
+        )
+        shifts[shift] = {
+            "dataset": datasets[shift],
+            "split": "test",
+            "n_pairs": n,
+            "adapter_accuracy": float(np.mean(flags)),
+            "base_accuracy": float(np.mean(base[shift])),
+            "coherence_delta_nll": delta_nll,
+            "coherence_flag": delta_nll > 0.5,
+        }
     pd.concat(frames).to_parquet(path / "pairs.parquet", index=False)
     (path / "summary.json").write_text(json.dumps({"suite": suite, "coherence_threshold": 0.5, "shifts": shifts}))
-    rows = metrics if metrics is not None else [{"step": s, "loss": 0.7 - 0.01 * s * seed, "rewards/margins": 0.1 * s} for s in range(1, 4)]
+    rows = (
+        metrics
+        if metrics is not None
+        else [{"step": s, "loss": 0.7 - 0.01 * s * seed, "rewards/margins": 0.1 * s} for s in range(1, 4)]
+    )
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 

@@ -41,7 +41,14 @@ def reported(tmp_path_factory):
 
 def test_report_writes_files_tables_and_plots(reported):
     sweep, out = reported
-    for name in ("report.md", "report.csv", "report.json", "accuracy-synthetic.png", "gain-synthetic.png", "curves-synthetic.png"):
+    for name in (
+        "report.md",
+        "report.csv",
+        "report.json",
+        "accuracy-synthetic.png",
+        "gain-synthetic.png",
+        "curves-synthetic.png",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert (out / "accuracy-synthetic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
@@ -75,8 +82,12 @@ def test_cis_match_an_independent_bootstrap_of_the_parquet_files(reported):
         frames = [pd.read_parquet(sweep / f"{method}_seed{s}" / "pairs.parquet") for s in (1, 2, 3)]
         dpo = [pd.read_parquet(sweep / f"dpo_seed{s}" / "pairs.parquet") for s in (1, 2, 3)]
         for shift in ("in_domain", "harder"):
-            a = np.stack([f[f["shift"] == shift].sort_values("pair_id")["adapter_correct"].to_numpy(float) for f in frames])
-            b = np.stack([f[f["shift"] == shift].sort_values("pair_id")["adapter_correct"].to_numpy(float) for f in dpo])
+            a = np.stack(
+                [f[f["shift"] == shift].sort_values("pair_id")["adapter_correct"].to_numpy(float) for f in frames]
+            )
+            b = np.stack(
+                [f[f["shift"] == shift].sort_values("pair_id")["adapter_correct"].to_numpy(float) for f in dpo]
+            )
             boots, diffs = [], []
             for _ in range(4000):
                 si, pj = rng.integers(0, 3, 3), rng.integers(0, N, N)
@@ -114,11 +125,17 @@ def test_genies_normalised_generalization_hand_computed(tmp_path):
     base = {"in_domain": [1, 0, 0, 0, 1, 0, 0, 0, 1, 0], "hard": [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]}  # hard: 0.1
     easy = {"in_domain": [1] * 10, "hard": [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]}  # hard: 0.3
     tuned = {"in_domain": [1] * 10, "hard": [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]}  # hard: 0.8
-    make_run(tmp_path / "easy", "dpo", 1, easy, base, dataset="genies:alpaca_easy", suite="genies-alpaca", datasets=datasets)
-    make_run(tmp_path / "hard", "dpo", 1, tuned, base, dataset="genies:alpaca_hard", suite="genies-alpaca", datasets=datasets)
+    make_run(
+        tmp_path / "easy", "dpo", 1, easy, base, dataset="genies:alpaca_easy", suite="genies-alpaca", datasets=datasets
+    )
+    make_run(
+        tmp_path / "hard", "dpo", 1, tuned, base, dataset="genies:alpaca_hard", suite="genies-alpaca", datasets=datasets
+    )
     main(["report", str(tmp_path), "--output_dir", str(tmp_path / "rep"), "--baseline", "none"])
     rows = _rows(tmp_path / "rep").set_index(["method", "shift"])
-    assert rows.loc[("dpo dataset=alpaca_easy", "hard"), "normalized_generalization"] == pytest.approx((0.3 - 0.1) / 0.8)
+    assert rows.loc[("dpo dataset=alpaca_easy", "hard"), "normalized_generalization"] == pytest.approx(
+        (0.3 - 0.1) / 0.8
+    )
     assert np.isnan(rows.loc[("dpo dataset=alpaca_hard", "hard"), "normalized_generalization"])
     assert "GENIES normalised generalization" in (tmp_path / "rep" / "report.md").read_text()
 

@@ -61,6 +61,7 @@ def test_worse_method_has_negative_difference():
 
 def test_ci_narrows_with_more_seeds():
     rng = np.random.default_rng(5)
+
     # Seeds differ in their overall level (training noise) on top of pair noise.
     def run(n_seeds):
         levels = rng.normal(0.65, 0.08, size=(n_seeds, 1))

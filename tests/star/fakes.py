@@ -19,7 +19,7 @@ _Q = re.compile(r"What is (\d+) \+ (\d+)\?")
 
 def _question(text: str):
     a, b = map(int, _Q.findall(text)[-1])
-    block = text[text.rfind("What is"):]
+    block = text[text.rfind("What is") :]
     options = dict(re.findall(r"\(([A-D])\) (\d+)", block))
     right = next(L for L, v in options.items() if int(v) == a + b)
     wrong = next(L for L, v in options.items() if int(v) != a + b)
@@ -38,7 +38,9 @@ class ScriptedGenerator:
             self.calls.append((a, b, k, settings.temperature, hinted))
             if settings.temperature == 0:
                 if hinted and (a + b) % 2 == 0:
-                    out.append([Sample(f"The option marked (CORRECT) is the hint. The answer is ({right}).", 12, "eos")])
+                    out.append(
+                        [Sample(f"The option marked (CORRECT) is the hint. The answer is ({right}).", 12, "eos")]
+                    )
                 elif hinted:
                     out.append([Sample(f"Adding {a} and {b} (CORRECT) carefully. The answer is ({right}).", 12, "eos")])
                 else:

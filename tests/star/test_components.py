@@ -6,12 +6,11 @@ import math
 import pytest
 import torch
 
-from innerpo.methods.config import MethodConfig
-from innerpo.errors import ConfigError
 from innerpo.data.unpaired import UnpairedExample
+from innerpo.errors import ConfigError, DataError
 from innerpo.methods.build import build_method
+from innerpo.methods.config import MethodConfig
 from innerpo.methods.kto import KTOUnpairedMethod
-from innerpo.errors import DataError
 from innerpo.methods.sft_unpaired import SFTUnpairedMethod
 from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora, load_base, model_settings
@@ -41,13 +40,16 @@ def test_sft_on_unpaired_rows_is_the_mean_per_token_nll(tiny_tok):
         ids = torch.tensor([list(it.prompt) + list(it.completion)])
         logp = torch.log_softmax(model(ids).logits[0, :-1].float(), -1)
         targets = ids[0, 1:]
-        tok_lp = logp[torch.arange(len(targets)), targets][len(it.prompt) - 1:]
+        tok_lp = logp[torch.arange(len(targets)), targets][len(it.prompt) - 1 :]
         expected.append(-tok_lp.mean())
     assert out.loss.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-4)
     with pytest.raises(DataError, match="label false"):
         build_method(MethodConfig(losses=["sft"], weights=[1.0]), None, rows + [UnpairedExample("x", "y", False)])
     # KTO still takes unpaired data with both labels
-    assert isinstance(build_method(MethodConfig(losses=["kto"], weights=[1.0]), None, rows + [UnpairedExample("x", "y", False)]), KTOUnpairedMethod)
+    assert isinstance(
+        build_method(MethodConfig(losses=["kto"], weights=[1.0]), None, rows + [UnpairedExample("x", "y", False)]),
+        KTOUnpairedMethod,
+    )
 
 
 def test_init_adapter_merges_an_earlier_adapter_into_the_base(tmp_path):
@@ -73,7 +75,17 @@ def test_strip_hint_and_pair_building():
     assert build.strip_hint("5 is (B) 5 (CORRECT). The answer is 5.") == "5 is (B) 5. The answer is 5."
     assert build.strip_hint("The hint says B. The answer is 5.") is None
     j = lambda text, ans, flags=(): build.Judged(Q, text, ans, list(flags))  # noqa: E731
-    samples = {"q1": [j("r1 B", "B"), j("w1 A", "A"), j("r1  B", "B"), j("r2 B", "B"), j("w2 C", "C"), j("loop", "B", ["repetition"]), j("none", None, ["no_answer"])]}
+    samples = {
+        "q1": [
+            j("r1 B", "B"),
+            j("w1 A", "A"),
+            j("r1  B", "B"),
+            j("r2 B", "B"),
+            j("w2 C", "C"),
+            j("loop", "B", ["repetition"]),
+            j("none", None, ["no_answer"]),
+        ]
+    }
     sft = build.sft_rows(samples, lambda q: q.question)
     assert [r["completion"] for r in sft] == ["r1 B", "r2 B"]  # distinct, correct, not degenerate
     pairs = build.dpo_rows(samples, lambda q: q.question, 3)
@@ -92,7 +104,11 @@ def test_wilson_interval_hand_values():
 def test_prompt_rendering_hint_preamble_and_reasoning():
     ex = prompts.load_exemplars(prompts.default_exemplar_file("synthetic"))
     msgs = prompts.messages(ex, Q, 2, hint=True, preamble="Think logically.", reasoning="english")
-    assert msgs[0]["role"] == "system" and msgs[0]["content"].startswith("Think logically. ") and "Reason in English" in msgs[0]["content"]
+    assert (
+        msgs[0]["role"] == "system"
+        and msgs[0]["content"].startswith("Think logically. ")
+        and "Reason in English" in msgs[0]["content"]
+    )
     assert len(msgs) == 1 + 2 * 2 + 1
     assert msgs[-1]["content"].endswith("(B) 5 (CORRECT)\n(C) 6\n(D) 7")
     assert "(CORRECT)" not in prompts.messages(ex, Q, 2)[-1]["content"]

@@ -11,18 +11,21 @@ AR = Question("a", "أين تحفظ الحليب؟", ("حديقة", "ثلاجة"
 NUM = Question("n", "How many?", (), "1234")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Milk goes bad when warm, so it is kept cold. The answer is (B).", "B"),
-    ("Milk spoils. So the answer is b) fridge", "B"),
-    ("First I thought the answer is (A), but milk needs cold. The correct answer is (B).", "B"),
-    ("Answer: B", "B"),
-    ("Milk must stay cold.\n**B**", "B"),
-    ("Cold keeps milk fresh. The answer is fridge.", "B"),
-    ("the answer is **(B)** because fridges are cold", "B"),
-    ("The answer is a fridge, not a garden.", None),  # 'a' is an article; two options named
-    ("I am not sure what to say here.", None),
-    ("The answer is (F).", None),  # not an option
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Milk goes bad when warm, so it is kept cold. The answer is (B).", "B"),
+        ("Milk spoils. So the answer is b) fridge", "B"),
+        ("First I thought the answer is (A), but milk needs cold. The correct answer is (B).", "B"),
+        ("Answer: B", "B"),
+        ("Milk must stay cold.\n**B**", "B"),
+        ("Cold keeps milk fresh. The answer is fridge.", "B"),
+        ("the answer is **(B)** because fridges are cold", "B"),
+        ("The answer is a fridge, not a garden.", None),  # 'a' is an article; two options named
+        ("I am not sure what to say here.", None),
+        ("The answer is (F).", None),  # not an option
+    ],
+)
 def test_multiple_choice_extraction(text, expected):
     assert extract_answer(text, MC) == expected
 
@@ -33,15 +36,18 @@ def test_localized_phrases_and_labels():
     assert extract_answer("牛奶需要冷藏。答案是 B", MC) == "B"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("She sells 16 - 3 - 4 = 9 eggs, 9 * 2 = $18.\n#### 18", "18"),
-    ("So the total is \\boxed{1,234}.", "1234"),
-    ("The answer is 1234.", "1234"),
-    ("The answer is $1,234.00", "1234"),
-    ("First 12, then 20, finally 7", "7"),
-    ("no digits at all", None),
-    ("The answer is -3.5", "-3.5"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("She sells 16 - 3 - 4 = 9 eggs, 9 * 2 = $18.\n#### 18", "18"),
+        ("So the total is \\boxed{1,234}.", "1234"),
+        ("The answer is 1234.", "1234"),
+        ("The answer is $1,234.00", "1234"),
+        ("First 12, then 20, finally 7", "7"),
+        ("no digits at all", None),
+        ("The answer is -3.5", "-3.5"),
+    ],
+)
 def test_number_extraction(text, expected):
     assert extract_answer(text, NUM) == expected
 

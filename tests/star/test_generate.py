@@ -15,13 +15,21 @@ from innerpo.star.prefix_attention import decoder_mask, shared_prefix_attention_
 
 def _prompts(tok):
     prefix = "<|im_start|>system\nAdd the numbers.<|im_end|>\n<|im_start|>user\n"
-    texts = [prefix + q + "<|im_end|>\n<|im_start|>assistant\n" for q in ("What is 1 + 2?", "What is 13 + 25, please?", "Hi")]
+    texts = [
+        prefix + q + "<|im_end|>\n<|im_start|>assistant\n" for q in ("What is 1 + 2?", "What is 13 + 25, please?", "Hi")
+    ]
     return [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
 def _reference(model, tok, ids, n):
-    out = model.generate(torch.tensor([ids]), max_new_tokens=n, do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    new = out[0, len(ids):].tolist()
+    out = model.generate(
+        torch.tensor([ids]),
+        max_new_tokens=n,
+        do_sample=False,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    new = out[0, len(ids) :].tolist()
     if tok.eos_token_id in new:
         new = new[: new.index(tok.eos_token_id)]
     return tok.decode(new, skip_special_tokens=True)
@@ -35,7 +43,9 @@ def test_greedy_equals_per_prompt_generate_with_shared_prefix_and_padding():
     # a tiny token budget forces one prompt per batch; a large one puts all three together
     for budget in (10_000, 1):
         for share in (True, False):  # the prefix attended once, or copied into each row
-            out = gen.generate(prompts, 1, GenSettings(max_new_tokens=12, temperature=0.0, batch_tokens=budget, share_prefix=share))
+            out = gen.generate(
+                prompts, 1, GenSettings(max_new_tokens=12, temperature=0.0, batch_tokens=budget, share_prefix=share)
+            )
             for ids, (sample,) in zip(prompts, out):
                 assert sample.text == _reference(model, tok, ids, 12)
                 assert sample.finish in ("eos", "length") and 0 < sample.n_tokens <= 12
@@ -43,7 +53,9 @@ def test_greedy_equals_per_prompt_generate_with_shared_prefix_and_padding():
 
 def test_greedy_equals_generate_without_a_shared_prefix():
     model, tok = tiny.build(seed=1)
-    prompts = [tok(t, add_special_tokens=False)["input_ids"] for t in ("What is 1 + 2?", "Hi", "Tell me 13 + 25, please.")]
+    prompts = [
+        tok(t, add_special_tokens=False)["input_ids"] for t in ("What is 1 + 2?", "Hi", "Tell me 13 + 25, please.")
+    ]
     gen = HFGenerator(model, tok)
     assert gen._prefix(prompts) == (0, None)  # left-padded rows, no prefix row to share
     out = gen.generate(prompts, 1, GenSettings(max_new_tokens=12, temperature=0.0))
@@ -90,13 +102,19 @@ def test_inverse_cdf_sampling_matches_the_distribution_and_is_seeded():
     freq = torch.bincount(draws, minlength=5).double() / len(draws)
     assert torch.allclose(freq, p.double(), atol=0.012) and freq[4] == 0
     # temperature 0.5 squares the probabilities: (1, 4, 9, 16) / 30
-    freq = torch.bincount(sample_tokens(logits, 0.5, 1.0, torch.Generator().manual_seed(1)), minlength=5).double() / len(draws)
+    freq = torch.bincount(
+        sample_tokens(logits, 0.5, 1.0, torch.Generator().manual_seed(1)), minlength=5
+    ).double() / len(draws)
     assert torch.allclose(freq, torch.tensor([1, 4, 9, 16, 0]).double() / 30, atol=0.012)
     # top_p 0.5: the nucleus is the two most likely tokens (0.4 + 0.3 first reaches 0.5), renormalized
-    freq = torch.bincount(sample_tokens(logits, 1.0, 0.5, torch.Generator().manual_seed(2)), minlength=5).double() / len(draws)
+    freq = torch.bincount(
+        sample_tokens(logits, 1.0, 0.5, torch.Generator().manual_seed(2)), minlength=5
+    ).double() / len(draws)
     assert torch.allclose(freq, torch.tensor([0, 0, 3 / 7, 4 / 7, 0]).double(), atol=0.012)
     # a nucleus wider than the topk candidates falls back to a full sort: top_p 0.8 needs 3 tokens
-    freq = torch.bincount(sample_tokens(logits, 1.0, 0.8, torch.Generator().manual_seed(3), candidates=2), minlength=5).double() / len(draws)
+    freq = torch.bincount(
+        sample_tokens(logits, 1.0, 0.8, torch.Generator().manual_seed(3), candidates=2), minlength=5
+    ).double() / len(draws)
     assert torch.allclose(freq, torch.tensor([0, 2 / 9, 3 / 9, 4 / 9, 0]).double(), atol=0.012)
     # and the candidates give the very draws of the full sort when they hold the nucleus
     top2, full = (sample_tokens(logits[:500], 1.0, 0.5, torch.Generator().manual_seed(4), candidates=c) for c in (2, 1))
@@ -147,6 +165,9 @@ def test_sampling_with_and_without_the_shared_prefix_agree_and_attention_is_rest
     model, tok = tiny.build(seed=1)
     prompts = _prompts(tok)
     gen = HFGenerator(model, tok)
-    a, b = (gen.generate(prompts, 3, GenSettings(max_new_tokens=10, temperature=1.0, seed=3, share_prefix=s)) for s in (True, False))
+    a, b = (
+        gen.generate(prompts, 3, GenSettings(max_new_tokens=10, temperature=1.0, seed=3, share_prefix=s))
+        for s in (True, False)
+    )
     assert [[s.text for s in x] for x in a] == [[s.text for s in x] for x in b]
     assert model.config._attn_implementation == "sdpa"

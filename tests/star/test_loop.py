@@ -8,10 +8,9 @@ import re
 import pytest
 import yaml
 
-from innerpo.methods.config import MethodConfig
-from innerpo.errors import ConfigError
 from innerpo.data.config import DataConfig
-from innerpo.errors import DataError
+from innerpo.errors import ConfigError, DataError
+from innerpo.methods.config import MethodConfig
 from innerpo.models.config import ModelConfig
 from innerpo.star.config import StarConfig, StarRunConfig
 from innerpo.star.loop import run_star
@@ -22,7 +21,17 @@ from .fakes import ScriptedGenerator
 
 def _cfg(tmp_path, out="run", **star) -> StarRunConfig:
     return StarRunConfig(
-        star=StarConfig(**{"num_train_questions": 12, "num_eval_questions": 8, "iterations": 2, "samples_per_question": 4, "few_shot": 1, "max_new_tokens": 24, **star}),
+        star=StarConfig(
+            **{
+                "num_train_questions": 12,
+                "num_eval_questions": 8,
+                "iterations": 2,
+                "samples_per_question": 4,
+                "few_shot": 1,
+                "max_new_tokens": 24,
+                **star,
+            }
+        ),
         model=ModelConfig(base_model="tiny-random", lora_r=4),
         data=DataConfig(batch_size=4, max_length=256),
         training=TrainingConfig(lr=1e-3, eval_every=0),
@@ -70,7 +79,9 @@ def test_sft_loop_saves_only_correct_hint_free_rationales(tmp_path):
         metrics = json.loads((d / "metrics.json").read_text())
         assert metrics["rationalized"] > 0 and metrics["degenerate/repetition"] > 0
         sampled = [g for g in gen if g["source"] == "sample"]
-        assert metrics["samples"] == len(sampled) == 12 * 4 and metrics["correct_samples"] == sum(g["correct"] for g in sampled)
+        assert metrics["samples"] == len(sampled) == 12 * 4 and metrics["correct_samples"] == sum(
+            g["correct"] for g in sampled
+        )
         assert 0 <= metrics["rationale_ci_low"] <= metrics["rationale_accuracy"] <= metrics["rationale_ci_high"] <= 1
         assert "direct_accuracy" in metrics
         evals = _jsonl(d / "eval.jsonl")
@@ -109,12 +120,18 @@ def test_preload_skips_generation(tmp_path):
             calls.append(settings.temperature)
             return super().generate(prompts, k, settings)
 
-    run = run_star(_cfg(tmp_path, "b", iterations=1, strategy="sft", preload=str(first / "iter-1" / "train.jsonl")), make_generator=Counting)
+    run = run_star(
+        _cfg(tmp_path, "b", iterations=1, strategy="sft", preload=str(first / "iter-1" / "train.jsonl")),
+        make_generator=Counting,
+    )
     assert all(t == 0 for t in calls)  # evaluation only, no sampling
     assert (run / "iter-1" / "train.jsonl").read_text() == (first / "iter-1" / "train.jsonl").read_text()
     assert not (run / "iter-1" / "generated.jsonl").exists()
     with pytest.raises(DataError, match="needs the pairs a dpo run saves"):
-        run_star(_cfg(tmp_path, "c", strategy="dpo", preload=str(first / "iter-1" / "train.jsonl")), make_generator=ScriptedGenerator)
+        run_star(
+            _cfg(tmp_path, "c", strategy="dpo", preload=str(first / "iter-1" / "train.jsonl")),
+            make_generator=ScriptedGenerator,
+        )
 
 
 def test_prompt_eval_scores_each_preamble_without_training(tmp_path):
@@ -142,7 +159,12 @@ def test_a_single_question_file_is_split_into_disjoint_train_and_held_out_sets(t
     from innerpo.star.loop import _questions
 
     path = tmp_path / "qs.jsonl"
-    path.write_text("".join(json.dumps({"question": f"What is {i} + 1?", "options": [str(i), str(i + 1)], "answer": "B"}) + "\n" for i in range(30)))
+    path.write_text(
+        "".join(
+            json.dumps({"question": f"What is {i} + 1?", "options": [str(i), str(i + 1)], "answer": "B"}) + "\n"
+            for i in range(30)
+        )
+    )
     train, test, _ = _questions(StarConfig(dataset=str(path), num_eval_questions=10, num_train_questions=None))
     assert len(test) == 10 and len(train) == 20 and not {q.question for q in train} & {q.question for q in test}
     with pytest.raises(DataError, match="leave none for training"):

@@ -55,7 +55,15 @@ def test_mmlu_directory_subjects_and_bad_rows(tmp_path):
 
 def test_commonsense_and_gsm8k_jsonl(tmp_path):
     csqa = tmp_path / "train_rand_split.jsonl"
-    row = {"answerKey": "C", "id": "x1", "question": {"question_concept": "c", "stem": "Where?", "choices": [{"label": L, "text": t} for L, t in zip("ABCDE", "abcde")]}}
+    row = {
+        "answerKey": "C",
+        "id": "x1",
+        "question": {
+            "question_concept": "c",
+            "stem": "Where?",
+            "choices": [{"label": L, "text": t} for L, t in zip("ABCDE", "abcde")],
+        },
+    }
     csqa.write_text(json.dumps(row) + "\n")
     (q,) = load_questions(str(tmp_path), "train")
     assert q.options == tuple("abcde") and q.answer == "C" and q.qid == "x1"
@@ -77,7 +85,9 @@ def test_commonsense_and_gsm8k_jsonl(tmp_path):
 def test_hub_format_saved_locally_uses_the_same_row_parser(tmp_path):
     # cais/mmlu's layout (choices list, integer answer) as a local JSONL file.
     path = tmp_path / "cais.jsonl"
-    path.write_text(json.dumps({"question": "2+2?", "subject": "math", "choices": ["3", "4", "5", "6"], "answer": 1}) + "\n")
+    path.write_text(
+        json.dumps({"question": "2+2?", "subject": "math", "choices": ["3", "4", "5", "6"], "answer": 1}) + "\n"
+    )
     assert load_questions(str(path), "test")[0].answer == "B"
 
 
@@ -96,7 +106,9 @@ def test_synthetic_is_deterministic_disjoint_and_valid():
 
 
 def test_canonical_number():
-    assert canonical_number("1,234.50") == "1234.5" and canonical_number("$7") == "7" and canonical_number("-3.0") == "-3"
+    assert (
+        canonical_number("1,234.50") == "1234.5" and canonical_number("$7") == "7" and canonical_number("-3.0") == "-3"
+    )
     assert canonical_number("seven") is None
 
 

@@ -6,12 +6,32 @@ import json
 
 def held_out_run_args(tmp_path, out, n_train: int, *flags) -> list[str]:
     data = tmp_path / "pairs.jsonl"
-    data.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)}) for i in range(n_train)))
+    data.write_text(
+        "\n".join(
+            json.dumps({"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)})
+            for i in range(n_train)
+        )
+    )
     held_out = tmp_path / "held_out.jsonl"
-    held_out.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2}) for i in range(8)))
+    held_out.write_text(
+        "\n".join(
+            json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2})
+            for i in range(8)
+        )
+    )
     suite = tmp_path / "suite.yaml"
     suite.write_text(f"shifts:\n  in_domain: {{dataset: {held_out}}}\n")
     return [
-        "train", "dpo", "--model.base_model=tiny-random", "--model.lora_r=4", f"--data.dataset={data}", "--data.max_length=64",
-        "--training.eval_every=2", "--training.eval_pairs=4", f"--eval.suite={suite}", "--eval.max_pairs=4", f"--output_dir={out}", *flags,
+        "train",
+        "dpo",
+        "--model.base_model=tiny-random",
+        "--model.lora_r=4",
+        f"--data.dataset={data}",
+        "--data.max_length=64",
+        "--training.eval_every=2",
+        "--training.eval_pairs=4",
+        f"--eval.suite={suite}",
+        "--eval.max_pairs=4",
+        f"--output_dir={out}",
+        *flags,
     ]

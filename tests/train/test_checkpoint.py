@@ -23,17 +23,39 @@ STEPS = 8
 def run_args(tmp_path, out, *extra):
     data = tmp_path / "pairs.jsonl"
     if not data.exists():
-        pairs = [{"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)} for i in range(12)]
+        pairs = [
+            {"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)}
+            for i in range(12)
+        ]
         data.write_text("\n".join(json.dumps(r) for r in pairs))
     suite = tmp_path / "suite.yaml"
     held_out = tmp_path / "held_out.jsonl"  # periodic evaluation scores held-out pairs only
-    held_out.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2}) for i in range(8)))
+    held_out.write_text(
+        "\n".join(
+            json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2})
+            for i in range(8)
+        )
+    )
     suite.write_text(f"shifts:\n  in_domain: {{dataset: {held_out}}}\n")
     return [
-        "train", "dpo", "--model.base_model=tiny-random", "--model.lora_r=4", "--model.lora_dropout=0.1",
-        f"--data.dataset={data}", "--data.batch_size=2", "--data.max_length=64", "--training.grad_accum=2",
-        f"--training.max_steps={STEPS}", "--training.eval_every=3", "--training.eval_pairs=4", "--training.lr=1e-3",
-        "--training.save_every=2", f"--eval.suite={suite}", "--eval.max_pairs=4", f"--output_dir={out}", *extra,
+        "train",
+        "dpo",
+        "--model.base_model=tiny-random",
+        "--model.lora_r=4",
+        "--model.lora_dropout=0.1",
+        f"--data.dataset={data}",
+        "--data.batch_size=2",
+        "--data.max_length=64",
+        "--training.grad_accum=2",
+        f"--training.max_steps={STEPS}",
+        "--training.eval_every=3",
+        "--training.eval_pairs=4",
+        "--training.lr=1e-3",
+        "--training.save_every=2",
+        f"--eval.suite={suite}",
+        "--eval.max_pairs=4",
+        f"--output_dir={out}",
+        *extra,
     ]
 
 
@@ -49,7 +71,10 @@ def rows(run):
 
 def assert_same_run(a, b):
     assert rows(b) == rows(a)
-    wa, wb = load_file(str(a / "adapter" / "adapter_model.safetensors")), load_file(str(b / "adapter" / "adapter_model.safetensors"))
+    wa, wb = (
+        load_file(str(a / "adapter" / "adapter_model.safetensors")),
+        load_file(str(b / "adapter" / "adapter_model.safetensors")),
+    )
     assert wa.keys() == wb.keys()
     assert max((wa[k] - wb[k]).abs().max().item() for k in wa) <= 1e-6
 
@@ -73,12 +98,22 @@ def test_checkpoints_hold_everything_and_keep_last_prunes(reference_run, tmp_pat
     last = checkpoint_dirs(a)[-1]
     assert problem(last) is None
     names = {p.name for p in last.iterdir()}
-    assert {"adapter", "optimizer.bin", "scheduler.bin", "random_states_0.pkl", "trainer_state.json", "manifest.json"} <= names
+    assert {
+        "adapter",
+        "optimizer.bin",
+        "scheduler.bin",
+        "random_states_0.pkl",
+        "trainer_state.json",
+        "manifest.json",
+    } <= names
     state = json.loads((last / "trainer_state.json").read_text())
     assert state["step"] == STEPS and state["log_bytes"] == (a / "metrics.jsonl").stat().st_size
     assert (state["epoch"], state["position"]) == (2, 4)  # 16 micro-batches of 6 per epoch
     # the checkpoint's adapter is the final adapter
-    wa, wc = load_file(str(a / "adapter" / "adapter_model.safetensors")), load_file(str(last / "adapter" / "adapter_model.safetensors"))
+    wa, wc = (
+        load_file(str(a / "adapter" / "adapter_model.safetensors")),
+        load_file(str(last / "adapter" / "adapter_model.safetensors")),
+    )
     assert all(torch.equal(wa[k], wc[k]) for k in wa)
 
     monkeypatch.setenv("INNERPO_CACHE", str(root / "cache"))
@@ -138,13 +173,18 @@ main(sys.argv[1:])
 
 
 def _start_slow(args, env):
-    return subprocess.Popen([sys.executable, "-c", SLOW_STEPS, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", SLOW_STEPS, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _wait_for_row(proc, log, step, timeout=120):
     t = time.time()
     while time.time() - t < timeout:
-        if log.exists() and any(json.loads(line).get("step", -1) >= step and "loss" in json.loads(line) for line in log.read_text().splitlines()):
+        if log.exists() and any(
+            json.loads(line).get("step", -1) >= step and "loss" in json.loads(line)
+            for line in log.read_text().splitlines()
+        ):
             return
         if proc.poll() is not None:
             pytest.fail(f"the run ended before step {step}: {proc.stderr.read()[-2000:]}")
@@ -156,7 +196,12 @@ def _wait_for_row(proc, log, step, timeout=120):
 def _env(root):
     import os
 
-    return {**os.environ, "INNERPO_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[2])}
+    return {
+        **os.environ,
+        "INNERPO_CACHE": str(root / "cache"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[2]),
+    }
 
 
 def test_sigkill_at_any_step_then_resume_gives_the_same_weights_and_metrics(reference_run, monkeypatch):
@@ -224,7 +269,10 @@ def test_a_fresh_start_never_mixes_with_an_unfinished_run(reference_run, monkeyp
     _interrupted_copy(a, h, "step-2")
     with pytest.raises(SystemExit) as exit_:
         main(run_args(root, h))
-    assert exit_.value.code == 2 and f"holds checkpoints of an unfinished run: continue it with --resume {h}" in capsys.readouterr().err
+    assert (
+        exit_.value.code == 2
+        and f"holds checkpoints of an unfinished run: continue it with --resume {h}" in capsys.readouterr().err
+    )
     with pytest.raises(SystemExit) as exit_:  # a bad setting: one line and exit code 2
         main(run_args(root, root / "i", "--training.keep_last=0"))
     assert exit_.value.code == 2 and "--training.keep_last=0: expected >= 1" in capsys.readouterr().err

@@ -16,15 +16,35 @@ from .runs import held_out_run_args
 
 
 def run_args(tmp_path, out, *extra):
-    return held_out_run_args(tmp_path, out, 12, "--data.batch_size=4", "--training.grad_accum=2", "--training.max_steps=4",
-                             "--training.lr=1e-3", "--training.save_every=2", *extra)
+    return held_out_run_args(
+        tmp_path,
+        out,
+        12,
+        "--data.batch_size=4",
+        "--training.grad_accum=2",
+        "--training.max_steps=4",
+        "--training.lr=1e-3",
+        "--training.save_every=2",
+        *extra,
+    )
 
 
 def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
     monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
     main(run_args(tmp_path, tmp_path / "one"))
-    env = {**os.environ, "INNERPO_CACHE": str(tmp_path / "cache2"), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    proc = subprocess.run([sys.executable, "-m", "innerpo.cli", *run_args(tmp_path, tmp_path / "two", "--num_processes", "2")], env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "INNERPO_CACHE": str(tmp_path / "cache2"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "innerpo.cli", *run_args(tmp_path, tmp_path / "two", "--num_processes", "2")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "data parallel: 2 processes (MULTI_CPU), each 2 of every 4 pairs" in proc.stdout + proc.stderr
 
@@ -41,7 +61,10 @@ def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-5
     # checkpoints hold each process's RNG states, written once, complete
     last = checkpoint_dirs(tmp_path / "two")[-1]
-    assert problem(last) is None and {p.name for p in last.glob("random_states_*")} == {"random_states_0.pkl", "random_states_1.pkl"}
+    assert problem(last) is None and {p.name for p in last.glob("random_states_*")} == {
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+    }
     # the same reference tables as one process (built by the main process, read by the other)
     names = {p.name for p in (tmp_path / "cache" / "reference").glob("*.safetensors")}
     assert {p.name for p in (tmp_path / "cache2" / "reference").glob("*.safetensors")} == names

@@ -11,16 +11,18 @@ from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.eval.config import EvalConfig
 from innerpo.losses.dpo import DPOLoss
+from innerpo.methods.build import build_method
 from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora, load_base
 from innerpo.train import loop
 from innerpo.train.config import TrainConfig, TrainingConfig
 from innerpo.train.metrics import StepMetrics
-from innerpo.methods.build import build_method
 
 
 def write_pairs(path, n=12):
-    rows = [{"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)} for i in range(n)]
+    rows = [
+        {"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)} for i in range(n)
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows))
     return str(path)
 
@@ -29,7 +31,12 @@ def tiny_cfg(tmp_path, **training) -> TrainConfig:
     data = write_pairs(tmp_path / "pairs.jsonl")
     suite = tmp_path / "suite.yaml"
     held_out = tmp_path / "held_out.jsonl"  # periodic evaluation scores held-out pairs only
-    held_out.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2}) for i in range(8)))
+    held_out.write_text(
+        "\n".join(
+            json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2})
+            for i in range(8)
+        )
+    )
     suite.write_text(f"shifts:\n  in_domain: {{dataset: {held_out}}}\n")
     return TrainConfig(
         model=ModelConfig(base_model="tiny-random", lora_r=4),
@@ -86,7 +93,9 @@ def test_non_finite_loss_stops_and_keeps_last_good_adapter(tmp_path, monkeypatch
 
     monkeypatch.setattr(DPOLoss, "forward", flaky)
     cfg = tiny_cfg(tmp_path, max_steps=5)
-    with pytest.raises(loop.NonFiniteLossError, match=r"loss is nan at optimizer step 3, micro-batch 1/1.*after step 2"):
+    with pytest.raises(
+        loop.NonFiniteLossError, match=r"loss is nan at optimizer step 3, micro-batch 1/1.*after step 2"
+    ):
         loop.train(cfg)
     assert (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2

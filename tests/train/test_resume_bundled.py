@@ -33,20 +33,37 @@ def args(tmp_path, out):
     suite = tmp_path / "suite.yaml"
     suite.write_text("shifts:\n  in_domain: {dataset: 'synthetic:in_domain', split: test}\n")
     return [
-        "train", "dpo", "--data.max_train_pairs=24", "--data.batch_size=4", "--model.lora_dropout=0.05", "--training.max_steps=5",
-        "--training.save_every=2", "--training.eval_every=0", f"--eval.suite={suite}", "--eval.max_pairs=8", f"--output_dir={out}",
+        "train",
+        "dpo",
+        "--data.max_train_pairs=24",
+        "--data.batch_size=4",
+        "--model.lora_dropout=0.05",
+        "--training.max_steps=5",
+        "--training.save_every=2",
+        "--training.eval_every=0",
+        f"--eval.suite={suite}",
+        "--eval.max_pairs=8",
+        f"--output_dir={out}",
     ]
 
 
 def rows(run):
-    return [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"} for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
 def test_sigkill_and_resume_on_the_bundled_model(tmp_path):
     main(args(tmp_path, tmp_path / "a"))
     b = tmp_path / "b"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_STEPS, *args(tmp_path, b)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_STEPS, *args(tmp_path, b)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     t = time.time()
     while not ((b / "metrics.jsonl").exists() and any(r["step"] >= 3 for r in rows(b))):
         assert proc.poll() is None and time.time() - t < 300, "the run to be killed ended or stalled"

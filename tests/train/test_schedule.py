@@ -6,9 +6,9 @@ import math
 import pytest
 from safetensors.torch import load_file
 
-from innerpo.methods.config import MethodConfig
 from innerpo.data.config import DataConfig
 from innerpo.eval.config import EvalConfig
+from innerpo.methods.config import MethodConfig
 from innerpo.models.config import ModelConfig
 from innerpo.train import loop
 from innerpo.train.config import TrainConfig, TrainingConfig
@@ -16,9 +16,19 @@ from innerpo.train.config import TrainConfig, TrainingConfig
 
 def tiny_cfg(tmp_path, **training) -> TrainConfig:
     data = tmp_path / "pairs.jsonl"
-    data.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)}) for i in range(12)))
+    data.write_text(
+        "\n".join(
+            json.dumps({"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2) * (1 + i % 3)})
+            for i in range(12)
+        )
+    )
     held_out = tmp_path / "held_out.jsonl"  # periodic evaluation scores held-out pairs only
-    held_out.write_text("\n".join(json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2}) for i in range(8)))
+    held_out.write_text(
+        "\n".join(
+            json.dumps({"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3) * 2})
+            for i in range(8)
+        )
+    )
     suite = tmp_path / "suite.yaml"
     suite.write_text(f"shifts:\n  in_domain: {{dataset: {held_out}}}\n")
     return TrainConfig(
@@ -38,7 +48,10 @@ def logged(run, key):
     ("training", "expected"),
     [
         # cosine, no warmup: lr·½(1 + cos(π·k/4)) for k = 0..3; step 1 trains at the peak, the last step above 0
-        ({"warmup_ratio": 0.0}, [1e-3, 1e-3 * (1 + math.cos(math.pi / 4)) / 2, 0.5e-3, 1e-3 * (1 + math.cos(3 * math.pi / 4)) / 2]),
+        (
+            {"warmup_ratio": 0.0},
+            [1e-3, 1e-3 * (1 + math.cos(math.pi / 4)) / 2, 0.5e-3, 1e-3 * (1 + math.cos(3 * math.pi / 4)) / 2],
+        ),
         # two warmup steps (warmup_steps wins over the ratio): k/2 of the peak, then constant
         ({"schedule": "constant_with_warmup", "warmup_steps": 2, "warmup_ratio": 0.5}, [0.0, 0.5e-3, 1e-3, 1e-3]),
         # linear decay after one warmup step: 0, then (4 − k)/3 of the peak
@@ -66,11 +79,15 @@ def test_a_zero_rate_step_leaves_the_adapter_unchanged(tmp_path):
 
 def test_skip_first_eval(tmp_path):
     run = loop.train(tiny_cfg(tmp_path, eval_every=2, eval_pairs=4), evaluate=False)
-    assert [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval/accuracy" in r] == [0, 2, 4]
+    assert [
+        r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval/accuracy" in r
+    ] == [0, 2, 4]
     cfg = tiny_cfg(tmp_path, eval_every=2, eval_pairs=4, skip_first_eval=True)
     cfg.output_dir = str(tmp_path / "skip")
     run = loop.train(cfg, evaluate=False)
-    assert [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval/accuracy" in r] == [2, 4]
+    assert [
+        r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval/accuracy" in r
+    ] == [2, 4]
 
 
 def test_trainable_method_parameters_are_saved_and_restored(tmp_path):

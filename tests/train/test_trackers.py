@@ -9,8 +9,8 @@ import time
 import pytest
 
 from innerpo.cli import main
-from innerpo.train.config import preset_config
 from innerpo.train import trackers
+from innerpo.train.config import preset_config
 
 from .runs import held_out_run_args
 
@@ -22,8 +22,14 @@ def run_args(tmp_path, *extra):
 def test_run_name_lists_what_differs_from_the_preset():
     cfg = preset_config("dpo")
     assert trackers.run_name(cfg) == "dpo"
-    cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, lr=1e-3, seed=3, save_every=5), data=dataclasses.replace(cfg.data, dataset="/data/prefs.jsonl"))
-    assert trackers.run_name(cfg) == "dpo-dataset=prefs.jsonl-lr=0.001-seed=3"  # save_every changes no result: not in the name
+    cfg = dataclasses.replace(
+        cfg,
+        training=dataclasses.replace(cfg.training, lr=1e-3, seed=3, save_every=5),
+        data=dataclasses.replace(cfg.data, dataset="/data/prefs.jsonl"),
+    )
+    assert (
+        trackers.run_name(cfg) == "dpo-dataset=prefs.jsonl-lr=0.001-seed=3"
+    )  # save_every changes no result: not in the name
 
 
 def test_report_to_accepts_commas_and_refuses_unknown_names():
@@ -43,7 +49,9 @@ def test_a_missing_tracker_package_names_the_extra_and_writes_nothing(tmp_path, 
 
 
 def test_tensorboard_event_files_parse_with_every_logged_row(tmp_path, monkeypatch):
-    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (pip install 'innerpo[tensorboard]')")
+    pytest.importorskip(
+        "tensorboard", reason="the tensorboard extra is not installed (pip install 'innerpo[tensorboard]')"
+    )
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
@@ -79,7 +87,9 @@ def test_wandb_runs_offline_without_credentials(tmp_path, monkeypatch):
 
 def test_trackio_logs_locally(tmp_path, monkeypatch):
     monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))  # read when trackio is first imported
-    trackio_utils = pytest.importorskip("trackio.utils", reason="the trackio extra is not installed (pip install 'innerpo[trackio]')")
+    trackio_utils = pytest.importorskip(
+        "trackio.utils", reason="the trackio extra is not installed (pip install 'innerpo[trackio]')"
+    )
     if str(trackio_utils.TRACKIO_DIR) != str(tmp_path / "trackio"):
         pytest.skip("trackio was imported earlier with another TRACKIO_DIR")
     import sqlite3

@@ -2,14 +2,28 @@ import pytest
 import yaml
 
 from innerpo.eval.suites import get_suite
-from innerpo.tune.objective import ObjectiveError, check_objective, coherence_excess, incoherence, objective_value, training_split, validation_suite
+from innerpo.tune.objective import (
+    ObjectiveError,
+    check_objective,
+    coherence_excess,
+    incoherence,
+    objective_value,
+    training_split,
+    validation_suite,
+)
 
 
 def summary(flags=None):
     acc = {"in_domain": 0.9, "a": 0.6, "b": 0.5, "c": 0.7}
     flags = flags or {}
-    return {"suite": "s", "coherence_threshold": 0.5,
-            "shifts": {k: {"adapter_accuracy": v, "base_accuracy": 0.5, "coherence_flag": flags.get(k, False)} for k, v in acc.items()}}
+    return {
+        "suite": "s",
+        "coherence_threshold": 0.5,
+        "shifts": {
+            k: {"adapter_accuracy": v, "base_accuracy": 0.5, "coherence_flag": flags.get(k, False)}
+            for k, v in acc.items()
+        },
+    }
 
 
 def test_objective_values_by_hand():

@@ -12,15 +12,18 @@ def test_yaml_numbers_written_without_a_dot_are_read_as_numbers():
     assert space["training.lr"] == Param(1e-5, 1e-3, log=True)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"low": 0.0, "high": 1.0, "log": True}, "log scale needs low > 0"),
-    ({"low": 1.0, "high": 0.5}, "must be below high"),
-    ({"low": 1, "high": 5, "step": 1, "log": True}, "step and log"),
-    ({"choices": []}, "non-empty list"),
-    ({"low": "x", "high": 1.0}, "low must be a number"),
-    ({"low": 0.1, "high": 1.0, "scale": "log"}, "unknown field"),
-    ([1, 2], "expected"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"low": 0.0, "high": 1.0, "log": True}, "log scale needs low > 0"),
+        ({"low": 1.0, "high": 0.5}, "must be below high"),
+        ({"low": 1, "high": 5, "step": 1, "log": True}, "step and log"),
+        ({"choices": []}, "non-empty list"),
+        ({"low": "x", "high": 1.0}, "low must be a number"),
+        ({"low": 0.1, "high": 1.0, "scale": "log"}, "unknown field"),
+        ([1, 2], "expected"),
+    ],
+)
 def test_bad_distributions_are_refused_naming_file_and_key(spec, message):
     with pytest.raises(SpaceError, match=f"s.yaml: method.beta: .*{message}"):
         parse_space({"method.beta": spec}, "s.yaml")
@@ -42,7 +45,11 @@ def test_default_spaces_follow_the_method_family():
     assert set(default_space(preset_config("sft"))) == {"training.lr"}  # SFT reads no beta
     assert default_space(preset_config("simpo"))["method.beta"].low >= 0.5  # SimPO's beta lives near 2
     inner = default_space(preset_config("hs-none-innerpo"))
-    assert inner["method.alpha"].log and "pars_rat" in inner["method.align_method"].choices and inner["method.layers"].choices
+    assert (
+        inner["method.alpha"].log
+        and "pars_rat" in inner["method.align_method"].choices
+        and inner["method.layers"].choices
+    )
     assert "method.align_method" not in default_space(preset_config("hs-none-prefvec"))
     proj = default_space(preset_config("projgrad"))
     assert proj["method.orth_scale"] == Param(0.0, 1.0)  # a share: uniform, not log
@@ -51,9 +58,14 @@ def test_default_spaces_follow_the_method_family():
 
 
 def test_suggestions_stay_in_range_and_a_seeded_sampler_repeats_them():
-    space = parse_space({"training.lr": {"low": 1e-5, "high": 1e-3, "log": True},
-                         "training.max_steps": {"low": 10, "high": 40, "step": 10},
-                         "method.layers": {"choices": ["0.5", "0.25,0.5,0.75"]}}, "s")
+    space = parse_space(
+        {
+            "training.lr": {"low": 1e-5, "high": 1e-3, "log": True},
+            "training.max_steps": {"low": 10, "high": 40, "step": 10},
+            "method.layers": {"choices": ["0.5", "0.25,0.5,0.75"]},
+        },
+        "s",
+    )
 
     def draws(seed):
         study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))

@@ -16,8 +16,16 @@ from innerpo import cli
 from innerpo.tune import study as study_module
 from innerpo.tune.study import load_spec, open_study
 
-SHARED = ["--model.base_model=tiny-random", "--model.lora_r=4", "--data.max_train_pairs=16", "--data.max_length=64",
-          "--training.max_steps=4", "--training.eval_every=2", "--training.eval_pairs=8", "--eval.max_pairs=8"]
+SHARED = [
+    "--model.base_model=tiny-random",
+    "--model.lora_r=4",
+    "--data.max_train_pairs=16",
+    "--data.max_length=64",
+    "--training.max_steps=4",
+    "--training.eval_every=2",
+    "--training.eval_pairs=8",
+    "--eval.max_pairs=8",
+]
 
 
 def tune(out, *extra):
@@ -25,7 +33,9 @@ def tune(out, *extra):
 
 
 def trials_of(out):
-    return optuna.load_study(study_name=study_module.STUDY_NAME, storage=study_module.storage(out)).get_trials(deepcopy=False)
+    return optuna.load_study(study_name=study_module.STUDY_NAME, storage=study_module.storage(out)).get_trials(
+        deepcopy=False
+    )
 
 
 @pytest.fixture
@@ -86,7 +96,9 @@ def test_the_best_config_trains_and_tests_on_the_real_suite(six_trials, tmp_path
 
 def test_a_pruned_trial_is_recorded_as_pruned_not_as_a_crash(tmp_path, cache, monkeypatch):
     # A real Optuna pruner that prunes at the first evaluation after an update.
-    monkeypatch.setattr(study_module, "make_pruner", lambda name: optuna.pruners.ThresholdPruner(lower=1.1, n_warmup_steps=1))
+    monkeypatch.setattr(
+        study_module, "make_pruner", lambda name: optuna.pruners.ThresholdPruner(lower=1.1, n_warmup_steps=1)
+    )
     out = tmp_path / "tune"
     tune(out, "--trials", "1")
     (trial,) = trials_of(out)
@@ -115,8 +127,29 @@ def test_incoherent_trials_are_infeasible_never_best_and_listed_with_their_reaso
 
 def test_a_killed_study_resumes_with_its_trials_kept(tmp_path, cache):
     out = tmp_path / "tune"
-    cmd = [sys.executable, "-m", "innerpo.cli", "tune", "dpo", "--output_dir", str(out), "--trials", "3", "--startup_trials", "2", "--pruner", "none", *SHARED]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "innerpo.cli",
+        "tune",
+        "dpo",
+        "--output_dir",
+        str(out),
+        "--trials",
+        "3",
+        "--startup_trials",
+        "2",
+        "--pruner",
+        "none",
+        *SHARED,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline:  # kill it hard once trial 0 is done and trial 1 is under way

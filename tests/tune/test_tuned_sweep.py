@@ -14,11 +14,18 @@ def test_a_tuned_config_is_rerun_on_fresh_seeds_and_tested_on_the_real_suite(tmp
     best = tmp_path / "tune" / "best.yaml"
     best.parent.mkdir()
     best.write_text(yaml.safe_dump(best_config(spec, trial)))
-    sweep = {"methods": [{"method": "dpo", "config": "tune/best.yaml", "name": "dpo-tuned"}, "dpo"], "seeds": [1, 2],
-             "base": {"training": {"max_steps": 5}}, "output_dir": str(tmp_path / "sweep")}
+    sweep = {
+        "methods": [{"method": "dpo", "config": "tune/best.yaml", "name": "dpo-tuned"}, "dpo"],
+        "seeds": [1, 2],
+        "base": {"training": {"max_steps": 5}},
+        "output_dir": str(tmp_path / "sweep"),
+    }
     grid = cells(parse_sweep(sweep, "s.yaml", root=tmp_path))  # config paths relative to the sweep file
     tuned = [c for c in grid if c.axes["method"] == "dpo-tuned"]
-    assert [c.config.training.seed for c in tuned] == [1, 2] and [c.name for c in tuned] == ["dpo-tuned_seed1", "dpo-tuned_seed2"]
+    assert [c.config.training.seed for c in tuned] == [1, 2] and [c.name for c in tuned] == [
+        "dpo-tuned_seed1",
+        "dpo-tuned_seed2",
+    ]
     for cell in tuned:
         assert cell.config.training.lr == 3e-4 and cell.config.method.beta == 0.2  # the tuned values
         assert cell.config.training.max_steps == 5  # base overrides the file

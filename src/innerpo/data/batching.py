@@ -32,7 +32,9 @@ class PairBatch:
 
     def to(self, device) -> "PairBatch":
         index = None if self.index is None else self.index.to(device)
-        return PairBatch(self.input_ids.to(device), self.attention_mask.to(device), self.completion_mask.to(device), index)
+        return PairBatch(
+            self.input_ids.to(device), self.attention_mask.to(device), self.completion_mask.to(device), index
+        )
 
 
 def collate(items: list[TokenizedPair], pad_id: int) -> PairBatch:
@@ -71,7 +73,9 @@ def scoring_batches(items: list[TokenizedPair], batch_size: int, max_tokens: int
     return min((_cut(o, prompt, completion, batch_size, max_tokens) for o in orders), key=cost)
 
 
-def _cut(order: list[int], prompt: list[int], completion: list[int], batch_size: int, max_tokens: int | None) -> list[list[int]]:
+def _cut(
+    order: list[int], prompt: list[int], completion: list[int], batch_size: int, max_tokens: int | None
+) -> list[list[int]]:
     if max_tokens is None:
         return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     if max_tokens < 1:
@@ -158,7 +162,13 @@ class UnpairedBatch:
 
     def to(self, device) -> "UnpairedBatch":
         index = None if self.index is None else self.index.to(device)
-        return UnpairedBatch(self.input_ids.to(device), self.attention_mask.to(device), self.completion_mask.to(device), self.labels.to(device), index)
+        return UnpairedBatch(
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.completion_mask.to(device),
+            self.labels.to(device),
+            index,
+        )
 
 
 def _pad_sequences(seqs: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -201,7 +211,9 @@ def collate_items_indexed(rows: list[tuple[int, object]], pad_id: int):
     return collate_indexed(rows, pad_id)
 
 
-def _split_rows(input_ids: Tensor, attention_mask: Tensor, completion_mask: Tensor) -> list[tuple[list[int], list[int]]]:
+def _split_rows(
+    input_ids: Tensor, attention_mask: Tensor, completion_mask: Tensor
+) -> list[tuple[list[int], list[int]]]:
     """Each row's (prompt tokens, completion tokens), read back from a right-padded batch."""
     out = []
     for ids, attn, comp in zip(input_ids.tolist(), attention_mask.tolist(), completion_mask.tolist()):

@@ -64,7 +64,9 @@ def _digest(prompt: str, text: str) -> str:
 def load_local(genies_dir: str | Path, name: str, split: str) -> list[Pair]:
     path = Path(genies_dir) / name / f"{split}.json"
     if not path.is_file():
-        available = sorted(p.name for p in Path(genies_dir).iterdir() if p.is_dir()) if Path(genies_dir).is_dir() else []
+        available = (
+            sorted(p.name for p in Path(genies_dir).iterdir() if p.is_dir()) if Path(genies_dir).is_dir() else []
+        )
         hint = f"; distributions there: {', '.join(available)}" if available else f"; {genies_dir} is not a directory"
         raise FileNotFoundError(f"GENIES file not found: {path}{hint}")
     pairs = [row_to_pair(row, f"{path}, row {i}") for i, row in enumerate(read_json_list(path))]

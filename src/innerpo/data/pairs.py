@@ -47,7 +47,9 @@ def parse_completion(value: Any, field: str, where: str) -> str:
     elif isinstance(value, list):
         msgs = parse_messages(value, field, where)
         if len(msgs) != 1 or msgs[0][0] != "assistant":
-            raise DataError(f"{where}: {field!r} must hold exactly one assistant message, got roles {[r for r, _ in msgs]}")
+            raise DataError(
+                f"{where}: {field!r} must hold exactly one assistant message, got roles {[r for r, _ in msgs]}"
+            )
         text = msgs[0][1]
     else:
         raise DataError(f"{where}: {field!r} must be a string or a list of messages, got {type(value).__name__}")
@@ -88,4 +90,6 @@ def parse_pair(row: Any, where: str) -> Pair:
     if is_implicit_prompt_row(row):
         row = split_shared_prefix(row, where)
     prompt = parse_prompt(row, ("prompt", "chosen", "rejected"), where)
-    return Pair(prompt, parse_completion(row["chosen"], "chosen", where), parse_completion(row["rejected"], "rejected", where))
+    return Pair(
+        prompt, parse_completion(row["chosen"], "chosen", where), parse_completion(row["rejected"], "rejected", where)
+    )

@@ -55,7 +55,9 @@ def _load(spec: str, split: str, genies_dir: str | None, parse) -> list:
         shift = spec.partition(":")[2] or "in_domain"
         if split not in SYNTHETIC_SIZE:
             raise DataError(f"synthetic suite has splits {sorted(SYNTHETIC_SIZE)}, not {split!r}")
-        rows = synthetic.generate(shift, split, SYNTHETIC_SIZE[split], seed=SYNTHETIC_SEED, test_size=SYNTHETIC_SIZE["test"])
+        rows = synthetic.generate(
+            shift, split, SYNTHETIC_SIZE[split], seed=SYNTHETIC_SEED, test_size=SYNTHETIC_SIZE["test"]
+        )
         return [parse_pair(r, f"{spec} ({split}), row {i}") for i, r in enumerate(rows)]
     if is_research_spec(spec):  # ethics:<config>, medical (innerpo.data.research_sets)
         hub_id, config, split = hub_location(spec, split)
@@ -64,7 +66,9 @@ def _load(spec: str, split: str, genies_dir: str | None, parse) -> list:
         name = spec.partition(":")[2]
         root = genies_dir or default_genies_dir()
         if split in genies.CARVED_SPLITS:  # validation / fit: carved out of train (see innerpo.data.genies)
-            return genies.carve(genies.load_local(root, name, "train") if root else genies.load_hub(name, "train"), split)
+            return genies.carve(
+                genies.load_local(root, name, "train") if root else genies.load_hub(name, "train"), split
+            )
         return genies.load_local(root, name, split) if root else genies.load_hub(name, split)
     path = Path(spec)
     if path.is_file():
@@ -126,7 +130,9 @@ def read_csv_rows(path: Path) -> list[tuple[str, dict]]:
             for row in reader:
                 where = f"{path}, line {reader.line_num}"
                 if len(row) != len(header):
-                    raise DataError(f"{where}: {len(row)} fields, but the header has {len(header)} ({','.join(header)})")
+                    raise DataError(
+                        f"{where}: {len(row)} fields, but the header has {len(header)} ({','.join(header)})"
+                    )
                 out.append((where, dict(zip(header, row))))
         except csv.Error as e:
             raise DataError(f"{path}, line {reader.line_num}: cannot read as CSV ({e})") from None

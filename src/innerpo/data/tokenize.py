@@ -73,14 +73,22 @@ def distinct_pairs(pairs: list[Pair], source: str) -> list[Pair]:
     """The pairs whose chosen and rejected completions differ; DataError when none does."""
     distinct = [p for p in pairs if p.chosen != p.rejected]
     if pairs and not distinct:
-        raise DataError(f"{source}: all {len(pairs)} pairs have identical chosen and rejected completions; nothing to learn a preference from")
+        raise DataError(
+            f"{source}: all {len(pairs)} pairs have identical chosen and rejected completions; nothing to learn a preference from"
+        )
     return distinct
 
 
 class PairTokenizer:
     """Callable pair → TokenizedPair | None (None: dropped by the length rule)."""
 
-    def __init__(self, tok: PreTrainedTokenizerBase, max_length: int, truncation: str = "prompt_left", chat_template: str = "auto"):
+    def __init__(
+        self,
+        tok: PreTrainedTokenizerBase,
+        max_length: int,
+        truncation: str = "prompt_left",
+        chat_template: str = "auto",
+    ):
         if truncation not in ("prompt_left", "drop"):
             raise ValueError(f"truncation must be 'prompt_left' or 'drop', got {truncation!r}")
         if max_length <= MIN_PROMPT_TOKENS:
@@ -110,7 +118,7 @@ class PairTokenizer:
                 "the chat template renders the prompt differently with and without the answer; "
                 "use --data.chat_template=off for this model"
             )
-        return prompt, full[len(prompt):]
+        return prompt, full[len(prompt) :]
 
     def _ids(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False)["input_ids"]
@@ -129,9 +137,11 @@ class PairTokenizer:
         if len(prompt) > room:
             if self.truncation == "drop" or room < MIN_PROMPT_TOKENS:
                 if report is not None:
-                    report.drop(longest + (len(prompt) if self.truncation == "drop" else min(len(prompt), MIN_PROMPT_TOKENS)))
+                    report.drop(
+                        longest + (len(prompt) if self.truncation == "drop" else min(len(prompt), MIN_PROMPT_TOKENS))
+                    )
                 return None
-            prompt = prompt[len(prompt) - room:]
+            prompt = prompt[len(prompt) - room :]
             if report is not None:
                 report.prompt_truncated += 1
         if report is not None:
@@ -152,7 +162,9 @@ class PairTokenizer:
         report.dropped_identical = len(pairs) - len(distinct)
         return items, report
 
-    def tokenize_indexed(self, pairs: list[Pair], source: str) -> tuple[list[tuple[int, TokenizedPair]], TokenizeReport]:
+    def tokenize_indexed(
+        self, pairs: list[Pair], source: str
+    ) -> tuple[list[tuple[int, TokenizedPair]], TokenizeReport]:
         """Like tokenize_all, keeping each kept pair's index in `pairs` (for per-pair results)."""
         report = TokenizeReport()
         kept = [(i, t) for i, t in ((i, self(p, report)) for i, p in enumerate(pairs)) if t is not None]

@@ -46,7 +46,13 @@ class TokenizedExample:
 
 def is_unpaired_row(row: Any) -> bool:
     """A row in TRL's unpaired format: it has `completion` and `label` and no `chosen`/`rejected`."""
-    return isinstance(row, dict) and "completion" in row and "label" in row and "chosen" not in row and "rejected" not in row
+    return (
+        isinstance(row, dict)
+        and "completion" in row
+        and "label" in row
+        and "chosen" not in row
+        and "rejected" not in row
+    )
 
 
 def parse_unpaired(row: Any, where: str) -> UnpairedExample:
@@ -101,7 +107,9 @@ class UnpairedTokenizeReport(TokenizeReport):
         return super().describe(source).replace(" pairs kept", " examples kept")
 
 
-def tokenize_unpaired(pair_tok: PairTokenizer, examples: list[UnpairedExample], source: str) -> tuple[list[TokenizedExample], TokenizeReport]:
+def tokenize_unpaired(
+    pair_tok: PairTokenizer, examples: list[UnpairedExample], source: str
+) -> tuple[list[TokenizedExample], TokenizeReport]:
     """Tokenize with PairTokenizer's rendering and length rule (see the module docstring)."""
     report = UnpairedTokenizeReport()
     out = []

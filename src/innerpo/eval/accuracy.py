@@ -41,7 +41,16 @@ class Scores:
         )
 
 
-def pair_rows(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True, base_settings: dict | None = None, max_tokens: int | None = None) -> dict[str, dict[str, torch.Tensor]]:
+def pair_rows(
+    model,
+    items: list[TokenizedPair],
+    pad_id: int,
+    batch_size: int,
+    desc: str = "eval",
+    with_base: bool = True,
+    base_settings: dict | None = None,
+    max_tokens: int | None = None,
+) -> dict[str, dict[str, torch.Tensor]]:
     """Per-pair rows {"adapter": rows, "base": rows}; rows are [N] tensors chosen_sum,
     chosen_ntok, rejected_sum, rejected_ntok (summed completion log-probs and token counts).
 
@@ -54,16 +63,31 @@ def pair_rows(model, items: list[TokenizedPair], pad_id: int, batch_size: int, d
     weights (innerpo.models.merge): both agree with the plain padded pass up to rounding.
     """
     with merged_adapter(model):  # one GEMM per layer instead of three, where exact (innerpo.models.merge)
-        out = {"adapter": rows_pass(model, items, pad_id, batch_size, logp_rows, adapter=True, desc=desc, max_tokens=max_tokens)}
+        out = {
+            "adapter": rows_pass(
+                model, items, pad_id, batch_size, logp_rows, adapter=True, desc=desc, max_tokens=max_tokens
+            )
+        }
     if with_base and hasattr(model, "disable_adapter"):
         if base_settings is not None:
-            out["base"], _ = reference_table(model, items, pad_id, batch_size, base_settings, logp_rows, max_tokens=max_tokens)
+            out["base"], _ = reference_table(
+                model, items, pad_id, batch_size, base_settings, logp_rows, max_tokens=max_tokens
+            )
         else:
             out["base"] = compute_reference(model, items, pad_id, batch_size, logp_rows, max_tokens)
     return out
 
 
-def score_pairs(model, items: list[TokenizedPair], pad_id: int, batch_size: int, desc: str = "eval", with_base: bool = True, base_settings: dict | None = None, max_tokens: int | None = None) -> dict[str, Scores]:
+def score_pairs(
+    model,
+    items: list[TokenizedPair],
+    pad_id: int,
+    batch_size: int,
+    desc: str = "eval",
+    with_base: bool = True,
+    base_settings: dict | None = None,
+    max_tokens: int | None = None,
+) -> dict[str, Scores]:
     """{"adapter": Scores, "base": Scores}: `pair_rows` aggregated."""
     rows = pair_rows(model, items, pad_id, batch_size, desc, with_base, base_settings, max_tokens)
     return {variant: Scores.from_rows(r) for variant, r in rows.items()}

@@ -27,7 +27,9 @@ def list_sources() -> str:
     for name, suite in SUITES.items():
         lines.append(f"  {name:<14} {', '.join(suite.shifts)}")
         lines.append(textwrap.indent(textwrap.fill(suite.description, 90), " " * 17))
-    lines.append("  auto           the suite for the training data (--data.dataset): synthetic, or a GENIES source's suite")
+    lines.append(
+        "  auto           the suite for the training data (--data.dataset): synthetic, or a GENIES source's suite"
+    )
     lines.append("  FILE.yaml      your own suite (see innerpo.eval.suites)")
     return "\n".join(lines)
 
@@ -35,7 +37,10 @@ def list_sources() -> str:
 def show(name: str, split: str = "test", n: int = 3, genies_dir: str | None = None) -> str:
     if name in SUITES or name.endswith((".yaml", ".yml")):
         suite = get_suite(name)
-        return "\n\n".join(f"=== shift {k} ({v.dataset}, {v.split})\n" + show(v.dataset, v.split, min(n, 1), genies_dir) for k, v in suite.shifts.items())
+        return "\n\n".join(
+            f"=== shift {k} ({v.dataset}, {v.split})\n" + show(v.dataset, v.split, min(n, 1), genies_dir)
+            for k, v in suite.shifts.items()
+        )
     pairs = load_pairs(name, split, genies_dir)
     out = [f"{name} ({split}): {len(pairs)} pairs"]
     for i, p in enumerate(pairs[:n]):

@@ -41,18 +41,28 @@ def pair_id(pair: Pair) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def shift_frame(suite: str, shift: str, dataset: str, split: str, kept: list[tuple[int, TokenizedPair]], pairs: list[Pair], rows: dict[str, dict[str, torch.Tensor]]) -> pd.DataFrame:
+def shift_frame(
+    suite: str,
+    shift: str,
+    dataset: str,
+    split: str,
+    kept: list[tuple[int, TokenizedPair]],
+    pairs: list[Pair],
+    rows: dict[str, dict[str, torch.Tensor]],
+) -> pd.DataFrame:
     """One shift's per-pair rows. kept: (index into `pairs`, tokenized pair) for each scored
     pair, in the order of `rows`; rows: {"adapter"|"base": [N] tensors from `pair_rows`}."""
-    frame = pd.DataFrame({
-        "pair_id": [pair_id(pairs[i]) for i, _ in kept],
-        "suite": suite,
-        "shift": shift,
-        "dataset": dataset,
-        "split": split,
-        "index": [i for i, _ in kept],
-        "prompt_tokens": [len(t.prompt) for _, t in kept],
-    })
+    frame = pd.DataFrame(
+        {
+            "pair_id": [pair_id(pairs[i]) for i, _ in kept],
+            "suite": suite,
+            "shift": shift,
+            "dataset": dataset,
+            "split": split,
+            "index": [i for i, _ in kept],
+            "prompt_tokens": [len(t.prompt) for _, t in kept],
+        }
+    )
     for variant, r in rows.items():
         c_sum, c_n, r_sum, r_n = (r[k].double() for k in ("chosen_sum", "chosen_ntok", "rejected_sum", "rejected_ntok"))
         frame["chosen_tokens"] = c_n.long().numpy()

@@ -46,7 +46,9 @@ class PeriodicEval:
         return step % self.every == 0 or step == total_steps
 
     def __call__(self, model, log, step: int) -> dict:
-        rows = pair_rows(model, self.items, self.pad_id, self.batch_size, desc="periodic eval", with_base=self.base is None)
+        rows = pair_rows(
+            model, self.items, self.pad_id, self.batch_size, desc="periodic eval", with_base=self.base is None
+        )
         adapter = Scores.from_rows(rows["adapter"])
         row = {"step": step, "eval/accuracy": adapter.accuracy, "eval/nll": adapter.nll, "eval/n": adapter.n_pairs}
         if "base" in rows:
@@ -74,8 +76,17 @@ def _same_source(shift: Shift, dataset: str, split: str) -> bool:
     return a == b and shift.split == split
 
 
-def held_out_eval(data: DataConfig, eval_cfg: EvalConfig, pair_tok: PairTokenizer, train_pairs: list, pad_id: int, *,
-                  every: int, n_pairs: int, beta: float) -> PeriodicEval | None:
+def held_out_eval(
+    data: DataConfig,
+    eval_cfg: EvalConfig,
+    pair_tok: PairTokenizer,
+    train_pairs: list,
+    pad_id: int,
+    *,
+    every: int,
+    n_pairs: int,
+    beta: float,
+) -> PeriodicEval | None:
     """The periodic evaluation for a run training on `data`, every `every` steps on `n_pairs`
     held-out pairs (`--training.eval_every`, `--training.eval_pairs`) at the method's `beta`;
     or None (off, with the reason printed)."""
@@ -84,19 +95,31 @@ def held_out_eval(data: DataConfig, eval_cfg: EvalConfig, pair_tok: PairTokenize
     suite = get_suite(eval_cfg.suite, data.dataset)
     shift = suite.shifts.get("in_domain")
     if shift is None:
-        print(f"periodic evaluation off: suite {suite.name!r} has no in_domain shift to hold out (shifts: {', '.join(suite.shifts)})")
+        print(
+            f"periodic evaluation off: suite {suite.name!r} has no in_domain shift to hold out (shifts: {', '.join(suite.shifts)})"
+        )
         return None
     if _same_source(shift, data.dataset, data.split):
-        print(f"periodic evaluation off: the suite's in_domain shift ({shift.dataset}, {shift.split}) is the training data; "
-              "give the suite a held-out in_domain split or file")
+        print(
+            f"periodic evaluation off: the suite's in_domain shift ({shift.dataset}, {shift.split}) is the training data; "
+            "give the suite a held-out in_domain split or file"
+        )
         return None
     pairs = load_pairs(shift.dataset, shift.split, data.genies_dir)
     seen = {pair_id(p) for p in train_pairs if isinstance(p, Pair)}
     held = [p for p in pairs if pair_id(p) not in seen]
     if not held:
-        print(f"periodic evaluation off: every pair of the in_domain shift ({shift.dataset}, {shift.split}) is in the training data")
+        print(
+            f"periodic evaluation off: every pair of the in_domain shift ({shift.dataset}, {shift.split}) is in the training data"
+        )
         return None
     items = pair_tok.tokenize_all(held, f"periodic eval ({shift.dataset})")[0][:n_pairs]
-    overlap = f"; {len(pairs) - len(held)} of its pairs are training pairs and were left out" if len(held) < len(pairs) else ""
-    print(f"periodic evaluation: {len(items)} held-out pairs of {shift.dataset} ({shift.split}) every {every} steps{overlap}")
+    overlap = (
+        f"; {len(pairs) - len(held)} of its pairs are training pairs and were left out"
+        if len(held) < len(pairs)
+        else ""
+    )
+    print(
+        f"periodic evaluation: {len(items)} held-out pairs of {shift.dataset} ({shift.split}) every {every} steps{overlap}"
+    )
     return PeriodicEval(items, pad_id, eval_cfg.batch_size, every, beta)

@@ -26,7 +26,9 @@ from innerpo.eval.suites import get_suite
 from innerpo.io import write_atomic
 
 
-def evaluate_suite(model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: DataConfig, model_settings: dict) -> tuple[dict, pd.DataFrame]:
+def evaluate_suite(
+    model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: DataConfig, model_settings: dict
+) -> tuple[dict, pd.DataFrame]:
     """Per shift: base and adapter Scores, counts and intervals. Returns (summary dict,
     JSON-ready; per-pair frame, see innerpo.eval.pair_results).
 
@@ -41,7 +43,15 @@ def evaluate_suite(model, tok, pair_tok: PairTokenizer, cfg: EvalConfig, data: D
         kept = scorable[: cfg.max_pairs] if cfg.max_pairs is not None else scorable
         items = [item for _, item in kept]
         base_key = {**pair_tok.settings(), **model_settings}
-        rows = pair_rows(model, items, tok.pad_token_id, cfg.batch_size, desc=f"eval {name}", base_settings=base_key, max_tokens=cfg.max_tokens_per_batch)
+        rows = pair_rows(
+            model,
+            items,
+            tok.pad_token_id,
+            cfg.batch_size,
+            desc=f"eval {name}",
+            base_settings=base_key,
+            max_tokens=cfg.max_tokens_per_batch,
+        )
         frame = shift_frame(suite.name, name, shift.dataset, shift.split, kept, pairs, rows)
         frames.append(frame)
         scores = {variant: Scores.from_rows(r) for variant, r in rows.items()}
@@ -85,7 +95,9 @@ def _intervals(frame: pd.DataFrame, variants: list[str]) -> dict:
         flags = frame[f"{v}_correct"].astype(bool)
         out[f"{v}_accuracy_ci"] = list(wilson_interval(int(flags.sum()), len(flags)))
     if "base" in variants:
-        d, lo, hi = paired_difference_interval(frame["adapter_correct"].astype(bool).tolist(), frame["base_correct"].astype(bool).tolist())
+        d, lo, hi = paired_difference_interval(
+            frame["adapter_correct"].astype(bool).tolist(), frame["base_correct"].astype(bool).tolist()
+        )
         out["change"], out["change_ci"] = d, [lo, hi]
     return out
 
@@ -100,8 +112,10 @@ def tables(summary: dict) -> str:
     has_base = all("base_accuracy" in s for s in shifts.values())
     min_pairs = summary.get("min_pairs", 0)
     lines = [f"## Preference accuracy: suite `{summary['suite']}`", ""]
-    lines.append("Accuracy = share of pairs whose chosen completion has the higher mean per-token log-prob (summed variant in brackets); "
-                 "n = pairs scored; 95% CI: Wilson for an accuracy, paired (Agresti–Min) for the change.")
+    lines.append(
+        "Accuracy = share of pairs whose chosen completion has the higher mean per-token log-prob (summed variant in brackets); "
+        "n = pairs scored; 95% CI: Wilson for an accuracy, paired (Agresti–Min) for the change."
+    )
     lines.append("")
     head = "| shift | n | adapter | 95% CI |" + (" base | 95% CI | change (pp) | 95% CI (pp) |" if has_base else "")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
@@ -113,15 +127,28 @@ def tables(summary: dict) -> str:
             row += f" {s['base_accuracy']:.3f} ({s['base_accuracy_sum']:.3f}) | {_ci(s['base_accuracy_ci'])} | {change:+.1f} | {_ci(s['change_ci'], 100, '+.1f')} |"
         lines.append(row)
     if any(s.get("few_pairs") for s in shifts.values()):
-        lines += ["", f"(few): fewer than --eval.min_pairs={min_pairs} scorable pairs in the source; read that accuracy with care."]
-    lines += ["", "## Pairs per shift", "", "| shift | source | kept | prompt cut | dropped (too long) | scored |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"(few): fewer than --eval.min_pairs={min_pairs} scorable pairs in the source; read that accuracy with care.",
+        ]
+    lines += [
+        "",
+        "## Pairs per shift",
+        "",
+        "| shift | source | kept | prompt cut | dropped (too long) | scored |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, s in shifts.items():
-        lines.append(f"| {name} | {s['n_source']} | {s['n_kept']} | {s['n_prompt_cut']} | {s['n_dropped_too_long']} | {s['n_pairs']} |")
+        lines.append(
+            f"| {name} | {s['n_source']} | {s['n_kept']} | {s['n_prompt_cut']} | {s['n_dropped_too_long']} | {s['n_pairs']} |"
+        )
     if has_base:
         thr = summary["coherence_threshold"]
         samples = "samples" in summary
         lines += ["", f"## Coherence: chosen-completion NLL per token (flag when adapter − base > {thr})", ""]
-        head = "| shift | n | base nll | adapter nll | delta | flag |" + (" degenerate samples (base → adapter) | text flag |" if samples else "")
+        head = "| shift | n | base nll | adapter nll | delta | flag |" + (
+            " degenerate samples (base → adapter) | text flag |" if samples else ""
+        )
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for name, s in shifts.items():
             flag = "INCOHERENT" if s["coherence_flag"] else "ok"

@@ -104,11 +104,24 @@ def samples_markdown(summary: dict) -> str:
         shift = summary["shifts"][name]
         lines += ["", f"## {name}", ""]
         if "text_flag" in shift:
-            lines.append(f"degenerate: base {shift['base_degenerate']}/{shift['samples_n']}, adapter "
-                         f"{shift['adapter_degenerate']}/{shift['samples_n']} ({'DEGENERATE' if shift['text_flag'] else 'ok'}); "
-                         f"NLL coherence: {'INCOHERENT' if shift.get('coherence_flag') else 'ok'}")
+            lines.append(
+                f"degenerate: base {shift['base_degenerate']}/{shift['samples_n']}, adapter "
+                f"{shift['adapter_degenerate']}/{shift['samples_n']} ({'DEGENERATE' if shift['text_flag'] else 'ok'}); "
+                f"NLL coherence: {'INCOHERENT' if shift.get('coherence_flag') else 'ok'}"
+            )
         for j, row in enumerate(rows):
-            lines += ["", f"### {name} #{j + 1}", "", "**prompt**", "", _quote(row["prompt"]), "", "**chosen (reference)**", "", _quote(row["chosen"])]
+            lines += [
+                "",
+                f"### {name} #{j + 1}",
+                "",
+                "**prompt**",
+                "",
+                _quote(row["prompt"]),
+                "",
+                "**chosen (reference)**",
+                "",
+                _quote(row["chosen"]),
+            ]
             for v in ("base", "adapter"):
                 if v in row:
                     flags = ", ".join(row[f"{v}_problems"]) or "ok"

@@ -52,7 +52,9 @@ def paired_table(adapter: Sequence[bool], base: Sequence[bool]) -> tuple[int, in
     return e, f, g, h
 
 
-def paired_difference_interval(adapter: Sequence[bool], base: Sequence[bool], level: float = LEVEL) -> tuple[float, float, float]:
+def paired_difference_interval(
+    adapter: Sequence[bool], base: Sequence[bool], level: float = LEVEL
+) -> tuple[float, float, float]:
     """(D, lower, upper) for accuracy(adapter) − accuracy(base) on the same pairs (Agresti–Min)."""
     e, f, g, h = paired_table(adapter, base)
     n = e + f + g + h

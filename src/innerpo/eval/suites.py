@@ -18,8 +18,8 @@ from pathlib import Path
 import yaml
 
 from innerpo.data import synthetic
-from innerpo.eval.shift_families import GENIES_PAIRS, MORAL_TRANSFER, ORTHOGONAL, RESEARCH_SOURCES
 from innerpo.errors import ConfigError, yaml_problem
+from innerpo.eval.shift_families import GENIES_PAIRS, MORAL_TRANSFER, ORTHOGONAL, RESEARCH_SOURCES
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ SUITES: dict[str, Suite] = {
     "synthetic": Suite(
         "synthetic",
         {s: Shift(f"synthetic:{s}") for s in synthetic.SHIFTS},
-        "built-in procedurally generated shifts (no files needed): " + "; ".join(f"{k}: {v}" for k, v in synthetic.DESCRIPTIONS.items()),
+        "built-in procedurally generated shifts (no files needed): "
+        + "; ".join(f"{k}: {v}" for k, v in synthetic.DESCRIPTIONS.items()),
     ),
     "genies-alpaca": _genies(
         "genies-alpaca",
@@ -77,17 +78,28 @@ def _genies_pair_suites() -> dict[str, Suite]:
     """The GENIES shift list's pairs, one suite per pair and one per source (innerpo.eval.shift_families)."""
     out: dict[str, Suite] = {}
     for source, target, category in GENIES_PAIRS:
-        out[f"genies-{source}-to-{target}"] = _genies(f"genies-{source}-to-{target}", f"GENIES pair ({category}): train on {source}", in_domain=source, **{category: target})
+        out[f"genies-{source}-to-{target}"] = _genies(
+            f"genies-{source}-to-{target}",
+            f"GENIES pair ({category}): train on {source}",
+            in_domain=source,
+            **{category: target},
+        )
     for source in dict.fromkeys(s for s, _, _ in GENIES_PAIRS):
         targets = {t: c for s, t, c in GENIES_PAIRS if s == source}
         shifts = {"in_domain": Shift(f"genies:{source}")}
         # one target: named by its category (as in the per-pair suite); several: by the target
         shifts.update({(c if len(targets) == 1 else t): Shift(f"genies:{t}") for t, c in targets.items()})
-        out[f"genies-from-{source}"] = Suite(f"genies-from-{source}", shifts, f"train on {source}; every GENIES target of it in the local data")
+        out[f"genies-from-{source}"] = Suite(
+            f"genies-from-{source}", shifts, f"train on {source}; every GENIES target of it in the local data"
+        )
     for source in RESEARCH_SOURCES:
         shifts = dict(out[f"genies-from-{source}"].shifts)
         shifts.update({"moral_transfer": Shift(MORAL_TRANSFER), "orthogonal": Shift(ORTHOGONAL, "data")})
-        out[f"research-{source}"] = Suite(f"research-{source}", shifts, f"the research journal's shifts for {source}: GENIES targets, moral_transfer (ETHICS justice) and orthogonal (medical) from the hub")
+        out[f"research-{source}"] = Suite(
+            f"research-{source}",
+            shifts,
+            f"the research journal's shifts for {source}: GENIES targets, moral_transfer (ETHICS justice) and orthogonal (medical) from the hub",
+        )
     return out
 
 
@@ -95,7 +107,11 @@ SUITES.update(_genies_pair_suites())
 
 AUTO = "auto"
 # Hand-written suites preferred by `auto` for their training source.
-_AUTO_PREFERRED = {"genies:alpaca_easy": "genies-alpaca", "genies:math_easy": "genies-math", "genies:code_easy": "genies-code"}
+_AUTO_PREFERRED = {
+    "genies:alpaca_easy": "genies-alpaca",
+    "genies:math_easy": "genies-math",
+    "genies:code_easy": "genies-code",
+}
 
 
 def auto_suite(train_dataset: str) -> str:
@@ -108,8 +124,10 @@ def auto_suite(train_dataset: str) -> str:
     name = train_dataset.partition(":")[2] if train_dataset.startswith("genies:") else None
     if name and f"genies-from-{name}" in SUITES:
         return f"genies-from-{name}"
-    raise ConfigError(f"--eval.suite=auto: no suite is known for training data {train_dataset!r} "
-                      "(auto knows synthetic and GENIES sources with shifts); name one with --eval.suite")
+    raise ConfigError(
+        f"--eval.suite=auto: no suite is known for training data {train_dataset!r} "
+        "(auto knows synthetic and GENIES sources with shifts); name one with --eval.suite"
+    )
 
 
 def get_suite(name: str, train_dataset: str | None = None) -> Suite:
@@ -125,7 +143,9 @@ def get_suite(name: str, train_dataset: str | None = None) -> Suite:
         if not path.is_file():
             raise ConfigError(f"eval suite file not found: {path}")
         return _from_yaml(path)
-    raise ConfigError(f"--eval.suite={name!r}: unknown eval suite; built-in: {', '.join(SUITES)}, `auto`, or a .yaml file")
+    raise ConfigError(
+        f"--eval.suite={name!r}: unknown eval suite; built-in: {', '.join(SUITES)}, `auto`, or a .yaml file"
+    )
 
 
 def _from_yaml(path: Path) -> Suite:
@@ -140,7 +160,11 @@ def _from_yaml(path: Path) -> Suite:
     for key, value in data["shifts"].items():
         if isinstance(value, str):
             value = {"dataset": value}
-        if not isinstance(value, dict) or not isinstance(value.get("dataset"), str) or set(value) - {"dataset", "split"}:
+        if (
+            not isinstance(value, dict)
+            or not isinstance(value.get("dataset"), str)
+            or set(value) - {"dataset", "split"}
+        ):
             raise ConfigError(f"{path}: shift {key!r} needs 'dataset' (and optionally 'split'), got {value!r}")
         shifts[str(key)] = Shift(value["dataset"], str(value.get("split", "test")))
     return Suite(str(data.get("name", path.stem)), shifts, str(data.get("description", "")))
@@ -154,6 +178,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise ConfigError(f"{node.start_mark.name}, line {key_node.start_mark.line + 1}: {key!r} is given twice (duplicate shift name?)")
+                raise ConfigError(
+                    f"{node.start_mark.name}, line {key_node.start_mark.line + 1}: {key!r} is given twice (duplicate shift name?)"
+                )
             seen.add(key)
         return super().construct_mapping(node, deep)

@@ -25,20 +25,46 @@ EXECUTORS = ("local", "slurm", "submitit-local", "submitit-debug")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="innerpo sweep", allow_abbrev=False, description="Train a grid of runs (methods × seeds × data × overrides), skipping finished cells.",
-                                epilog="Any other --section.key=value flag (e.g. --training.max_steps=20, --data.genies_dir=DIR) is a setting shared by every cell.")
+    p = argparse.ArgumentParser(
+        prog="innerpo sweep",
+        allow_abbrev=False,
+        description="Train a grid of runs (methods × seeds × data × overrides), skipping finished cells.",
+        epilog="Any other --section.key=value flag (e.g. --training.max_steps=20, --data.genies_dir=DIR) is a setting shared by every cell.",
+    )
     p.add_argument("sweep_file", nargs="?", help="YAML sweep file (see configs/sweeps/); flags below override its axes")
     p.add_argument("--methods", nargs="+", help="method presets (innerpo train --help lists them)")
     p.add_argument("--seeds", nargs="+", type=int)
     p.add_argument("--datasets", nargs="+", help="training data axis (each with the cells' eval suite)")
-    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="an override axis, e.g. training.lr=1e-4,5e-5 (repeatable)")
-    p.add_argument("--output_dir", help="sweep directory (default: the file's `output_dir`, else outputs/sweeps/<name>)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="an override axis, e.g. training.lr=1e-4,5e-5 (repeatable)",
+    )
+    p.add_argument(
+        "--output_dir", help="sweep directory (default: the file's `output_dir`, else outputs/sweeps/<name>)"
+    )
     p.add_argument("--name", help="sweep name (default: the file's stem)")
-    p.add_argument("--executor", choices=EXECUTORS, help="local (default): in this machine's processes; slurm: a submitit job array; submitit-local/-debug: submitit's local executors")
-    p.add_argument("--workers", type=int, help="local: run N cells at once, each in its own process; 0: one after another in this process (default unless the file sets executor.workers)")
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="local (default): in this machine's processes; slurm: a submitit job array; submitit-local/-debug: submitit's local executors",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="local: run N cells at once, each in its own process; 0: one after another in this process (default unless the file sets executor.workers)",
+    )
     p.add_argument("--threads", type=int, help="torch threads per worker or job (default: cores / workers)")
-    for key, help_text in (("partition", "SLURM partition"), ("time_min", "job time limit, minutes"), ("gpus", "GPUs per job"),
-                           ("cpus", "CPUs per job"), ("mem_gb", "memory per job, GB"), ("array_parallelism", "jobs of the array at once")):
+    for key, help_text in (
+        ("partition", "SLURM partition"),
+        ("time_min", "job time limit, minutes"),
+        ("gpus", "GPUs per job"),
+        ("cpus", "CPUs per job"),
+        ("mem_gb", "memory per job, GB"),
+        ("array_parallelism", "jobs of the array at once"),
+    ):
         p.add_argument(f"--{key}", dest=f"slurm_{key}", type=str if key == "partition" else int, help=help_text)
     return p
 
@@ -48,7 +74,15 @@ def build(argv: list[str]):
     args, rest = parser().parse_known_args(argv)
     if args.sweep_file:
         spec = load_sweep(args.sweep_file)
-        values = {"name": spec.name, "methods": spec.methods, "seeds": spec.seeds, **spec.overrides, "base": spec.base, "executor": spec.executor, "output_dir": spec.output_dir}
+        values = {
+            "name": spec.name,
+            "methods": spec.methods,
+            "seeds": spec.seeds,
+            **spec.overrides,
+            "base": spec.base,
+            "executor": spec.executor,
+            "output_dir": spec.output_dir,
+        }
         if spec.datasets:
             values["datasets"] = spec.datasets
         root, where = spec.root, args.sweep_file
@@ -71,7 +105,9 @@ def build(argv: list[str]):
 def _executor(args, spec):
     settings = dict(spec.executor)
     slurm = dict(settings.get("slurm") or {})
-    slurm.update({k.removeprefix("slurm_"): v for k, v in vars(args).items() if k.startswith("slurm_") and v is not None})
+    slurm.update(
+        {k.removeprefix("slurm_"): v for k, v in vars(args).items() if k.startswith("slurm_") and v is not None}
+    )
     kind = args.executor or settings.get("name", "local")
     workers = args.workers if args.workers is not None else settings.get("workers", 0)
     threads = args.threads or settings.get("threads")
@@ -93,7 +129,9 @@ def main(argv: list[str]) -> None:
         print(f"innerpo sweep: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("\ninnerpo sweep: interrupted; finished cells are kept, re-run the same command to go on.", file=sys.stderr)
+        print(
+            "\ninnerpo sweep: interrupted; finished cells are kept, re-run the same command to go on.", file=sys.stderr
+        )
         sys.exit(130)
     if failures:
         print(f"\n{len(failures)} cell(s) failed:", file=sys.stderr)

@@ -55,7 +55,10 @@ class WorkerExecutor:
         self.threads = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
 
     def run(self, cells: list[Cell], tracker) -> None:
-        env = {**os.environ, **{k: str(self.threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+        env = {
+            **os.environ,
+            **{k: str(self.threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+        }
         queue, running, warmed = list(cells), {}, set()
         try:
             while queue or running:
@@ -66,7 +69,10 @@ class WorkerExecutor:
                     prepare_cell(cell)
                     with open(cell.dir / LOG, "a") as log:  # errors before run_cell's own logging starts
                         cmd = [sys.executable, "-m", "innerpo.experiments.runner", str(cell.dir), str(self.threads)]
-                        running[cell.name] = (cell, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
+                        running[cell.name] = (
+                            cell,
+                            subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
+                        )
                     tracker.started(cell)
                 time.sleep(POLL_S)
                 for name, (cell, proc) in list(running.items()):
@@ -106,7 +112,14 @@ def _exit_text(code: int) -> str:
     return f"worker exited with code {code} (see its log)"
 
 
-SLURM_KEYS = {"partition": "slurm_partition", "time_min": "timeout_min", "gpus": "gpus_per_node", "cpus": "cpus_per_task", "mem_gb": "mem_gb", "array_parallelism": "slurm_array_parallelism"}
+SLURM_KEYS = {
+    "partition": "slurm_partition",
+    "time_min": "timeout_min",
+    "gpus": "gpus_per_node",
+    "cpus": "cpus_per_task",
+    "mem_gb": "mem_gb",
+    "array_parallelism": "slurm_array_parallelism",
+}
 
 
 @dataclass

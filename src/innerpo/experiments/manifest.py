@@ -25,7 +25,12 @@ class Manifest:
         old = json.loads(self.path.read_text())["cells"] if self.path.is_file() else {}
         self.data = {"sweep": name, "command": command, "updated": None, "cells": {}}
         for cell in cells:
-            entry = {"dir": cell.name, "axes": cell.axes, "state": "done" if is_finished(cell.dir) else "pending", "log": f"{cell.name}/{LOG}"}
+            entry = {
+                "dir": cell.name,
+                "axes": cell.axes,
+                "state": "done" if is_finished(cell.dir) else "pending",
+                "log": f"{cell.name}/{LOG}",
+            }
             previous = old.get(cell.name, {})
             if entry["state"] == "done":
                 entry.update({k: previous[k] for k in ("wall_s", "reference") if k in previous})
@@ -35,7 +40,11 @@ class Manifest:
         # Cells of an earlier version of the sweep file stay listed (their runs are kept).
         for name, entry in old.items():
             if name not in self.data["cells"]:
-                self.data["cells"][name] = {**entry, "state": "done" if is_finished(self.path.parent / name) else entry["state"], "in_sweep_file": False}
+                self.data["cells"][name] = {
+                    **entry,
+                    "state": "done" if is_finished(self.path.parent / name) else entry["state"],
+                    "in_sweep_file": False,
+                }
         self.save()
 
     def state(self, name: str) -> str:

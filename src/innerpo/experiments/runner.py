@@ -82,7 +82,11 @@ def run_cell(cell: Cell, threads: int | None = None, on_eval=None) -> str:
     if threads:
         torch.set_num_threads(threads)
     t0 = time.time()
-    with open(cell.dir / LOG, "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with (
+        open(cell.dir / LOG, "a", buffering=1) as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
         try:
             # prepare_cell kept checkpoints only for an attempt that can resume, else emptied the directory
             train(cell.config, on_eval=on_eval, resume=bool(checkpoint_dirs(cell.dir)))

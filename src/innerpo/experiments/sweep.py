@@ -31,7 +31,9 @@ def run_sweep(spec: SweepSpec, executor, command: str = "") -> dict[str, str]:
     write_atomic(sweep_dir / "sweep.yaml", yaml.safe_dump(_spec_record(spec), sort_keys=False))
     manifest = Manifest(sweep_dir, spec.name, command, grid)
     todo = [c for c in grid if manifest.state(c.name) != "done"]
-    print(f"sweep {spec.name}: {len(grid)} cells in {sweep_dir}; {len(grid) - len(todo)} finished (skipped), {len(todo)} to run")
+    print(
+        f"sweep {spec.name}: {len(grid)} cells in {sweep_dir}; {len(grid) - len(todo)} finished (skipped), {len(todo)} to run"
+    )
     tracker = _Tracker(manifest, len(todo))
     t0 = time.time()
     if todo:
@@ -39,9 +41,13 @@ def run_sweep(spec: SweepSpec, executor, command: str = "") -> dict[str, str]:
     notes = Counter(manifest.data["cells"][c.name].get("reference") for c in todo if manifest.state(c.name) == "done")
     if any(notes):
         print("reference pass: " + ", ".join(f"{k} in {v} cell(s)" for k, v in notes.items() if k))
-    failures = {c.name: manifest.data["cells"][c.name].get("error", "") for c in grid if manifest.state(c.name) == "failed"}
-    print(f"sweep {spec.name}: {sum(manifest.state(c.name) == 'done' for c in grid)}/{len(grid)} cells done, "
-          f"{len(failures)} failed, {time.time() - t0:.0f} s; manifest {manifest.path}")
+    failures = {
+        c.name: manifest.data["cells"][c.name].get("error", "") for c in grid if manifest.state(c.name) == "failed"
+    }
+    print(
+        f"sweep {spec.name}: {sum(manifest.state(c.name) == 'done' for c in grid)}/{len(grid)} cells done, "
+        f"{len(failures)} failed, {time.time() - t0:.0f} s; manifest {manifest.path}"
+    )
     return failures
 
 
@@ -64,7 +70,9 @@ class _Tracker:
             print(f"  [{self.count}/{self.total}] {cell.name}: done in {wall:.0f} s{extra}", flush=True)
         else:
             self.manifest.update(cell.name, state="failed", error=error, wall_s=wall)
-            print(f"  [{self.count}/{self.total}] {cell.name}: FAILED: {error} (log: {cell.dir / 'log.txt'})", flush=True)
+            print(
+                f"  [{self.count}/{self.total}] {cell.name}: FAILED: {error} (log: {cell.dir / 'log.txt'})", flush=True
+            )
 
 
 def _check_finished_match(grid: list[Cell]) -> None:
@@ -73,9 +81,15 @@ def _check_finished_match(grid: list[Cell]) -> None:
             continue
         saved, planned = _comparable(to_dict(load_config(cell.dir))), _comparable(to_dict(cell.config))
         if saved != planned:
-            diff = [f"{k}: {saved.get(k)!r} -> {planned.get(k)!r}" for k in sorted(set(saved) | set(planned)) if saved.get(k) != planned.get(k)]
-            raise SweepFileError(f"finished cell {cell.dir} was trained with other settings ({'; '.join(diff[:5])}); "
-                                 "choose another sweep directory (output_dir / --output_dir) or delete that cell to re-train it")
+            diff = [
+                f"{k}: {saved.get(k)!r} -> {planned.get(k)!r}"
+                for k in sorted(set(saved) | set(planned))
+                if saved.get(k) != planned.get(k)
+            ]
+            raise SweepFileError(
+                f"finished cell {cell.dir} was trained with other settings ({'; '.join(diff[:5])}); "
+                "choose another sweep directory (output_dir / --output_dir) or delete that cell to re-train it"
+            )
 
 
 def _comparable(values: dict, prefix: str = "") -> dict:

@@ -77,7 +77,9 @@ def parse_sweep(values: dict, where: str, name: str = "sweep", root: Path = Path
     values = translate_keys("sweep", values, where)
     unknown = [k for k in values if k not in KEYS and "." not in str(k)]
     if unknown:
-        raise SweepFileError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(KEYS))}, or a dotted config key with a list of values")
+        raise SweepFileError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(KEYS))}, or a dotted config key with a list of values"
+        )
     methods = _list(values.get("methods", ["dpo"]), where, "methods")
     for m in methods:
         _method_entry(m, where)
@@ -93,7 +95,18 @@ def parse_sweep(values: dict, where: str, name: str = "sweep", root: Path = Path
     for key, v in (("base", base), ("executor", executor)):
         if not isinstance(v, dict):
             raise SweepFileError(f"{where}: {key} must be a mapping")
-    spec = SweepSpec(str(values.get("name", name)), methods, seeds, datasets, overrides, base, executor, values.get("output_dir"), root, where)
+    spec = SweepSpec(
+        str(values.get("name", name)),
+        methods,
+        seeds,
+        datasets,
+        overrides,
+        base,
+        executor,
+        values.get("output_dir"),
+        root,
+        where,
+    )
     cells(spec)  # every cell's settings are checked here, before anything runs
     return spec
 
@@ -108,12 +121,19 @@ def _list(value, where: str, key: str) -> list:
 
 def _method_entry(entry, where: str) -> tuple[str, str, str | None]:
     """A methods entry -> (cell label, preset name, config file or None)."""
-    if isinstance(entry, dict) and set(entry) <= {"method", "config", "name"} and isinstance(entry.get("method"), str) and isinstance(entry.get("config"), str):
+    if (
+        isinstance(entry, dict)
+        and set(entry) <= {"method", "config", "name"}
+        and isinstance(entry.get("method"), str)
+        and isinstance(entry.get("config"), str)
+    ):
         label, preset, config = str(entry.get("name", entry["method"])), entry["method"], entry["config"]
     elif isinstance(entry, str):
         label, preset, config = entry, entry, None
     else:
-        raise SweepFileError(f"{where}: methods: each entry is a method name or {{method: NAME, config: FILE.yaml[, name: LABEL]}}, got {entry!r}")
+        raise SweepFileError(
+            f"{where}: methods: each entry is a method name or {{method: NAME, config: FILE.yaml[, name: LABEL]}}, got {entry!r}"
+        )
     if preset not in PRESETS:
         raise SweepFileError(f"{where}: methods: unknown method {preset!r}; `innerpo train --help` lists them")
     return label, preset, config
@@ -183,12 +203,16 @@ def cells(spec: SweepSpec) -> list[Cell]:
     datasets = spec.datasets or [None]
     keys = list(spec.overrides)
     result, seen = [], {}
-    for seed, entry, data, combo in itertools.product(spec.seeds, spec.methods, datasets, itertools.product(*spec.overrides.values())):
+    for seed, entry, data, combo in itertools.product(
+        spec.seeds, spec.methods, datasets, itertools.product(*spec.overrides.values())
+    ):
         chosen = dict(zip(keys, combo))
         method, preset, config = _method_entry(entry, spec.name)
         name = cell_name(method, seed, data["dataset"] if data else None, chosen)
         if name in seen:
-            raise SweepFileError(f"two cells would share the directory name {name!r} ({seen[name]} and {chosen}); give datasets distinct names")
+            raise SweepFileError(
+                f"two cells would share the directory name {name!r} ({seen[name]} and {chosen}); give datasets distinct names"
+            )
         seen[name] = chosen
         where = f"{spec.source}, cell {name}"
         try:
@@ -206,8 +230,16 @@ def cells(spec: SweepSpec) -> list[Cell]:
             cfg = apply_values(cfg, {"training": {"seed": seed}}, where)
         except ValueError as e:
             raise SweepFileError(str(e)) from e
-        cfg = apply_values(cfg, {"method_name": preset, "output_dir": str(out_dir / name), "config": None,
-                                 "eval": {"suite": _suite_path(cfg.eval.suite, spec.root)}}, where)
+        cfg = apply_values(
+            cfg,
+            {
+                "method_name": preset,
+                "output_dir": str(out_dir / name),
+                "config": None,
+                "eval": {"suite": _suite_path(cfg.eval.suite, spec.root)},
+            },
+            where,
+        )
         axes = {"method": method, "seed": seed, **({"dataset": data["dataset"]} if data else {}), **chosen}
         result.append(Cell(name, out_dir / name, cfg, axes))
     return result

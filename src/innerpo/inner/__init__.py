@@ -24,13 +24,13 @@ Nothing here runs a model; the training loop collects the states and fills
 
 from innerpo.inner.align import ALIGN_METHODS, get_align_method
 from innerpo.inner.hidden_inputs import HiddenInputs, StateQuad
-from innerpo.inner.layers import parse_layers
 from innerpo.inner.innerdpo import InnerDPOLoss
+from innerpo.inner.layers import parse_layers
 from innerpo.inner.mse import ReprPOMSELoss
+from innerpo.inner.pooling import SINK_THRESHOLD, last_real_token, masked_mean
 from innerpo.inner.prefvec import PrefVecLoss
 from innerpo.inner.rank import RankLoss
 from innerpo.inner.reroute import RerouteRetainLoss
-from innerpo.inner.pooling import SINK_THRESHOLD, last_real_token, masked_mean
 from innerpo.inner.supr import head_projector, supr, supr_masks
 from innerpo.inner.transforms import TRANSFORMS, LayerTransforms, apply_transforms, make_transform
 

@@ -68,7 +68,9 @@ def para_signed(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: 
     return decompose(h_pc, h_pr, h_rc, h_rr, eps, p).para
 
 
-def para_signed_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0) -> Tensor:
+def para_signed_log(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0
+) -> Tensor:
     """symlog(s) = sign(s)·log1p(|s|): ``para_signed`` with its magnitude compressed.
 
     Odd and monotone, so s < 0 gives a negative margin with gradient 1/(1+|s|).
@@ -76,13 +78,17 @@ def para_signed_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, e
     return symlog(para_signed(h_pc, h_pr, h_rc, h_rr, eps=eps, p=p))
 
 
-def para_orth_signed(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0) -> Tensor:
+def para_orth_signed(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0
+) -> Tensor:
     """s − o: reward reach along u, penalise the orthogonal remainder, both in hidden units."""
     g = decompose(h_pc, h_pr, h_rc, h_rr, eps, p)
     return g.para - g.orth_norm
 
 
-def para_orth_signed_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0) -> Tensor:
+def para_orth_signed_log(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0
+) -> Tensor:
     """symlog(s) − log1p(o): ``para_orth_signed`` with both terms log-compressed.
 
     ReprPO used ``symlog(s) − log(o + eps)``; at initialisation o = 0, where log(o) is
@@ -94,7 +100,14 @@ def para_orth_signed_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor,
 
 
 def logodds(
-    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0, smoothing: float = LOGODDS_SMOOTHING
+    h_pc: Tensor,
+    h_pr: Tensor,
+    h_rc: Tensor,
+    h_rr: Tensor,
+    *,
+    eps: float = EPS,
+    p: float = 2.0,
+    smoothing: float = LOGODDS_SMOOTHING,
 ) -> Tensor:
     """Log-odds of parallel vs orthogonal, relative to the reference's own log-odds; signed.
 
@@ -120,7 +133,14 @@ def logodds(
 
 
 def odds(
-    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0, smoothing: float = LOGODDS_SMOOTHING
+    h_pc: Tensor,
+    h_pr: Tensor,
+    h_rc: Tensor,
+    h_rr: Tensor,
+    *,
+    eps: float = EPS,
+    p: float = 2.0,
+    smoothing: float = LOGODDS_SMOOTHING,
 ) -> Tensor:
     """Odds ratio of parallel vs orthogonal against the reference, minus one: exp(ℓ) − 1.
 
@@ -164,7 +184,8 @@ def stabilized_ratio(
     h_rc: Tensor,
     h_rr: Tensor,
     *,
-    eps: float = EPS, p: float = 2.0,
+    eps: float = EPS,
+    p: float = 2.0,
     floor: float = STABILIZED_FLOOR,
     floor_mode: str = "percentile",
 ) -> Tensor:
@@ -246,7 +267,9 @@ def cosine_pref_direction(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor
     return safe_cosine(g.d_pi, g.d_ref, eps=eps) - 1.0
 
 
-def direct_projection(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0) -> Tensor:
+def direct_projection(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0
+) -> Tensor:
     """(d_π − d_ref)·u = s − n: the signed distance the policy has moved its
     chosen-minus-rejected difference along u, relative to where the reference had it.
 
@@ -318,7 +341,9 @@ def para_orth2(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: f
     return (g.para - g.ref_norm) * _l1(g.unit) - _l1(g.orth)
 
 
-def direct_projection_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0) -> Tensor:
+def direct_projection_log(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0
+) -> Tensor:
     """symlog(s − n): ``direct_projection`` log-compressed, sign kept.
 
     Source: the journal's ``direct_projection_log`` run, after ReprPO ``innerdpo.py`` at
@@ -360,8 +385,17 @@ STATIONARY_AT_INIT = frozenset({"cosine_cross_model", "cosine_pref_direction", "
 #: are ratios s/n of two sizes along u, which p scales alike, so p cannot change them; the
 #: L1 methods (para, orth, para_orth, para_orth2) and the cosines do not take p.
 NORM_ORDER_DEPENDENT = frozenset(
-    {"para_signed", "para_signed_log", "para_orth_signed", "para_orth_signed_log", "logodds", "odds",
-     "stabilized_ratio", "direct_projection", "direct_projection_log"}
+    {
+        "para_signed",
+        "para_signed_log",
+        "para_orth_signed",
+        "para_orth_signed_log",
+        "logodds",
+        "odds",
+        "stabilized_ratio",
+        "direct_projection",
+        "direct_projection_log",
+    }
 )
 
 #: Margins built only from inner products and Euclidean norms of the four states, which

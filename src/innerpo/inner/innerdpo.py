@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dataclasses import dataclass
 from innerpo.inner.align import NORM_ORDER_DEPENDENT, ROTATION_INVARIANT, STATIONARY_AT_INIT, get_align_method
 from innerpo.inner.align_params import AlignParams, align_kwargs, align_reads
 from innerpo.inner.common import HiddenForm, HiddenLoss, NormOrder, TrustRegion, hidden_inputs
-from innerpo.losses.common import check_nonneg, check_optional_positive, check_positive
-from innerpo.losses.weighting import PolicyWeights, check_policy_weights, policy_weight_reads, policy_weights, weight_metrics
 from innerpo.inner.geometry import EPS, decompose, safe_pnorm, symlog, upcast
 from innerpo.inner.hidden_inputs import HiddenInputs, StateQuad
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
 from innerpo.losses.base import LossInputs, LossOutput
+from innerpo.losses.common import check_nonneg, check_optional_positive, check_positive
+from innerpo.losses.weighting import (
+    PolicyWeights,
+    check_policy_weights,
+    policy_weight_reads,
+    policy_weights,
+    weight_metrics,
+)
 from innerpo.params import option
 
 
@@ -42,7 +48,9 @@ INNER_WEIGHT_EPS = 1e-4
 """ε of the hidden weight's logs (ReprPO's ``InnerDPOLossConfig.eps = 1e-4``)."""
 
 
-def inner_weight(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, p: float = 2.0, eps: float = INNER_WEIGHT_EPS) -> Tensor:
+def inner_weight(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, p: float = 2.0, eps: float = INNER_WEIGHT_EPS
+) -> Tensor:
     """[B] ReprPO's hidden weight (``inner_policy_weights``): WPO's Eq. 2 applied to the
     two-way split of d_π into its parallel and orthogonal parts.
 
@@ -174,7 +182,13 @@ class InnerDPOLoss(HiddenLoss):
 
     @classmethod
     def reads(cls, p: InnerDPOParams) -> set[str]:
-        reads = align_reads(p) | {"hidden_loss_type", "trust_region", "token_constraint", "inner_policy_weights", "detach_rejected"}
+        reads = align_reads(p) | {
+            "hidden_loss_type",
+            "trust_region",
+            "token_constraint",
+            "inner_policy_weights",
+            "detach_rejected",
+        }
         reads |= policy_weight_reads(p)
         if p.hidden_loss_type != "simper":  # SimPER's form has no β
             reads.add("hidden_beta")
@@ -239,10 +253,14 @@ class InnerDPOLoss(HiddenLoss):
         if trust_region_mode not in ("upper", "both", "lower"):
             raise ValueError(f"{name}: trust_region_mode must be 'upper', 'both' or 'lower', got {trust_region_mode!r}")
         if trust_region_scope not in ("pair_layer", "pair", "batch"):
-            raise ValueError(f"{name}: trust_region_scope must be 'pair_layer', 'pair' or 'batch', got {trust_region_scope!r}")
+            raise ValueError(
+                f"{name}: trust_region_scope must be 'pair_layer', 'pair' or 'batch', got {trust_region_scope!r}"
+            )
         check_nonneg(token_constraint, name, "token_constraint")
         if not (isinstance(norm_p, (int, float)) and norm_p >= 1 and norm_p < float("inf")):
-            raise ValueError(f"{name}: norm_p must be a finite number >= 1 (a norm order), got {norm_p}; try --method.norm_p=2")
+            raise ValueError(
+                f"{name}: norm_p must be a finite number >= 1 (a norm order), got {norm_p}; try --method.norm_p=2"
+            )
         self.wpo = policy_weighting or PolicyWeights()
         check_policy_weights(self.wpo, name)
         self.policy_stats = ("wpo",) if self.wpo.use_policy_weights else ()
@@ -340,5 +358,11 @@ class InnerDPOLoss(HiddenLoss):
 def _detach_policy_rejected(hidden: HiddenInputs) -> HiddenInputs:
     """`hidden` with the policy's rejected states (pooled and token-level) cut from the graph."""
     pooled = {k: q._replace(policy_rejected=q.policy_rejected.detach()) for k, q in hidden.pooled.items()}
-    tokens = None if hidden.tokens is None else {k: q._replace(policy_rejected=q.policy_rejected.detach()) for k, q in hidden.tokens.items()}
-    return HiddenInputs(pooled=pooled, tokens=tokens, chosen_mask=hidden.chosen_mask, rejected_mask=hidden.rejected_mask)
+    tokens = (
+        None
+        if hidden.tokens is None
+        else {k: q._replace(policy_rejected=q.policy_rejected.detach()) for k, q in hidden.tokens.items()}
+    )
+    return HiddenInputs(
+        pooled=pooled, tokens=tokens, chosen_mask=hidden.chosen_mask, rejected_mask=hidden.rejected_mask
+    )

@@ -94,7 +94,9 @@ def parse_layers(spec: str | int | list[str | int] | tuple[str | int, ...], num_
         raise ValueError(f"layer spec must be a string, an int or a list of them, got {spec!r}; {ACCEPTED_FORMS}")
     items = [spec] if isinstance(spec, (str, int)) else list(spec) if isinstance(spec, (list, tuple)) else None
     if items is None:
-        raise ValueError(f"layer spec must be a string, an int or a list of them, got {type(spec).__name__}; {ACCEPTED_FORMS}")
+        raise ValueError(
+            f"layer spec must be a string, an int or a list of them, got {type(spec).__name__}; {ACCEPTED_FORMS}"
+        )
     if not items:
         raise ValueError(f"empty layer spec; {ACCEPTED_FORMS}")
     out: set[int] = set()

@@ -3,15 +3,14 @@ the chosen one, keep the chosen one where it is."""
 
 from __future__ import annotations
 
-
 from innerpo.inner.align import STABILIZED_FLOOR
-from innerpo.losses.common import check_fraction, check_nonneg
+from innerpo.inner.common import HiddenLoss, RetainWeight
 from innerpo.inner.geometry import EPS
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.reroute import layer_distances
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
-from innerpo.inner.common import HiddenLoss, RetainWeight
 from innerpo.losses.base import LossInputs, LossOutput
+from innerpo.losses.common import check_fraction, check_nonneg
 
 MSE_RETAIN_WEIGHT = 0.6
 """α of ReprPO's ``MSELossConfig``."""
@@ -85,7 +84,9 @@ class ReprPOMSELoss(HiddenLoss):
         self.eps = eps
 
     def forward(self, x: LossInputs) -> LossOutput:
-        hidden, reroute, retain = layer_distances(x, "mse", self.transform, self.floor, self.eps)  # the same distances as reroute/retain
+        hidden, reroute, retain = layer_distances(
+            x, "mse", self.transform, self.floor, self.eps
+        )  # the same distances as reroute/retain
         reroute, retain = reroute.mean(-1), retain.mean(-1)  # [B]
         metrics = {"mse/reroute": reroute.detach().mean(), "mse/retain": retain.detach().mean()}
         metrics.update(geometry_metrics(hidden.pooled))

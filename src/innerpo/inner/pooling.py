@@ -22,7 +22,9 @@ conservative cut that leaves normal rows untouched.
 
 def _check(hidden: Tensor, mask: Tensor) -> Tensor:
     if hidden.dim() != 3 or mask.dim() != 2 or hidden.shape[:2] != mask.shape:
-        raise ValueError(f"expected hidden [B, T, D] and mask [B, T], got {tuple(hidden.shape)} and {tuple(mask.shape)}")
+        raise ValueError(
+            f"expected hidden [B, T, D] and mask [B, T], got {tuple(hidden.shape)} and {tuple(mask.shape)}"
+        )
     return mask != 0
 
 

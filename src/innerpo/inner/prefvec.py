@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from dataclasses import dataclass
 from innerpo.inner.align import STABILIZED_FLOOR
 from innerpo.inner.common import HiddenLoss, TrustRegion, hidden_inputs
-from innerpo.losses.common import check_fraction, check_nonneg, check_optional_positive
 from innerpo.inner.geometry import EPS, decompose, safe_cosine, safe_norm, upcast
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
 from innerpo.losses.base import LossInputs, LossOutput
+from innerpo.losses.common import check_fraction, check_nonneg, check_optional_positive
 
 
 @dataclass

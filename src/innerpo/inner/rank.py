@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dataclasses import dataclass
 from innerpo.inner.common import HiddenForm, HiddenLoss, hidden_inputs
-from innerpo.losses.common import check_positive
 from innerpo.inner.geometry import upcast
 from innerpo.inner.hidden_inputs import HiddenInputs
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
 from innerpo.losses.base import LossInputs, LossOutput
+from innerpo.losses.common import check_positive
 
 
 def _lp(h: Tensor) -> Tensor:
@@ -102,8 +102,12 @@ class RankLoss(HiddenLoss):
             raise ValueError("rank: token_level=True needs HiddenInputs.tokens and both masks")
         q = hidden.tokens[layer]
         cm, rm = hidden.chosen_mask, hidden.rejected_mask
-        return (_lp_tokens(q.policy_chosen, cm), _lp_tokens(q.policy_rejected, rm),
-                _lp_tokens(q.ref_chosen, cm), _lp_tokens(q.ref_rejected, rm))
+        return (
+            _lp_tokens(q.policy_chosen, cm),
+            _lp_tokens(q.policy_rejected, rm),
+            _lp_tokens(q.ref_chosen, cm),
+            _lp_tokens(q.ref_rejected, rm),
+        )
 
     def forward(self, x: LossInputs) -> LossOutput:
         hidden = hidden_inputs(x, "rank", self.transform)
@@ -122,10 +126,12 @@ class RankLoss(HiddenLoss):
             rcs.append(rc.detach().mean())
             rrs.append(rr.detach().mean())
             metrics[f"hidden/margin/{layer}"] = rhos[-1]
-        metrics.update({
-            "rank/rho": torch.stack(rhos).mean(),
-            "rank/rho_chosen": torch.stack(rcs).mean(),
-            "rank/rho_rejected": torch.stack(rrs).mean(),
-        })
+        metrics.update(
+            {
+                "rank/rho": torch.stack(rhos).mean(),
+                "rank/rho_chosen": torch.stack(rcs).mean(),
+                "rank/rho_rejected": torch.stack(rrs).mean(),
+            }
+        )
         metrics.update(geometry_metrics(hidden.pooled))
         return LossOutput(torch.stack(losses).mean(), metrics)

@@ -8,18 +8,20 @@ from torch import Tensor
 
 from innerpo.inner.align import STABILIZED_FLOOR
 from innerpo.inner.common import HiddenLoss, RetainWeight, hidden_inputs
-from innerpo.losses.common import check_fraction, check_nonneg, check_optional_positive
 from innerpo.inner.geometry import EPS, decompose, safe_norm, upcast
 from innerpo.inner.metrics import geometry_metrics
 from innerpo.inner.transforms import HiddenTransform, LayerTransforms
 from innerpo.losses.base import LossInputs, LossOutput
+from innerpo.losses.common import check_fraction, check_nonneg, check_optional_positive
 
 REROUTE_TRUST_REGION = 1.0
 """Default τ for the reroute term: reward pushing the rejected state up to e¹ ≈ 2.7× the
 reference separation away from the reference's chosen state, and no further."""
 
 
-def distance_terms(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, floor: float, eps: float = EPS) -> dict[str, Tensor]:
+def distance_terms(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, floor: float, eps: float = EPS
+) -> dict[str, Tensor]:
     """For one layer, [B] each: reroute = log(‖h_pr − h_rc‖ / ν) and retain =
     log1p(‖h_pc − h_rc‖² / ν²), with ν = max(n, floor·mean_B n) the detached reference
     separation n = ‖h_rc − h_rr‖. Shared by reroute/retain (which raises reroute) and

@@ -63,6 +63,7 @@ class SuprParams:
     supr_threshold: float | None = option(None, read_when="with transform supr")
     """supr: keep coordinates whose rise between collected layers exceeds this, in hidden-state units; None: 0.1 × the RMS of that row's rise (scale free; ReprPO's fixed 0.1 suits only models whose states are O(1))."""
 
+
 SUPR_THRESHOLD = 0.1
 """ReprPO's cut on the pulled-back change, in hidden-state units."""
 
@@ -116,7 +117,9 @@ def supr_masks(
     with torch.no_grad():
         for prev, cur in zip(last_token_states[:-1], last_token_states[1:]):
             if prev.shape != cur.shape or prev.dim() != 2:
-                raise ValueError(f"supr: expected [B, D] states of one shape, got {tuple(prev.shape)}, {tuple(cur.shape)}")
+                raise ValueError(
+                    f"supr: expected [B, D] states of one shape, got {tuple(prev.shape)}, {tuple(cur.shape)}"
+                )
             delta = cur.float() - prev.float()
             pulled = delta @ projector.to(delta.device)  # P symmetric
             cut = SUPR_RELATIVE * pulled.pow(2).mean(-1, keepdim=True).sqrt() if threshold is None else threshold

@@ -266,7 +266,9 @@ def make_transform(name: str, dim: int, **kwargs) -> HiddenTransform:
     try:
         factory = TRANSFORMS[name]
     except KeyError:
-        raise ValueError(f"unknown transform {name!r}; known: {', '.join(TRANSFORMS)} (and 'supr', applied by the loop)") from None
+        raise ValueError(
+            f"unknown transform {name!r}; known: {', '.join(TRANSFORMS)} (and 'supr', applied by the loop)"
+        ) from None
     return factory(dim, **kwargs)
 
 

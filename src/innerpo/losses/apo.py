@@ -40,7 +40,9 @@ class APOLoss(PreferenceLoss):
         name = f"apo-{mode}"
         check_beta(beta, name)
         if mode not in ("zero", "down"):
-            raise ValueError(f"apo: mode must be 'zero' or 'down', got {mode!r}; use the loss name apo-zero or apo-down")
+            raise ValueError(
+                f"apo: mode must be 'zero' or 'down', got {mode!r}; use the loss name apo-zero or apo-down"
+            )
         self.beta = beta
         self.mode = mode
 

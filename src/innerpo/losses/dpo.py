@@ -6,7 +6,16 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from innerpo.losses.base import Beta, LabelSmoothing, LossInputs, LossOutput, PreferenceLoss, check_beta, require_reference, reward_metrics
+from innerpo.losses.base import (
+    Beta,
+    LabelSmoothing,
+    LossInputs,
+    LossOutput,
+    PreferenceLoss,
+    check_beta,
+    require_reference,
+    reward_metrics,
+)
 from innerpo.losses.common import check_label_smoothing
 from innerpo.losses.weighting import (
     Mallows,

@@ -65,14 +65,24 @@ class IPOLoss(PreferenceLoss):
 
     @classmethod
     def from_params(cls, p: IPOParams) -> "IPOLoss":
-        return cls(beta=p.beta, normalize=p.ipo_normalize, wpo=PolicyWeights(p.use_policy_weights, p.policy_weight_temperature, p.policy_weight_form),
-                   mallows=Mallows(p.use_mallows, p.mallows_dispersion_mean))
+        return cls(
+            beta=p.beta,
+            normalize=p.ipo_normalize,
+            wpo=PolicyWeights(p.use_policy_weights, p.policy_weight_temperature, p.policy_weight_form),
+            mallows=Mallows(p.use_mallows, p.mallows_dispersion_mean),
+        )
 
     @classmethod
     def reads(cls, p: IPOParams) -> set[str]:
         return {"beta", "ipo_normalize"} | policy_weight_reads(p) | mallows_reads(p)
 
-    def __init__(self, beta: float = 0.1, normalize: bool = True, wpo: PolicyWeights | None = None, mallows: Mallows | None = None):
+    def __init__(
+        self,
+        beta: float = 0.1,
+        normalize: bool = True,
+        wpo: PolicyWeights | None = None,
+        mallows: Mallows | None = None,
+    ):
         super().__init__()
         check_beta(beta, "ipo")
         self.beta = beta

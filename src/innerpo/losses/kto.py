@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Literal
 
 import torch
@@ -98,7 +97,12 @@ class KTOLoss(PreferenceLoss):
 
     @classmethod
     def from_params(cls, p: KTOParams) -> "KTOLoss":
-        return cls(beta=p.beta, desirable_weight=p.kto_desirable_weight, undesirable_weight=p.kto_undesirable_weight, kl_estimate=p.kto_kl_estimate)
+        return cls(
+            beta=p.beta,
+            desirable_weight=p.kto_desirable_weight,
+            undesirable_weight=p.kto_undesirable_weight,
+            kl_estimate=p.kto_kl_estimate,
+        )
 
     def __init__(
         self,

@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 
 from innerpo.losses.base import LossInputs, LossOutput, PreferenceLoss, reward_metrics
-from innerpo.losses.weighting import PolicyWeights, check_policy_weights, policy_weight_reads, policy_weights, weight_metrics
+from innerpo.losses.weighting import (
+    PolicyWeights,
+    check_policy_weights,
+    policy_weight_reads,
+    policy_weights,
+    weight_metrics,
+)
 
 
 class SimPERLoss(PreferenceLoss):
@@ -33,7 +39,12 @@ class SimPERLoss(PreferenceLoss):
     def reads(cls, p: PolicyWeights) -> set[str]:
         return policy_weight_reads(p)
 
-    def __init__(self, use_policy_weights: bool = False, policy_weight_temperature: float = 3.0, policy_weight_form: str = "sigmoid"):
+    def __init__(
+        self,
+        use_policy_weights: bool = False,
+        policy_weight_temperature: float = 3.0,
+        policy_weight_form: str = "sigmoid",
+    ):
         """Optional WPO weighting of each pair's loss (innerpo.losses.weighting), as the
         research code's SimPER branch (``dpo.py``: ``loss * policy_weights``) does; the
         research code's InnerDPO default (``dpo_loss="SimPER"``) reads it on both terms."""

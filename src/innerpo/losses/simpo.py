@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch.nn.functional as F
 
@@ -57,7 +56,12 @@ class SimPOLoss(PreferenceLoss):
 
     @classmethod
     def from_params(cls, p: SimPOParams) -> "SimPOLoss":
-        return cls(beta=p.beta, gamma=p.simpo_gamma, gamma_beta_ratio=p.simpo_gamma_beta_ratio, label_smoothing=p.label_smoothing)
+        return cls(
+            beta=p.beta,
+            gamma=p.simpo_gamma,
+            gamma_beta_ratio=p.simpo_gamma_beta_ratio,
+            label_smoothing=p.label_smoothing,
+        )
 
     def __init__(
         self,
@@ -76,7 +80,9 @@ class SimPOLoss(PreferenceLoss):
                 )
             gamma = gamma_beta_ratio * beta
         elif not (math.isfinite(gamma) and gamma >= 0):
-            raise ValueError(f"simpo: simpo_gamma must be a finite margin >= 0, got {gamma}; try --method.simpo_gamma=0.5")
+            raise ValueError(
+                f"simpo: simpo_gamma must be a finite margin >= 0, got {gamma}; try --method.simpo_gamma=0.5"
+            )
         check_label_smoothing(label_smoothing, "simpo")
         self.beta = beta
         self.gamma = gamma

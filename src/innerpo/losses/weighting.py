@@ -96,7 +96,11 @@ class Mallows:
 
 
 def policy_weight_reads(p: PolicyWeights) -> set[str]:
-    return {"use_policy_weights", "policy_weight_temperature", "policy_weight_form"} if p.use_policy_weights else {"use_policy_weights"}
+    return (
+        {"use_policy_weights", "policy_weight_temperature", "policy_weight_form"}
+        if p.use_policy_weights
+        else {"use_policy_weights"}
+    )
 
 
 def mallows_reads(p: Mallows) -> set[str]:
@@ -124,7 +128,9 @@ def policy_log_weights(x: LossInputs, name: str) -> Tensor:
     return (c.wpo / c.ntok.clamp(min=1) + r.wpo / r.ntok.clamp(min=1)).detach()
 
 
-def policy_weights(x: LossInputs, temperature: float = POLICY_WEIGHT_TEMPERATURE, form: str = "sigmoid", name: str = "loss") -> Tensor:
+def policy_weights(
+    x: LossInputs, temperature: float = POLICY_WEIGHT_TEMPERATURE, form: str = "sigmoid", name: str = "loss"
+) -> Tensor:
     """[B] WPO weights of the pairs of `x` (module docstring); constants (no gradient)."""
     ell = policy_log_weights(x, name)
     if form == "exp":
@@ -145,7 +151,9 @@ def mallows_dispersion(x: LossInputs, dispersion_mean: float = MALLOWS_DISPERSIO
     return (-dispersion_mean * torch.log(share.clamp(min=MIN_ENTROPY_SHARE))).detach()
 
 
-def weight_metrics(policy: Tensor | None = None, mallows: Tensor | None = None, prefix: str = "weights") -> dict[str, Tensor]:
+def weight_metrics(
+    policy: Tensor | None = None, mallows: Tensor | None = None, prefix: str = "weights"
+) -> dict[str, Tensor]:
     """Logged means: `weights/policy` (the applied WPO weight), `weights/mallows` (φ)."""
     out = {}
     if policy is not None:

@@ -92,4 +92,3 @@ class OutputMethod(nn.Module):
 
     def after_backward(self, model) -> dict[str, float]:
         return {}
-

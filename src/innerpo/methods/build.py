@@ -19,8 +19,8 @@ from innerpo.losses.kto import check_kto_labels
 from innerpo.methods.base import Method, OutputMethod
 from innerpo.methods.hidden import HiddenMethod, HiddenParams
 from innerpo.methods.kto import KTOUnpairedMethod
-from innerpo.methods.projection import ProjectionParams
 from innerpo.methods.presets import PRESETS, preset_method
+from innerpo.methods.projection import ProjectionParams
 from innerpo.methods.reads import check_options_read
 from innerpo.methods.registry import PROJECTIONS, entry
 from innerpo.methods.sft_unpaired import SFTUnpairedMethod, check_sft_rows

@@ -70,8 +70,11 @@ def method_config_class(registry: dict = LOSSES) -> type:
     """The MethodConfig dataclass for `registry`: every declared option, one field each."""
     bases = params_classes(registry)
     check_declarations(bases)
-    namespace = {"__doc__": "Which objective to train, and its hyperparameters. Presets (`innerpo train NAME`) fill these.",
-                 "__module__": __name__, "__qualname__": "MethodConfig"}
+    namespace = {
+        "__doc__": "Which objective to train, and its hyperparameters. Presets (`innerpo train NAME`) fill these.",
+        "__module__": __name__,
+        "__qualname__": "MethodConfig",
+    }
     return dataclass(type("MethodConfig", tuple(bases), namespace))
 
 

@@ -42,9 +42,18 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from innerpo.errors import ConfigError
 from innerpo.data.batching import PairBatch
-from innerpo.inner import HiddenInputs, StateQuad, head_projector, last_real_token, make_transform, masked_mean, parse_layers, supr_masks
+from innerpo.errors import ConfigError
+from innerpo.inner import (
+    HiddenInputs,
+    StateQuad,
+    head_projector,
+    last_real_token,
+    make_transform,
+    masked_mean,
+    parse_layers,
+    supr_masks,
+)
 from innerpo.inner.common import NormOrder
 from innerpo.inner.pooling import sink_mask, unit_tokens
 from innerpo.inner.supr import SuprParams
@@ -138,17 +147,23 @@ class HiddenMethod(OutputMethod):
         if not self.loss.uses_hidden:
             raise ValueError("HiddenMethod needs a hidden-state loss (--method.hidden_loss)")
         if not (math.isfinite(params.alpha) and params.alpha > 0):
-            raise ConfigError(f"--method.alpha={params.alpha}: the hidden term's weight must be > 0 (0 trains the output loss alone; use its own preset)")
+            raise ConfigError(
+                f"--method.alpha={params.alpha}: the hidden term's weight must be > 0 (0 trains the output loss alone; use its own preset)"
+            )
         if not (math.isfinite(params.transform_lr_scale) and params.transform_lr_scale > 0):
             raise ConfigError(f"--method.transform_lr_scale={params.transform_lr_scale} must be a finite number > 0")
         if params.norm_before_reduce and not (math.isfinite(params.norm_p) and params.norm_p >= 1):
             raise ConfigError(f"--method.norm_p={params.norm_p} must be a finite number >= 1 (a norm)")
         if params.supr_threshold is not None and not math.isfinite(params.supr_threshold):
-            raise ConfigError(f"--method.supr_threshold={params.supr_threshold} must be finite (or None for the relative cut)")
+            raise ConfigError(
+                f"--method.supr_threshold={params.supr_threshold} must be finite (or None for the relative cut)"
+            )
         term_cls = type(self.loss.components[term])
         reason = inert_transform_reason(params.transform, term, term_cls, term_p)
         if reason and not params.allow_inert_transform:
-            raise ConfigError(f"--method.transform={params.transform} with --method.hidden_loss={term} is refused: {reason}")
+            raise ConfigError(
+                f"--method.transform={params.transform} with --method.hidden_loss={term} is refused: {reason}"
+            )
         self.cfg = params
         self.term = term
         self.trust_region = getattr(term_p, "trust_region", None) if term == "innerpo" else None
@@ -179,16 +194,36 @@ class HiddenMethod(OutputMethod):
         self.points = capture_points(model, self.layers, self.cfg.collect, self.cfg.collect_modules)
         if self.cfg.transform == "supr":
             if len(self.layers) < 2:
-                raise ValueError(f"transform supr compares consecutive collected layers: --method.layers={self.cfg.layers!r} gives only {self.layers}")
+                raise ValueError(
+                    f"transform supr compares consecutive collected layers: --method.layers={self.cfg.layers!r} gives only {self.layers}"
+                )
             _, head, config = body_and_head(model)
             self.register_buffer("projector", head_projector(head.weight), persistent=False)
         elif self.cfg.transform in TRAINABLE:
-            dims = {k: _input_dim(m) if self.cfg.collect == "side" else _output_dim(m) if self.cfg.collect == "modules" else model.config.hidden_size for k, m in self.points.items()}
-            self.transforms = nn.ModuleDict({_key(k): scale_steps(make_transform(self.cfg.transform, d), self.cfg.transform_lr_scale) for k, d in dims.items()})
+            dims = {
+                k: _input_dim(m)
+                if self.cfg.collect == "side"
+                else _output_dim(m)
+                if self.cfg.collect == "modules"
+                else model.config.hidden_size
+                for k, m in self.points.items()
+            }
+            self.transforms = nn.ModuleDict(
+                {
+                    _key(k): scale_steps(make_transform(self.cfg.transform, d), self.cfg.transform_lr_scale)
+                    for k, d in dims.items()
+                }
+            )
         self._watched = [p for p in model.parameters() if p.requires_grad]
 
     def reference_settings(self) -> dict:
-        settings = {**super().reference_settings(), "collect": self.cfg.collect, "layers": self.layers, "sink_threshold": self.cfg.sink_threshold, "supr": self.cfg.transform == "supr"}
+        settings = {
+            **super().reference_settings(),
+            "collect": self.cfg.collect,
+            "layers": self.layers,
+            "sink_threshold": self.cfg.sink_threshold,
+            "supr": self.cfg.transform == "supr",
+        }
         if self.cfg.collect == "modules":  # the pattern and the modules it matched
             settings.update(collect_modules=self.cfg.collect_modules, points=list(self.points))
         if self.cfg.norm_before_reduce:
@@ -271,8 +306,13 @@ class HiddenMethod(OutputMethod):
             # The head projector lives in the residual stream; side activations of other
             # widths use the identity (the mask is then "coordinates that rose").
             width = pooled[series[0]][0].shape[-1]
-            proj = self.projector if width == self.projector.shape[0] else torch.eye(width, device=self.projector.device)
-            side_masks = [supr_masks([ref_last[k][:, i] for k in series], projector=proj, threshold=self.cfg.supr_threshold) for i in (0, 1)]
+            proj = (
+                self.projector if width == self.projector.shape[0] else torch.eye(width, device=self.projector.device)
+            )
+            side_masks = [
+                supr_masks([ref_last[k][:, i] for k in series], projector=proj, threshold=self.cfg.supr_threshold)
+                for i in (0, 1)
+            ]
             for j, k in enumerate(series[1:]):
                 mc, mr = side_masks[0][j], side_masks[1][j]
                 self._supr_kept[k] = float(torch.cat([mc, mr]).float().mean())
@@ -288,22 +328,32 @@ class HiddenMethod(OutputMethod):
         first = self._check == "first"
         name = self.term
         if not output.loss.requires_grad:
-            raise InertHiddenTermError(self._inert_message(f"the hidden term {name!r} does not depend on any trainable parameter"))
+            raise InertHiddenTermError(
+                self._inert_message(f"the hidden term {name!r} does not depend on any trainable parameter")
+            )
         grads = torch.autograd.grad(output.loss, self._watched, retain_graph=True, allow_unused=True)
         norm = math.sqrt(sum(float(g.detach().float().norm()) ** 2 for g in grads if g is not None))
         value = float(output.loss.detach())
         self.checked_grad_norm = norm  # the hidden term's own gradient norm w.r.t. the adapter, as checked
         if not math.isfinite(norm):
-            raise InertHiddenTermError(f"the hidden term {name!r} has a non-finite gradient (value {value:.4g}); check the states' scale and --method.hidden_beta")
+            raise InertHiddenTermError(
+                f"the hidden term {name!r} has a non-finite gradient (value {value:.4g}); check the states' scale and --method.hidden_beta"
+            )
         if norm < INERT_GRAD_TOL:
             if first and self._stationary:
-                self._check = "wait"  # at its stationary point at initialisation by design: check once the policy has moved
+                self._check = (
+                    "wait"  # at its stationary point at initialisation by design: check once the policy has moved
+                )
                 return
             when = "at the first step" if first else "after the first update"
             what = f"the hidden term {name!r} has zero gradient with respect to all {len(self._watched)} trainable adapter tensors {when} (norm {norm:.2g}, value {value:.4g})"
             margin = output.metrics.get("hidden/margin")
-            if value == 0.0 and margin is not None and float(margin) > 0:  # −log σ(β·z) rounded to 0: saturated, not disconnected
-                raise InertHiddenTermError(f"{what}: the loss is saturated at mean margin {float(margin):.4g} (the align method's units); lower --method.hidden_beta or choose a scale-free align method (pars_rat, logodds, ...)")
+            if (
+                value == 0.0 and margin is not None and float(margin) > 0
+            ):  # −log σ(β·z) rounded to 0: saturated, not disconnected
+                raise InertHiddenTermError(
+                    f"{what}: the loss is saturated at mean margin {float(margin):.4g} (the align method's units); lower --method.hidden_beta or choose a scale-free align method (pars_rat, logodds, ...)"
+                )
             raise InertHiddenTermError(self._inert_message(what))
         self._check = "done"
 

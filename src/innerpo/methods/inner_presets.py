@@ -32,25 +32,38 @@ TRANSFORMS = {
 # The hidden-state terms of the registry, with their one-line titles.
 LOSSES = {name: entry(name).title for name in hidden_losses()}
 # The research code's spellings (for aliases and for `innerpo train --help`).
-SOURCE_TRANSFORM = {"none": "None", "supr": "SupressedHS", "ether": "ETHER", "etherplus": "ETHERplus", "oft": "OFT",
-                    "hra": "HRA", "ortho": "Ortho"}
+SOURCE_TRANSFORM = {
+    "none": "None",
+    "supr": "SupressedHS",
+    "ether": "ETHER",
+    "etherplus": "ETHERplus",
+    "oft": "OFT",
+    "hra": "HRA",
+    "ortho": "Ortho",
+}
 SOURCE_LOSS = {"innerpo": "InnerDPO", "prefvec": "PrefVec", "mse": "mse", "rank": "rank"}
-TRANSFORM_SYNONYMS = {"supr": ("supr", "supressedhs", "suppressedhs", "supressed", "suppressed"), "ortho": ("ortho", "orthogonal")}
+TRANSFORM_SYNONYMS = {
+    "supr": ("supr", "supressedhs", "suppressedhs", "supressed", "suppressed"),
+    "ortho": ("ortho", "orthogonal"),
+}
 LOSS_SYNONYMS = {"innerpo": ("innerpo", "innerdpo", "indpo")}
 COLLECT_SYNONYMS = {"hs": ("hs", "reprpo"), "side": ("side",)}
 
 
 def _preset(collect: str, transform: str, loss: str) -> tuple[str, dict]:
     text = f"DPO + {LOSSES[loss]} ({COLLECT[collect]}{TRANSFORMS[transform]})"
-    return (text, {"losses": ["dpo"], "weights": [1.0], "hidden_loss": loss, "collect": collect, "transform": transform})
+    return (
+        text,
+        {"losses": ["dpo"], "weights": [1.0], "hidden_loss": loss, "collect": collect, "transform": transform},
+    )
 
 
 # name → (description, MethodConfig overrides); methods.presets wraps them as Presets.
 INNER_PRESETS: dict[str, tuple[str, dict]] = {loss: _preset("hs", "none", loss) for loss in LOSSES}
+INNER_PRESETS.update({f"{c}-{t}-{l}": _preset(c, t, l) for c in COLLECT for t in TRANSFORMS for l in LOSSES})
 INNER_PRESETS.update(
-    {f"{c}-{t}-{l}": _preset(c, t, l) for c in COLLECT for t in TRANSFORMS for l in LOSSES}
+    {name: (cls.title, {"losses": ["dpo"], "weights": [1.0], "projection": name}) for name, cls in PROJECTIONS.items()}
 )
-INNER_PRESETS.update({name: (cls.title, {"losses": ["dpo"], "weights": [1.0], "projection": name}) for name, cls in PROJECTIONS.items()})
 
 
 def inner_aliases() -> dict[str, tuple[str, bool]]:

@@ -119,4 +119,3 @@ class KTOUnpairedMethod(nn.Module):
 
     def after_backward(self, model) -> dict[str, float]:
         return {}
-

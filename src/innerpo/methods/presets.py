@@ -83,4 +83,3 @@ def aliases(canonical: str) -> list[str]:
 def preset_method(name: str) -> MethodConfig:
     """The method settings of preset `name` (a preset or an alias)."""
     return dataclasses.replace(MethodConfig(), **PRESETS[resolve_method_name(name)].method)
-

@@ -99,9 +99,9 @@ from innerpo.inner.geometry import safe_norm, upcast
 from innerpo.inner.pooling import masked_mean
 from innerpo.losses.base import LossInputs
 from innerpo.losses.combined import CombinedLoss
+from innerpo.losses.common import check_fraction, check_optional_positive
 from innerpo.methods.base import OutputMethod
 from innerpo.models.forward import ForwardOutput, forward_pairs
-from innerpo.losses.common import check_fraction, check_optional_positive
 
 DIR_EPS = 1e-12
 """A direction with norm ≤ this (or non-finite) is degenerate: gradients are left unchanged."""
@@ -204,7 +204,9 @@ def batch_direction(units: Tensor) -> Tensor:
     return mean / n if n > DEGENERATE_REL else torch.zeros_like(mean)
 
 
-def edit_output_grad(grad: Tensor, u: Tensor, completion_mask: Tensor, orth_scale: float, clip: float | None = None) -> Tensor:
+def edit_output_grad(
+    grad: Tensor, u: Tensor, completion_mask: Tensor, orth_scale: float, clip: float | None = None
+) -> Tensor:
     """projbp's edit of ∂L/∂y for one module: grad [2B, T, D], per-pair u [B, D], mask [2B, T].
 
     Completion tokens of chosen row i are projected with +u_i, of rejected row B+i with
@@ -278,7 +280,9 @@ class _ProjectionMethod(OutputMethod):
     def __init__(self, loss: CombinedLoss, params: ProjectionParams):
         super().__init__(loss)
         if loss.uses_hidden:
-            raise ValueError("projection methods train output-level losses only; set --method.hidden_loss none or --method.projection none")
+            raise ValueError(
+                "projection methods train output-level losses only; set --method.hidden_loss none or --method.projection none"
+            )
         check_fraction(params.orth_scale, self.kind, "orth_scale", "0.5")
         check_optional_positive(params.proj_clip, self.kind, "proj_clip")
         self.orth_scale = float(params.orth_scale)
@@ -322,7 +326,9 @@ class ProjGradMethod(_ProjectionMethod):
     batch direction (module docstring); lora_A gradients are left as they are."""
 
     kind = "projgrad"
-    title = "DPO; LoRA-B gradient columns projected onto each module's reference chosen−rejected direction after backward"
+    title = (
+        "DPO; LoRA-B gradient columns projected onto each module's reference chosen−rejected direction after backward"
+    )
 
     def __init__(self, loss: CombinedLoss, params: ProjectionParams):
         super().__init__(loss, params)
@@ -386,4 +392,3 @@ class ProjBPMethod(_ProjectionMethod):
 
     def after_backward(self, model) -> dict[str, float]:
         return self._metrics()
-

@@ -14,11 +14,11 @@ from __future__ import annotations
 import dataclasses
 
 from innerpo.errors import ConfigError
-from innerpo.methods.terms import inert_reason, method_terms
 from innerpo.methods.config import MethodStructure
 from innerpo.methods.hidden import HiddenParams, hidden_reads
 from innerpo.methods.projection import ProjectionParams
 from innerpo.methods.registry import LOSSES, entry
+from innerpo.methods.terms import inert_reason, method_terms
 from innerpo.params import names, read_when, take
 
 
@@ -38,7 +38,11 @@ def method_reads(cfg) -> set[str]:
 
 def readers(option: str, registry: dict = LOSSES) -> str:
     """Who reads `option`, and when, for the error message."""
-    who = [name for name in registry if option in names(entry(name, registry).cls.Params) and option not in entry(name, registry).pinned]
+    who = [
+        name
+        for name in registry
+        if option in names(entry(name, registry).cls.Params) and option not in entry(name, registry).pinned
+    ]
     owners = [entry(name, registry).cls.Params for name in who]
     if option in names(HiddenParams):
         who.append("every hidden-state method (--method.hidden_loss)")
@@ -58,7 +62,11 @@ def check_options_read(cfg, baseline=None) -> None:
     default: the declared defaults) that the configured method does not read."""
     baseline = baseline or type(cfg)()
     reads = method_reads(cfg)
-    unread = [f.name for f in dataclasses.fields(cfg) if f.name not in reads and getattr(cfg, f.name) != getattr(baseline, f.name)]
+    unread = [
+        f.name
+        for f in dataclasses.fields(cfg)
+        if f.name not in reads and getattr(cfg, f.name) != getattr(baseline, f.name)
+    ]
     if not unread:
         return
     terms = " + ".join(name for name, _ in method_terms(cfg)) or "none"

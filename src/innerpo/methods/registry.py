@@ -63,12 +63,18 @@ LOSSES: dict[str, type[PreferenceLoss] | Variant] = {
     "nca": NCALoss,
     "bco": BCOLoss,
     "sppo": SPPOLoss,
-    "apo-zero": Variant(APOLoss, "APO-zero, anchored: raise chosen, lower rejected likelihood, arXiv:2408.06266", {"mode": "zero"}),
+    "apo-zero": Variant(
+        APOLoss, "APO-zero, anchored: raise chosen, lower rejected likelihood, arXiv:2408.06266", {"mode": "zero"}
+    ),
     "apo-down": Variant(APOLoss, "APO-down, anchored: lower both, rejected more, arXiv:2408.06266", {"mode": "down"}),
     "exo": EXOLoss,
     "discopop": DiscoPOPLoss,
     "aot": AOTLoss,
-    "aot-unpaired": Variant(AOTLoss, "AOT unpaired variant (chosen and rejected sorted separately), arXiv:2406.05882", {"aot_unpaired": True}),
+    "aot-unpaired": Variant(
+        AOTLoss,
+        "AOT unpaired variant (chosen and rejected sorted separately), arXiv:2406.05882",
+        {"aot_unpaired": True},
+    ),
     "dpo-norm": DPONormLoss,
     "simper": SimPERLoss,
     "simpo": SimPOLoss,

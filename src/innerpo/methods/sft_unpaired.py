@@ -44,4 +44,6 @@ def check_sft_rows(examples) -> None:
     """SFT imitates: every row must be desirable (label true)."""
     bad = next((i for i, ex in enumerate(examples) if not ex.label), None)
     if bad is not None:
-        raise DataError(f"training row {bad} has label false: SFT imitates completions and trains on desirable (label true) rows only")
+        raise DataError(
+            f"training row {bad} has label false: SFT imitates completions and trains on desirable (label true) rows only"
+        )

@@ -10,7 +10,9 @@ def method_terms(cfg) -> list[tuple[str, float]]:
     """(loss name, weight) pairs of a method: the output-level losses, then the hidden term."""
     if cfg.output_loss is None:
         if len(cfg.weights) != len(cfg.losses):
-            raise ValueError(f"got {len(cfg.losses)} losses but {len(cfg.weights)} weights; give one --method.weights value per loss")
+            raise ValueError(
+                f"got {len(cfg.losses)} losses but {len(cfg.weights)} weights; give one --method.weights value per loss"
+            )
         terms = list(zip(cfg.losses, cfg.weights))
     else:
         terms = [] if cfg.output_loss == "none" else [(cfg.output_loss, 1.0)]

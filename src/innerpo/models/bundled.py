@@ -49,6 +49,7 @@ def converted_dir() -> Path:
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(quantized.state_dict())
+
     # An interrupted conversion must never leave a half-written model that a later run trusts.
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp)

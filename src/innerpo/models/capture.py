@@ -100,12 +100,16 @@ def capture(points: dict[str, nn.Module], where: str):
     handles = []
     for name, module in points.items():
         if where in ("hs", "modules"):
+
             def hook(mod, args, output, name=name):
                 store[name] = output[0] if isinstance(output, tuple) else output
+
             handles.append(module.register_forward_hook(hook))
         else:
+
             def pre_hook(mod, args, name=name):
                 store[name] = args[0]
+
             handles.append(module.register_forward_pre_hook(pre_hook))
     try:
         yield store

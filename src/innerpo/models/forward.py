@@ -78,18 +78,25 @@ def token_logps(hidden: Tensor, head, targets: Tensor, softcap: float | None = N
     return token_stats(hidden, head, targets, softcap)["logp"]
 
 
-def token_stats(hidden: Tensor, head, targets: Tensor, softcap: float | None = None, stats: tuple[str, ...] = ()) -> dict[str, Tensor]:
+def token_stats(
+    hidden: Tensor, head, targets: Tensor, softcap: float | None = None, stats: tuple[str, ...] = ()
+) -> dict[str, Tensor]:
     """``logp`` [N] float32 and each of `stats` (see :data:`STATS`) [N] for every target token."""
     unknown = set(stats) - set(STATS)
     if unknown:
         raise ValueError(f"unknown token statistics {sorted(unknown)}; known: {', '.join(STATS)}")
     if torch.is_grad_enabled() or len(hidden) <= HEAD_CHUNK:
         return _token_stats(hidden, head, targets, softcap, stats)
-    parts = [_token_stats(hidden[s : s + HEAD_CHUNK], head, targets[s : s + HEAD_CHUNK], softcap, stats) for s in range(0, len(hidden), HEAD_CHUNK)]
+    parts = [
+        _token_stats(hidden[s : s + HEAD_CHUNK], head, targets[s : s + HEAD_CHUNK], softcap, stats)
+        for s in range(0, len(hidden), HEAD_CHUNK)
+    ]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def _token_stats(hidden: Tensor, head, targets: Tensor, softcap: float | None, stats: tuple[str, ...]) -> dict[str, Tensor]:
+def _token_stats(
+    hidden: Tensor, head, targets: Tensor, softcap: float | None, stats: tuple[str, ...]
+) -> dict[str, Tensor]:
     logits = head(hidden).float()
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
@@ -112,10 +119,21 @@ def _row_sums(values: dict[str, Tensor], owner: Tensor, n: int) -> dict[str, Ten
 
 
 def _seq(sums: dict[str, Tensor], ntok: Tensor, rows: slice) -> SeqLogps:
-    return SeqLogps(sums["logp"][rows], ntok[rows], wpo=sums["wpo"][rows] if "wpo" in sums else None, entropy=sums["entropy"][rows] if "entropy" in sums else None)
+    return SeqLogps(
+        sums["logp"][rows],
+        ntok[rows],
+        wpo=sums["wpo"][rows] if "wpo" in sums else None,
+        entropy=sums["entropy"][rows] if "entropy" in sums else None,
+    )
 
 
-def forward_pairs(model, batch: PairBatch, output_hidden_states: bool = False, observing_hooks: bool = False, stats: tuple[str, ...] = ()) -> ForwardOutput:
+def forward_pairs(
+    model,
+    batch: PairBatch,
+    output_hidden_states: bool = False,
+    observing_hooks: bool = False,
+    stats: tuple[str, ...] = (),
+) -> ForwardOutput:
     """Completion log-probs of chosen and rejected rows.
 
     observing_hooks: the caller's forward hooks only read activations at completion
@@ -127,7 +145,9 @@ def forward_pairs(model, batch: PairBatch, output_hidden_states: bool = False, o
         return _forward_pairs(model, batch, output_hidden_states, observing_hooks, tuple(stats))
 
 
-def _forward_pairs(model, batch: PairBatch, output_hidden_states: bool, observing_hooks: bool, stats: tuple[str, ...] = ()) -> ForwardOutput:
+def _forward_pairs(
+    model, batch: PairBatch, output_hidden_states: bool, observing_hooks: bool, stats: tuple[str, ...] = ()
+) -> ForwardOutput:
     body, head, config = body_and_head(model)
     softcap = getattr(config, "final_logit_softcapping", None)
     plan = None if output_hidden_states else _shared_prompt_plan(model, config, batch, observing_hooks)
@@ -186,7 +206,11 @@ def _shared_prompt_plan(model, config, batch, observing_hooks: bool = False, che
     length = attn.sum(dim=1)
     completion_len = comp.sum(dim=1)
     prompt_len = length - completion_len
-    if bool((prompt_len < 1).any()) or bool((completion_len < 1).any()) or not torch.equal(prompt_len[:b], prompt_len[b:]):
+    if (
+        bool((prompt_len < 1).any())
+        or bool((completion_len < 1).any())
+        or not torch.equal(prompt_len[:b], prompt_len[b:])
+    ):
         return None
     pos = torch.arange(width, device=ids.device)
     # right-padded rows, each a prompt followed directly by its completion (collate's layout)
@@ -231,7 +255,9 @@ def _single_pass_only(model, observing_hooks: bool = False) -> bool:
     return False
 
 
-def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan, stats: tuple[str, ...] = ()) -> tuple[dict[str, Tensor], Tensor, Tensor] | None:
+def _shared_prompt_logps(
+    body, head, softcap, batch: PairBatch, plan: _Plan, stats: tuple[str, ...] = ()
+) -> tuple[dict[str, Tensor], Tensor, Tensor] | None:
     """Summed completion log-probs (and `stats`) per row {name: [2B]}, completion token
     counts [2B] and the completion pass's mask [2B, C], prompts run once.
 
@@ -252,7 +278,10 @@ def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan, sta
     out = body(input_ids=ids[:b, : plan.prompt_width], attention_mask=prompt_mask, use_cache=True)
     cache = getattr(out, "cache", None)
     layers = getattr(cache, "layers", None)
-    if not layers or any(type(layer).__name__ != "DynamicLayer" or layer.keys is None or layer.keys.shape[-2] != plan.prompt_width for layer in layers):
+    if not layers or any(
+        type(layer).__name__ != "DynamicLayer" or layer.keys is None or layer.keys.shape[-2] != plan.prompt_width
+        for layer in layers
+    ):
         return None
     for layer in layers:  # rows 0..B-1 chosen, B..2B-1 rejected: the same prompts twice
         layer.keys = torch.cat([layer.keys, layer.keys])
@@ -262,8 +291,12 @@ def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan, sta
     positions = prompt_len[:, None] + c_pos  # [2B, C]
     comp_ids = ids.gather(1, positions.clamp(max=width - 1))
     comp_valid = c_pos < plan.completion_len[:, None]  # [2B, C]
-    attention = torch.cat([prompt_mask.repeat(2, 1), comp_valid.long()], dim=1)  # keys: prompt slots, then completion slots
-    hidden_c = body(input_ids=comp_ids, attention_mask=attention, position_ids=positions, cache=cache, use_cache=True).last_hidden_state
+    attention = torch.cat(
+        [prompt_mask.repeat(2, 1), comp_valid.long()], dim=1
+    )  # keys: prompt slots, then completion slots
+    hidden_c = body(
+        input_ids=comp_ids, attention_mask=attention, position_ids=positions, cache=cache, use_cache=True
+    ).last_hidden_state
     if any(layer.keys.shape[-2] != plan.prompt_width + plan.completion_width for layer in layers):
         return None  # some layer did not attend through the cache; the caller recomputes in one pass
 
@@ -295,7 +328,12 @@ def logp_rows(model, batch: PairBatch, stats: tuple[str, ...] = ()) -> dict[str,
 def rows_of(chosen: SeqLogps, rejected: SeqLogps) -> dict[str, Tensor]:
     """The reference table's named [B] tensors from chosen and rejected log-probs (and
     their `wpo` / `entropy` sums when present)."""
-    rows = {"chosen_sum": chosen.sum, "chosen_ntok": chosen.ntok, "rejected_sum": rejected.sum, "rejected_ntok": rejected.ntok}
+    rows = {
+        "chosen_sum": chosen.sum,
+        "chosen_ntok": chosen.ntok,
+        "rejected_sum": rejected.sum,
+        "rejected_ntok": rejected.ntok,
+    }
     for side, seq in (("chosen", chosen), ("rejected", rejected)):
         for stat in STATS:
             if getattr(seq, stat) is not None:
@@ -305,7 +343,10 @@ def rows_of(chosen: SeqLogps, rejected: SeqLogps) -> dict[str, Tensor]:
 
 def seqs_of(rows: dict[str, Tensor]) -> tuple[SeqLogps, SeqLogps]:
     """Chosen and rejected ``SeqLogps`` from the reference table's named rows (inverse of :func:`rows_of`)."""
-    return tuple(SeqLogps(rows[f"{side}_sum"], rows[f"{side}_ntok"], **{s: rows.get(f"{side}_{s}") for s in STATS}) for side in ("chosen", "rejected"))
+    return tuple(
+        SeqLogps(rows[f"{side}_sum"], rows[f"{side}_ntok"], **{s: rows.get(f"{side}_{s}") for s in STATS})
+        for side in ("chosen", "rejected")
+    )
 
 
 def _packed_logps(model, batch: PairBatch, stats: tuple[str, ...] = ()) -> tuple[SeqLogps, SeqLogps] | None:
@@ -316,10 +357,16 @@ def _packed_logps(model, batch: PairBatch, stats: tuple[str, ...] = ()) -> tuple
     plan = _shared_prompt_plan(model, config, batch, cheaper_only=False)
     if plan is None:
         return None
-    row, packing = packed.pack(batch, plan.prompt_len, plan.completion_len, float32=config._attn_implementation == FP32_SDPA)
+    row, packing = packed.pack(
+        batch, plan.prompt_len, plan.completion_len, float32=config._attn_implementation == FP32_SDPA
+    )
     with packed.packed_attention(body):  # the body shares its config, so the switch is the model's
-        hidden = body(input_ids=row.ids[None], position_ids=row.positions[None], use_cache=False, packing=packing).last_hidden_state[0]
-    values = token_stats(hidden[row.predictors], head, row.targets, getattr(config, "final_logit_softcapping", None), stats)
+        hidden = body(
+            input_ids=row.ids[None], position_ids=row.positions[None], use_cache=False, packing=packing
+        ).last_hidden_state[0]
+    values = token_stats(
+        hidden[row.predictors], head, row.targets, getattr(config, "final_logit_softcapping", None), stats
+    )
     b = batch.num_pairs
     sums = _row_sums(values, row.owner, 2 * b)
     ntok = plan.completion_len.to(values["logp"].dtype)

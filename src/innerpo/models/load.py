@@ -23,7 +23,9 @@ def load_base(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
         model, _ = tiny.build()
         model = model.to(dtype)
     else:
-        model = AutoModelForCausalLM.from_pretrained(_source(name), dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            _source(name), dtype=dtype, trust_remote_code=cfg.trust_remote_code
+        )
     tok = load_tokenizer(cfg)
     for adapter in cfg.init_adapter:  # start from (and refer to) an earlier adapter's model
         model = merge_adapter(model, adapter)

@@ -43,7 +43,9 @@ def supports(config) -> bool:
     """True when a model with this config can be scored packed: SDPA attention through
     transformers' AttentionInterface and no attention-logit soft-capping (SDPA has none).
     (Full attention and the batch's layout are the caller's checks: forward._shared_prompt_plan.)"""
-    return getattr(config, "_attn_implementation", None) in REPLACES and not getattr(config, "attn_logit_softcapping", None)
+    return getattr(config, "_attn_implementation", None) in REPLACES and not getattr(
+        config, "attn_logit_softcapping", None
+    )
 
 
 @dataclass
@@ -59,7 +61,10 @@ class Packing:
 
     def __post_init__(self):
         # per pair and completion: the mask [C, P + C] of "prompt, then causal over itself"
-        self.masks = [tuple(_completion_mask(p, c) for c in (ch, rj)) for p, ch, rj in zip(self.prompt, self.chosen, self.rejected)]
+        self.masks = [
+            tuple(_completion_mask(p, c) for c in (ch, rj))
+            for p, ch, rj in zip(self.prompt, self.chosen, self.rejected)
+        ]
 
 
 def _completion_mask(prompt: int, completion: int) -> Tensor:
@@ -71,11 +76,15 @@ def _completion_mask(prompt: int, completion: int) -> Tensor:
     return torch.zeros(keep.shape).masked_fill_(~keep, float("-inf"))[None, None]
 
 
-def packed_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, packing: Packing | None = None, **kwargs):
+def packed_attention_forward(
+    module, query, key, value, attention_mask, scaling=None, dropout=0.0, packing: Packing | None = None, **kwargs
+):
     """query [1, H, N, d]; key, value [1, H_kv, N, d] over the packed row. Returns [1, N, H, d].
     `dropout`: the caller's attention dropout (0 outside training), applied as SDPA would."""
     if packing is None:
-        raise RuntimeError("innerpo_packed attention needs the packing layout (innerpo.models.forward.logp_rows passes it)")
+        raise RuntimeError(
+            "innerpo_packed attention needs the packing layout (innerpo.models.forward.logp_rows passes it)"
+        )
     if packing.float32:
         query, key, value = query.float(), key.float(), value.float()
     group = query.shape[1] // key.shape[1]
@@ -84,14 +93,23 @@ def packed_attention_forward(module, query, key, value, attention_mask, scaling=
     out = torch.empty_like(query)
     sdpa = torch.nn.functional.scaled_dot_product_attention
     with torch.autocast(query.device.type, enabled=False) if packing.float32 else nullcontext():
-        for start, p, c, r, masks in zip(packing.start, packing.prompt, packing.chosen, packing.rejected, packing.masks):
+        for start, p, c, r, masks in zip(
+            packing.start, packing.prompt, packing.chosen, packing.rejected, packing.masks
+        ):
             prompt = slice(start, start + p)
             pk, pv = key[:, :, prompt], value[:, :, prompt]
             out[:, :, prompt] = sdpa(query[:, :, prompt], pk, pv, is_causal=True, dropout_p=dropout, scale=scaling)
             for first, n, mask in ((start + p, c, masks[0]), (start + p + c, r, masks[1])):
                 own = slice(first, first + n)
                 keys, values = torch.cat([pk, key[:, :, own]], dim=2), torch.cat([pv, value[:, :, own]], dim=2)
-                out[:, :, own] = sdpa(query[:, :, own], keys, values, attn_mask=mask.to(query.device, query.dtype), dropout_p=dropout, scale=scaling)
+                out[:, :, own] = sdpa(
+                    query[:, :, own],
+                    keys,
+                    values,
+                    attn_mask=mask.to(query.device, query.dtype),
+                    dropout_p=dropout,
+                    scale=scaling,
+                )
     return out.transpose(1, 2), None
 
 
@@ -121,13 +139,21 @@ def pack(batch: PairBatch, prompt_len: Tensor, completion_len: Tensor, float32: 
         pieces += [ids[i, : p + c], ids[b + i, p : p + r]]
         positions += [torch.arange(p + c), torch.arange(p, p + r)]
         last_prompt = start + p - 1
-        predictors += [torch.arange(last_prompt, last_prompt + c),  # chosen token k from position P-1+k
-                       torch.cat([torch.tensor([last_prompt]), torch.arange(start + p + c, start + p + c + r - 1)])]
+        predictors += [
+            torch.arange(last_prompt, last_prompt + c),  # chosen token k from position P-1+k
+            torch.cat([torch.tensor([last_prompt]), torch.arange(start + p + c, start + p + c + r - 1)]),
+        ]
         targets += [ids[i, p : p + c], ids[b + i, p : p + r]]
         owner += [torch.full((c,), i), torch.full((r,), b + i)]
         start += p + c + r
     dev = ids.device
-    row = _Row(torch.cat(pieces), torch.cat(positions).to(dev), torch.cat(predictors).to(dev), torch.cat(targets), torch.cat(owner).to(dev))
+    row = _Row(
+        torch.cat(pieces),
+        torch.cat(positions).to(dev),
+        torch.cat(predictors).to(dev),
+        torch.cat(targets),
+        torch.cat(owner).to(dev),
+    )
     return row, Packing(starts, prompts, chosen, rejected, float32)
 
 

@@ -74,9 +74,12 @@ def _fp32_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=N
         query, key, value = query.float(), key.float(), value.float()
         plain = not any(kwargs.get(k) for k in ("position_bias", "softcap", "cache", "output_attentions"))
         if attention_mask is None or key.shape[1] == query.shape[1] or not plain:
-            return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+            return sdpa_attention_forward(
+                module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+            )
         out = torch.nn.functional.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, enable_gqa=True)
+            query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, enable_gqa=True
+        )
         return out.transpose(1, 2).contiguous(), None
 
 
@@ -94,8 +97,10 @@ def check_precision(precision: str, device: torch.device | str = "cpu") -> None:
         raise PrecisionError(f"--training.precision must be one of {', '.join(DTYPES)}; got {precision!r}")
     device = torch.device(device)
     if precision == "fp16" and device.type == "cpu":
-        raise PrecisionError("--training.precision=fp16 needs a GPU: CPUs have no fast float16 matrix multiply "
-                             "(measured here ~2 GFLOP/s, 45x slower than fp32) and fp16 needs loss scaling; use bf16 on CPU")
+        raise PrecisionError(
+            "--training.precision=fp16 needs a GPU: CPUs have no fast float16 matrix multiply "
+            "(measured here ~2 GFLOP/s, 45x slower than fp32) and fp16 needs loss scaling; use bf16 on CPU"
+        )
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise PrecisionError("--training.precision=bf16: this GPU does not support bfloat16; use fp16 or fp32")
 
@@ -129,7 +134,12 @@ def _untie_head(base: nn.Module, dtype: torch.dtype) -> None:
     """Give a frozen output head tied to the input embeddings its own copy in `dtype`."""
     head = base.get_output_embeddings()
     embedding = base.get_input_embeddings().weight
-    if type(head) is not nn.Linear or head.weight is not embedding or head.weight.requires_grad or head.bias is not None:
+    if (
+        type(head) is not nn.Linear
+        or head.weight is not embedding
+        or head.weight.requires_grad
+        or head.bias is not None
+    ):
         return
     copy = nn.Linear(head.in_features, head.out_features, bias=False, device="meta")
     copy.weight = nn.Parameter(embedding.detach().to(dtype), requires_grad=False)

@@ -33,7 +33,6 @@ from innerpo.io import atomic_path
 from innerpo.models.precision import autocast, precision_of
 from innerpo.paths import cache_dir
 
-
 _FINGERPRINTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -63,7 +62,10 @@ def _hash_state(state: dict[str, Tensor]) -> str:
 
 
 def item_digests(items: list[TokenizedPair]) -> list[str]:
-    return [hashlib.blake2b(json.dumps((it.prompt, it.chosen, it.rejected)).encode(), digest_size=16).hexdigest() for it in items]
+    return [
+        hashlib.blake2b(json.dumps((it.prompt, it.chosen, it.rejected)).encode(), digest_size=16).hexdigest()
+        for it in items
+    ]
 
 
 def cache_key(weights: str, digests: list[str], extra: dict) -> str:
@@ -102,7 +104,16 @@ RowsFn = Callable[[object, PairBatch], dict[str, Tensor]]
 
 
 @torch.no_grad()
-def rows_pass(model, items: list[TokenizedPair], pad_id: int, batch_size: int, rows_fn: RowsFn, adapter: bool, desc: str, max_tokens: int | None = None) -> dict[str, Tensor]:
+def rows_pass(
+    model,
+    items: list[TokenizedPair],
+    pad_id: int,
+    batch_size: int,
+    rows_fn: RowsFn,
+    adapter: bool,
+    desc: str,
+    max_tokens: int | None = None,
+) -> dict[str, Tensor]:
     """`rows_fn(model, batch)` ([B, ...] per name) over all items, in one no-grad pass.
 
     adapter=False runs the base model (adapter disabled). Batches are grouped by length
@@ -117,7 +128,10 @@ def rows_pass(model, items: list[TokenizedPair], pad_id: int, batch_size: int, r
     was_training = model.training
     model.eval()
     try:
-        with nullcontext() if adapter or not hasattr(model, "disable_adapter") else model.disable_adapter(), autocast(model):
+        with (
+            nullcontext() if adapter or not hasattr(model, "disable_adapter") else model.disable_adapter(),
+            autocast(model),
+        ):
             for idx in tqdm(batches, desc=desc, leave=False, unit="batch"):
                 rows = rows_fn(model, collate([items[i] for i in idx], pad_id).to(device))
                 for name, t in rows.items():
@@ -129,12 +143,25 @@ def rows_pass(model, items: list[TokenizedPair], pad_id: int, batch_size: int, r
     return out
 
 
-def compute_reference(model, items: list[TokenizedPair], pad_id: int, batch_size: int, rows_fn: RowsFn, max_tokens: int | None = None) -> dict[str, Tensor]:
+def compute_reference(
+    model, items: list[TokenizedPair], pad_id: int, batch_size: int, rows_fn: RowsFn, max_tokens: int | None = None
+) -> dict[str, Tensor]:
     """The reference (adapter off) values of every pair."""
-    return rows_pass(model, items, pad_id, batch_size, rows_fn, adapter=False, desc="reference pass", max_tokens=max_tokens)
+    return rows_pass(
+        model, items, pad_id, batch_size, rows_fn, adapter=False, desc="reference pass", max_tokens=max_tokens
+    )
 
 
-def reference_table(model, items, pad_id: int, batch_size: int, extra: dict, rows_fn: RowsFn, root: Path | None = None, max_tokens: int | None = None) -> tuple[dict[str, Tensor], bool]:
+def reference_table(
+    model,
+    items,
+    pad_id: int,
+    batch_size: int,
+    extra: dict,
+    rows_fn: RowsFn,
+    root: Path | None = None,
+    max_tokens: int | None = None,
+) -> tuple[dict[str, Tensor], bool]:
     """(name → [N, ...] tensors in the order of `items`, hit).
 
     The file stores rows in a canonical order (sorted by pair digest), so any order or

@@ -90,7 +90,9 @@ def resolve_baseline(variants: list[str], runs: list[Run], baseline: str | None)
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        raise ReportError(f"--baseline {baseline!r} matches several variants ({'; '.join(matches)}); give one of them in full")
+        raise ReportError(
+            f"--baseline {baseline!r} matches several variants ({'; '.join(matches)}); give one of them in full"
+        )
     return None
 
 
@@ -119,12 +121,20 @@ def build_table(suite: str, model: str, runs: list[Run], baseline: str | None) -
                 table.change[variant, shift] = paired_difference(adapter, base, seeds_match=False)
             if table.baseline and variant != table.baseline:
                 other = by_variant[table.baseline]
-                match = [r.seed for r in group] == [r.seed for r in other] and len({r.seed for r in group}) == len(group)
-                table.versus[variant, shift] = paired_difference(adapter, _matrix(other, suite, shift, "adapter_correct", keys), seeds_match=match)
+                match = [r.seed for r in group] == [r.seed for r in other] and len({r.seed for r in group}) == len(
+                    group
+                )
+                table.versus[variant, shift] = paired_difference(
+                    adapter, _matrix(other, suite, shift, "adapter_correct", keys), seeds_match=match
+                )
             stats = [r.evaluations[suite].summary["shifts"][shift] for r in group]
             deltas = [s["coherence_delta_nll"] for s in stats if "coherence_delta_nll" in s]
             if deltas:
-                table.coherence[variant, shift] = (float(np.mean(deltas)), sum(bool(s.get("coherence_flag")) for s in stats), len(deltas))
+                table.coherence[variant, shift] = (
+                    float(np.mean(deltas)),
+                    sum(bool(s.get("coherence_flag")) for s in stats),
+                    len(deltas),
+                )
     if has_base:
         _gains(table, by_variant)
         _normalized(table, by_variant)
@@ -152,7 +162,9 @@ def _gains(table: Table, by_variant: dict[str, list[Run]]) -> None:
             continue
         mats = {}
         for name, column, runs in (("adapter", "adapter_correct", group), ("base", "base_correct", table.runs[:1])):
-            mats[name] = np.concatenate([_matrix(runs, table.suite, s, column, _common(table.runs, table.suite, s)) for s in away], axis=1)
+            mats[name] = np.concatenate(
+                [_matrix(runs, table.suite, s, column, _common(table.runs, table.suite, s)) for s in away], axis=1
+            )
         ood = paired_difference(mats["adapter"], mats["base"], seeds_match=False)
         table.gains[variant] = (table.change[variant, home], ood)
 
@@ -177,4 +189,6 @@ def _normalized(table: Table, by_variant: dict[str, list[Run]]) -> None:
         table.target_tuned[shift] = float(_matrix(tuned, table.suite, shift, "adapter_correct", keys).mean())
         for variant, group in by_variant.items():
             if training_dataset(group[0]) != table.datasets[shift] and table.target_tuned[shift] > 0:
-                table.normalized[variant, shift] = (table.accuracy[variant, shift].mean - table.base[shift].mean) / table.target_tuned[shift]
+                table.normalized[variant, shift] = (
+                    table.accuracy[variant, shift].mean - table.base[shift].mean
+                ) / table.target_tuned[shift]

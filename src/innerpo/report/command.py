@@ -21,10 +21,17 @@ from innerpo.report.runs import ReportError, load_runs
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="innerpo report", description="Aggregate run directories into tables with 95% confidence intervals and plots.")
+    p = argparse.ArgumentParser(
+        prog="innerpo report",
+        description="Aggregate run directories into tables with 95% confidence intervals and plots.",
+    )
     p.add_argument("dirs", nargs="+", help="run directories or directories containing them (e.g. a sweep directory)")
     p.add_argument("--output_dir", help="output directory (default: <first DIR>/report)")
-    p.add_argument("--baseline", default="dpo", help="method (or full variant label) the others are compared with pair by pair; 'none' to skip (default: dpo)")
+    p.add_argument(
+        "--baseline",
+        default="dpo",
+        help="method (or full variant label) the others are compared with pair by pair; 'none' to skip (default: dpo)",
+    )
     return p
 
 
@@ -39,7 +46,9 @@ def sweep_commands(dirs: list[str]) -> list[str]:
     return found
 
 
-def report(dirs: list[str], output_dir: str | None = None, baseline: str | None = "dpo", command: str = "innerpo report") -> Path:
+def report(
+    dirs: list[str], output_dir: str | None = None, baseline: str | None = "dpo", command: str = "innerpo report"
+) -> Path:
     runs = load_runs(dirs)
     tables = build_tables(runs, None if baseline in (None, "none") else baseline)
     out_dir = Path(output_dir) if output_dir else Path(dirs[0]) / "report"
@@ -47,8 +56,10 @@ def report(dirs: list[str], output_dir: str | None = None, baseline: str | None 
     plots = write_plots(out_dir, tables)
     write(out_dir, tables, command, sweep_commands(dirs), plots)
     print(markdown(tables, command, sweep_commands(dirs), {}))
-    print(f"{len(runs)} runs; report written to {out_dir} (report.md, report.csv, report.json, "
-          f"{sum(map(len, plots.values()))} PNGs)")
+    print(
+        f"{len(runs)} runs; report written to {out_dir} (report.md, report.csv, report.json, "
+        f"{sum(map(len, plots.values()))} PNGs)"
+    )
     return out_dir
 
 

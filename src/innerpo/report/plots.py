@@ -24,7 +24,11 @@ import pandas as pd  # noqa: E402
 from innerpo.io import atomic_path  # noqa: E402
 from innerpo.report.aggregate import Table  # noqa: E402
 
-CURVES = (("loss", "training loss"), ("rewards/margins", "reward margin (nats)"), ("eval/accuracy", "periodic eval accuracy"))
+CURVES = (
+    ("loss", "training loss"),
+    ("rewards/margins", "reward margin (nats)"),
+    ("eval/accuracy", "periodic eval accuracy"),
+)
 
 
 def slug(text: str) -> str:
@@ -40,8 +44,15 @@ def accuracy_plot(t: Table, path: Path) -> None:
         ests = [t.base[s] if v == "base" else t.accuracy[v, s] for s in t.shifts]
         mean = np.array([e.mean for e in ests])
         err = np.array([[e.mean - e.low for e in ests], [e.high - e.mean for e in ests]])
-        ax.errorbar(x - 0.4 + width * (i + 0.5), mean, yerr=err, fmt="o" if v != "base" else "s", capsize=3,
-                    label=v if v == "base" else f"{v} ({t.accuracy[v, t.shifts[0]].n_seeds} seeds)", color="0.4" if v == "base" else None)
+        ax.errorbar(
+            x - 0.4 + width * (i + 0.5),
+            mean,
+            yerr=err,
+            fmt="o" if v != "base" else "s",
+            capsize=3,
+            label=v if v == "base" else f"{v} ({t.accuracy[v, t.shifts[0]].n_seeds} seeds)",
+            color="0.4" if v == "base" else None,
+        )
     ax.set_xticks(x, [f"{s}\n(n={t.n_pairs[s]})" for s in t.shifts], fontsize=8)
     ax.set_ylabel("preference accuracy (95% CI)")
     ax.axhline(0.5, color="0.8", lw=0.8, ls="--")
@@ -68,8 +79,10 @@ def curves_plot(t: Table, path: Path) -> bool:
                 continue
             g = rows.groupby("step")[key]
             mean, sd = g.mean(), g.std().fillna(0.0)
-            line, = ax.plot(mean.index, mean.to_numpy(), label=f"{v} ({rows['seed'].nunique()} seeds)")
-            ax.fill_between(mean.index, (mean - sd).to_numpy(), (mean + sd).to_numpy(), alpha=0.2, color=line.get_color())
+            (line,) = ax.plot(mean.index, mean.to_numpy(), label=f"{v} ({rows['seed'].nunique()} seeds)")
+            ax.fill_between(
+                mean.index, (mean - sd).to_numpy(), (mean + sd).to_numpy(), alpha=0.2, color=line.get_color()
+            )
         ax.set_xlabel("optimizer step")
         ax.set_ylabel(label)
     axes[0][0].legend(fontsize=7)
@@ -83,12 +96,26 @@ def gain_plot(t: Table, path: Path) -> bool:
         return False
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     for v, (i, o) in t.gains.items():
-        ax.errorbar(100 * i.mean, 100 * o.mean, xerr=[[100 * (i.mean - i.low)], [100 * (i.high - i.mean)]],
-                    yerr=[[100 * (o.mean - o.low)], [100 * (o.high - o.mean)]], fmt="o", capsize=3, label=v)
+        ax.errorbar(
+            100 * i.mean,
+            100 * o.mean,
+            xerr=[[100 * (i.mean - i.low)], [100 * (i.high - i.mean)]],
+            yerr=[[100 * (o.mean - o.low)], [100 * (o.high - o.mean)]],
+            fmt="o",
+            capsize=3,
+            label=v,
+        )
     ax.axhline(0, color="0.7", lw=0.8)
     ax.axvline(0, color="0.7", lw=0.8)
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-    ax.plot([min(x0, y0), max(x1, y1)], [min(x0, y0), max(x1, y1)], color="0.85", lw=0.8, ls="--", label="OOD gain = in-domain gain")
+    ax.plot(
+        [min(x0, y0), max(x1, y1)],
+        [min(x0, y0), max(x1, y1)],
+        color="0.85",
+        lw=0.8,
+        ls="--",
+        label="OOD gain = in-domain gain",
+    )
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("in-domain gain over base (points, 95% CI)")

@@ -30,9 +30,11 @@ def caption(table: Table, command: str, sweep_commands: list[str]) -> str:
     pairs = sorted({str(r.config.data.max_train_pairs) for r in table.runs})
     shifts = ", ".join(f"{s} = `{table.datasets[s]}`" for s in table.shifts)
     n = sorted(set(table.n_pairs.values()))
-    text = (f"*Base model `{table.model}`; trained on {', '.join(f'`{t}`' for t in trained)} "
-            f"(at most {'/'.join(pairs)} pairs, {'/'.join(steps)} optimizer steps); shifts: {shifts}; "
-            f"{'/'.join(map(str, n))} pairs per shift (pairs every run scored). Produced by `{command}`")
+    text = (
+        f"*Base model `{table.model}`; trained on {', '.join(f'`{t}`' for t in trained)} "
+        f"(at most {'/'.join(pairs)} pairs, {'/'.join(steps)} optimizer steps); shifts: {shifts}; "
+        f"{'/'.join(map(str, n))} pairs per shift (pairs every run scored). Produced by `{command}`"
+    )
     if sweep_commands:
         text += " from runs of " + "; ".join(f"`{c}`" for c in sweep_commands)
     return text + ".*"
@@ -47,7 +49,11 @@ def markdown(tables: list[Table], command: str, sweep_commands: list[str], plots
         head = "| method | seeds | " + " | ".join(f"{s} (n={t.n_pairs[s]})" for s in t.shifts) + " |"
         lines += [head, "|" + "---|" * (len(t.shifts) + 2)]
         if t.base:
-            lines.append("| base | – | " + " | ".join(f"{t.base[s].mean:.3f} [{t.base[s].low:.3f}, {t.base[s].high:.3f}]" for s in t.shifts) + " |")
+            lines.append(
+                "| base | – | "
+                + " | ".join(f"{t.base[s].mean:.3f} [{t.base[s].low:.3f}, {t.base[s].high:.3f}]" for s in t.shifts)
+                + " |"
+            )
         for v in t.variants:
             cells = []
             for s in t.shifts:
@@ -60,8 +66,12 @@ def markdown(tables: list[Table], command: str, sweep_commands: list[str], plots
                     cell += f"<br>ΔNLL {d:+.2f}, {k}/{n} flagged"
                 cells.append(cell)
             lines.append(f"| {v} | {seeds[v]} | " + " | ".join(cells) + " |")
-        lines += ["", "Each cell: accuracy [95% CI]; change vs base in points [95% CI]; coherence: mean over seeds of the "
-                  "adapter − base chosen-completion NLL per token, and seeds flagged incoherent.", ""]
+        lines += [
+            "",
+            "Each cell: accuracy [95% CI]; change vs base in points [95% CI]; coherence: mean over seeds of the "
+            "adapter − base chosen-completion NLL per token, and seeds flagged incoherent.",
+            "",
+        ]
         if t.versus:
             lines += [f"### Paired difference vs `{t.baseline}` (points; * = 95% CI excludes 0)", ""]
             lines += ["| method | " + " | ".join(t.shifts) + " |", "|" + "---|" * (len(t.shifts) + 1)]
@@ -71,20 +81,33 @@ def markdown(tables: list[Table], command: str, sweep_commands: list[str], plots
                 cells = [f"{_pp(t.versus[v, s])}{' *' if t.versus[v, s].excludes_zero else ''}" for s in t.shifts]
                 lines.append(f"| {v} | " + " | ".join(cells) + " |")
             resampled = {e.resampled for e in t.versus.values()}
-            lines += ["", f"Resampled: {', '.join(sorted(resampled))}; seeds are paired when both methods have the same seeds.", ""]
+            lines += [
+                "",
+                f"Resampled: {', '.join(sorted(resampled))}; seeds are paired when both methods have the same seeds.",
+                "",
+            ]
         elif t.note:
             lines += [t.note, ""]
         if t.gains:
-            lines += ["### In-domain and out-of-distribution gain over base (points)", "",
-                      "| method | in-domain shift | in-domain gain | OOD gain (other shifts' pairs pooled) |", "|---|---|---|---|"]
+            lines += [
+                "### In-domain and out-of-distribution gain over base (points)",
+                "",
+                "| method | in-domain shift | in-domain gain | OOD gain (other shifts' pairs pooled) |",
+                "|---|---|---|---|",
+            ]
             lines += [f"| {v} | {t.in_domain[v]} | {_pp(i)} | {_pp(o)} |" for v, (i, o) in t.gains.items()]
             lines.append("")
         if t.normalized:
-            lines += ["### GENIES normalised generalization", "",
-                      "(target accuracy − base target accuracy) / accuracy of runs trained on the target (Clymer et al. 2023, "
-                      "definition as in the GENIES code); target-tuned accuracy: "
-                      + ", ".join(f"{s} {a:.3f}" for s, a in t.target_tuned.items()), "",
-                      "| method | " + " | ".join(t.target_tuned) + " |", "|" + "---|" * (len(t.target_tuned) + 1)]
+            lines += [
+                "### GENIES normalised generalization",
+                "",
+                "(target accuracy − base target accuracy) / accuracy of runs trained on the target (Clymer et al. 2023, "
+                "definition as in the GENIES code); target-tuned accuracy: "
+                + ", ".join(f"{s} {a:.3f}" for s, a in t.target_tuned.items()),
+                "",
+                "| method | " + " | ".join(t.target_tuned) + " |",
+                "|" + "---|" * (len(t.target_tuned) + 1),
+            ]
             for v in t.variants:
                 vals = [f"{t.normalized[v, s]:+.3f}" if (v, s) in t.normalized else "–" for s in t.target_tuned]
                 lines.append(f"| {v} | " + " | ".join(vals) + " |")
@@ -102,13 +125,29 @@ def records(tables: list[Table]) -> list[dict]:
         for v in ["base"] * bool(t.base) + t.variants:
             for s in t.shifts:
                 est = t.base[s] if v == "base" else t.accuracy[v, s]
-                row = {"suite": t.suite, "model": t.model, "method": v, "shift": s, "dataset": t.datasets[s],
-                       "n_seeds": est.n_seeds if v != "base" else 0, "n_pairs": est.n_pairs,
-                       "accuracy": est.mean, "accuracy_low": est.low, "accuracy_high": est.high, "resampled": est.resampled}
+                row = {
+                    "suite": t.suite,
+                    "model": t.model,
+                    "method": v,
+                    "shift": s,
+                    "dataset": t.datasets[s],
+                    "n_seeds": est.n_seeds if v != "base" else 0,
+                    "n_pairs": est.n_pairs,
+                    "accuracy": est.mean,
+                    "accuracy_low": est.low,
+                    "accuracy_high": est.high,
+                    "resampled": est.resampled,
+                }
                 for prefix, table in (("change_vs_base", t.change), ("diff_vs_baseline", t.versus)):
                     e = table.get((v, s))
-                    row.update({prefix: e.mean if e else None, f"{prefix}_low": e.low if e else None,
-                                f"{prefix}_high": e.high if e else None, f"{prefix}_excludes_zero": e.excludes_zero if e else None})
+                    row.update(
+                        {
+                            prefix: e.mean if e else None,
+                            f"{prefix}_low": e.low if e else None,
+                            f"{prefix}_high": e.high if e else None,
+                            f"{prefix}_excludes_zero": e.excludes_zero if e else None,
+                        }
+                    )
                 row["baseline"] = t.baseline
                 d = t.coherence.get((v, s))
                 row.update({"delta_nll": d[0] if d else None, "seeds_flagged": d[1] if d else None})
@@ -121,9 +160,25 @@ def write(out: Path, tables: list[Table], command: str, sweep_commands: list[str
     rows = records(tables)
     write_atomic(out / "report.md", markdown(tables, command, sweep_commands, plots))
     write_atomic(out / "report.csv", pd.DataFrame(rows).to_csv(index=False))
-    meta = {"command": command, "sweep_commands": sweep_commands, "confidence": CONFIDENCE, "n_resamples": N_RESAMPLES,
-            "method": METHOD_NOTE, "runs": sorted({str(r.dir) for t in tables for r in t.runs}),
-            "gains": [{"suite": t.suite, "model": t.model, "method": v, "in_domain_shift": t.in_domain[v],
-                       "in_domain": vars(i), "ood": vars(o)} for t in tables for v, (i, o) in t.gains.items()],
-            "rows": rows}
+    meta = {
+        "command": command,
+        "sweep_commands": sweep_commands,
+        "confidence": CONFIDENCE,
+        "n_resamples": N_RESAMPLES,
+        "method": METHOD_NOTE,
+        "runs": sorted({str(r.dir) for t in tables for r in t.runs}),
+        "gains": [
+            {
+                "suite": t.suite,
+                "model": t.model,
+                "method": v,
+                "in_domain_shift": t.in_domain[v],
+                "in_domain": vars(i),
+                "ood": vars(o),
+            }
+            for t in tables
+            for v, (i, o) in t.gains.items()
+        ],
+        "rows": rows,
+    }
     write_atomic(out / "report.json", json.dumps(meta, indent=2, default=str))

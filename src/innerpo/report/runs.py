@@ -78,7 +78,9 @@ def load_run(run_dir: Path) -> Run:
         if not (where / "summary.json").is_file():
             continue
         if not (where / PAIRS_FILE).is_file():
-            raise ReportError(f"{where}: summary.json without {PAIRS_FILE} (evaluated before per-pair results existed); re-run `innerpo eval {run_dir}`")
+            raise ReportError(
+                f"{where}: summary.json without {PAIRS_FILE} (evaluated before per-pair results existed); re-run `innerpo eval {run_dir}`"
+            )
         summary = json.loads((where / "summary.json").read_text())
         suite = summary.get("suite")
         if not suite or "shifts" not in summary:
@@ -86,7 +88,11 @@ def load_run(run_dir: Path) -> Run:
         if suite not in evaluations:
             evaluations[suite] = Evaluation(suite, summary, pd.read_parquet(where / PAIRS_FILE), where)
     metrics_path = run_dir / "metrics.jsonl"
-    metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()] if metrics_path.is_file() else []
+    metrics = (
+        [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+        if metrics_path.is_file()
+        else []
+    )
     return Run(run_dir, cfg, evaluations, metrics)
 
 
@@ -115,7 +121,9 @@ def _short(key: str, keys: list[str]) -> str:
 
 def _value(key: str, value) -> str:
     if key == "data.dataset" and isinstance(value, str):
-        return value.split(":", 1)[1] if value.startswith("genies:") else Path(value).stem if Path(value).suffix else value
+        return (
+            value.split(":", 1)[1] if value.startswith("genies:") else Path(value).stem if Path(value).suffix else value
+        )
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

@@ -91,7 +91,16 @@ def _difference(a: np.ndarray, b: np.ndarray | None, seed: int) -> Estimate:
         return means[0] - (means[1] if len(means) > 1 else 0.0)
 
     samples = tuple(np.arange(ax[2]) for ax in free)
-    result = stats.bootstrap(samples, statistic, paired=False, vectorized=True, n_resamples=N_RESAMPLES, batch=BATCH,
-                             confidence_level=CONFIDENCE, method="percentile", rng=np.random.default_rng(seed))
+    result = stats.bootstrap(
+        samples,
+        statistic,
+        paired=False,
+        vectorized=True,
+        n_resamples=N_RESAMPLES,
+        batch=BATCH,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     ci = result.confidence_interval
     return Estimate(point, float(ci.low), float(ci.high), a.shape[0], a.shape[1], resampled)

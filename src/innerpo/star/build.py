@@ -19,8 +19,8 @@ the hint is dropped (it would teach the model to cite a hint it will not have).
 from __future__ import annotations
 
 import re
-from itertools import product
 from dataclasses import dataclass
+from itertools import product
 
 from innerpo.star.prompts import HINT_MARK
 from innerpo.star.schema import Question
@@ -48,9 +48,18 @@ class Judged:
 
     def record(self, iteration: int, index: int) -> dict:
         return {
-            "iteration": iteration, "qid": self.question.qid, "index": index, "source": self.source,
-            "text": self.text, "answer": self.answer, "gold": self.question.answer, "correct": self.correct,
-            "flags": self.flags, "finish": self.finish, "n_tokens": self.n_tokens, "question": self.question.to_dict(),
+            "iteration": iteration,
+            "qid": self.question.qid,
+            "index": index,
+            "source": self.source,
+            "text": self.text,
+            "answer": self.answer,
+            "gold": self.question.answer,
+            "correct": self.correct,
+            "flags": self.flags,
+            "finish": self.finish,
+            "n_tokens": self.n_tokens,
+            "question": self.question.to_dict(),
         }
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from innerpo.methods.config import MethodConfig
 from innerpo.data.config import DataConfig
+from innerpo.methods.config import MethodConfig
 from innerpo.models.config import ModelConfig
 from innerpo.train.config import TrainingConfig
 

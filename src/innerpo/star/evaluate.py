@@ -51,7 +51,20 @@ def judge_samples(questions: list[Question], samples, reasoning: str, source: st
     """Judged samples per question (samples: Generator output, one list per question)."""
     out = []
     for q, qs in zip(questions, samples):
-        out.append([Judged(q, s.text, (e := judge(s.text, q, s.finish == "length", reasoning)).answer, e.flags, source, s.finish, s.n_tokens) for s in qs])
+        out.append(
+            [
+                Judged(
+                    q,
+                    s.text,
+                    (e := judge(s.text, q, s.finish == "length", reasoning)).answer,
+                    e.flags,
+                    source,
+                    s.finish,
+                    s.n_tokens,
+                )
+                for s in qs
+            ]
+        )
     return out
 
 
@@ -60,7 +73,9 @@ def rationale_accuracy(judged: list[list[Judged]]) -> Accuracy:
 
 
 @torch.inference_mode()
-def direct_accuracy(model, tok, prompts: list[list[int]], questions: list[Question], batch_size: int = 16) -> Accuracy | None:
+def direct_accuracy(
+    model, tok, prompts: list[list[int]], questions: list[Question], batch_size: int = 16
+) -> Accuracy | None:
     """Option-label scoring (see the module docstring); None for free-form questions."""
     if not questions or not all(q.is_multiple_choice for q in questions):
         return None
@@ -75,16 +90,25 @@ def direct_accuracy(model, tok, prompts: list[list[int]], questions: list[Questi
     correct = 0
     try:
         for start in range(0, len(prompts), batch_size):
-            chunk = [p + opening for p in prompts[start: start + batch_size]]
+            chunk = [p + opening for p in prompts[start : start + batch_size]]
             width = max(map(len, chunk))
             ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros_like(ids)
             for r, p in enumerate(chunk):  # left padding: every row's last position is its own
-                ids[r, width - len(p):] = torch.tensor(p)
-                mask[r, width - len(p):] = 1
+                ids[r, width - len(p) :] = torch.tensor(p)
+                mask[r, width - len(p) :] = 1
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device), logits_to_keep=1).logits[:, -1, :].float()
-            for r, q in enumerate(questions[start: start + batch_size]):
+            logits = (
+                model(
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    position_ids=positions.to(device),
+                    logits_to_keep=1,
+                )
+                .logits[:, -1, :]
+                .float()
+            )
+            for r, q in enumerate(questions[start : start + batch_size]):
                 scores = [logits[r, first[label]].item() for label in q.labels]
                 correct += int(q.labels[max(range(len(scores)), key=scores.__getitem__)] == q.answer)
     finally:

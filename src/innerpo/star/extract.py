@@ -27,13 +27,58 @@ from innerpo.star.schema import LETTERS, Question
 
 # "the answer is" in a few languages (lower case; matched case-insensitively).
 ANSWER_PHRASES = [
-    "the answer is", "the correct answer is", "answer is", "answer:",
-    "la réponse est", "la respuesta es", "die antwort ist", "a resposta é", "la risposta è",
-    "ìdáhùn náà ni", "idahun naa ni", "ìdáhùn ni", "jibu ni", "jibu sahihi ni",
-    "答案是", "答案：", "答案:", "الإجابة هي", "الجواب هو", "उत्तर है", "정답은", "答えは",
+    "the answer is",
+    "the correct answer is",
+    "answer is",
+    "answer:",
+    "la réponse est",
+    "la respuesta es",
+    "die antwort ist",
+    "a resposta é",
+    "la risposta è",
+    "ìdáhùn náà ni",
+    "idahun naa ni",
+    "ìdáhùn ni",
+    "jibu ni",
+    "jibu sahihi ni",
+    "答案是",
+    "答案：",
+    "答案:",
+    "الإجابة هي",
+    "الجواب هو",
+    "उत्तर है",
+    "정답은",
+    "答えは",
 ]
-LOCAL_LABELS = {"أ": "A", "ب": "B", "ج": "C", "د": "D", "ه": "E", "а": "A", "б": "B", "в": "C", "г": "D", "甲": "A", "乙": "B", "丙": "C", "丁": "D"}
-SCRIPT_OF_LANGUAGE = {"ar": "ARABIC", "fa": "ARABIC", "ur": "ARABIC", "zh": "CJK", "ja": "CJK", "ko": "HANGUL", "hi": "DEVANAGARI", "bn": "BENGALI", "ru": "CYRILLIC", "uk": "CYRILLIC", "el": "GREEK", "he": "HEBREW"}
+LOCAL_LABELS = {
+    "أ": "A",
+    "ب": "B",
+    "ج": "C",
+    "د": "D",
+    "ه": "E",
+    "а": "A",
+    "б": "B",
+    "в": "C",
+    "г": "D",
+    "甲": "A",
+    "乙": "B",
+    "丙": "C",
+    "丁": "D",
+}
+SCRIPT_OF_LANGUAGE = {
+    "ar": "ARABIC",
+    "fa": "ARABIC",
+    "ur": "ARABIC",
+    "zh": "CJK",
+    "ja": "CJK",
+    "ko": "HANGUL",
+    "hi": "DEVANAGARI",
+    "bn": "BENGALI",
+    "ru": "CYRILLIC",
+    "uk": "CYRILLIC",
+    "el": "GREEK",
+    "he": "HEBREW",
+}
 _NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?"
 
 
@@ -74,7 +119,7 @@ def extract_choice(text: str, q: Question) -> str | None:
     best = None
     for phrase in ANSWER_PHRASES:
         for m in re.finditer(re.escape(phrase), text, flags=re.IGNORECASE):
-            tail = text[m.end(): m.end() + 40]
+            tail = text[m.end() : m.end() + 40]
             label = _letter_at(tail, n)
             if label is None:  # "the answer is 82" / "the answer is bank": match an option's text
                 label = _option_named(tail, q)
@@ -92,12 +137,20 @@ def extract_choice(text: str, q: Question) -> str | None:
 def _option_named(text: str, q: Question) -> str | None:
     """The one option whose text appears in `text` as a whole word (None if zero or several)."""
     low = text.lower()
-    hits = [label for label, opt in zip(LETTERS, q.options) if re.search(r"(?<!\w)" + re.escape(opt.lower()) + r"(?!\w)", low)]
+    hits = [
+        label
+        for label, opt in zip(LETTERS, q.options)
+        if re.search(r"(?<!\w)" + re.escape(opt.lower()) + r"(?!\w)", low)
+    ]
     return hits[0] if len(hits) == 1 else None
 
 
 def extract_number(text: str) -> str | None:
-    for pattern in (r"\\boxed\{\s*(" + _NUMBER + r")\s*\}", r"####\s*(" + _NUMBER + ")", r"answer is[:\s]*(" + _NUMBER + ")"):
+    for pattern in (
+        r"\\boxed\{\s*(" + _NUMBER + r")\s*\}",
+        r"####\s*(" + _NUMBER + ")",
+        r"answer is[:\s]*(" + _NUMBER + ")",
+    ):
         found = re.findall(pattern, text, flags=re.IGNORECASE)
         if found:
             return canonical_number(found[-1])
@@ -124,7 +177,12 @@ def script_share(text: str, script: str) -> float:
     letters = [ch for ch in text if ch.isalpha()]
     if not letters:
         return 1.0
-    ok = sum(1 for ch in letters if unicodedata.name(ch, "").startswith(script) or (script == "CJK" and unicodedata.name(ch, "").startswith(("HIRAGANA", "KATAKANA"))))
+    ok = sum(
+        1
+        for ch in letters
+        if unicodedata.name(ch, "").startswith(script)
+        or (script == "CJK" and unicodedata.name(ch, "").startswith(("HIRAGANA", "KATAKANA")))
+    )
     return ok / len(letters)
 
 

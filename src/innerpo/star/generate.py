@@ -71,7 +71,9 @@ class Generator(Protocol):
         ...
 
 
-def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator, candidates: int = 256) -> torch.Tensor:
+def sample_tokens(
+    logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator, candidates: int = 256
+) -> torch.Tensor:
     """One token per row of `logits` [rows, vocab]: argmax when `temperature` is 0, else a
     draw from softmax(logits / temperature), restricted to the top-p nucleus when top_p < 1.
 
@@ -100,9 +102,13 @@ def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, gen: t
     if order is None:
         end = torch.full((cdf.shape[0], 1), last, device=cdf.device)
     else:  # the nucleus ends at the first token whose running sum reaches top_p
-        end = torch.searchsorted(cdf, torch.full((cdf.shape[0], 1), top_p, dtype=cdf.dtype, device=cdf.device)).clamp(max=last)
+        end = torch.searchsorted(cdf, torch.full((cdf.shape[0], 1), top_p, dtype=cdf.dtype, device=cdf.device)).clamp(
+            max=last
+        )
     u = torch.rand((cdf.shape[0], 1), generator=gen, dtype=torch.float64).to(cdf.device) * cdf.gather(-1, end)
-    idx = torch.minimum(torch.searchsorted(cdf, u, right=True), end)  # first running sum > u: zero-probability tokens never
+    idx = torch.minimum(
+        torch.searchsorted(cdf, u, right=True), end
+    )  # first running sum > u: zero-probability tokens never
     return (idx if order is None else order.gather(-1, idx)).squeeze(-1)
 
 
@@ -126,7 +132,9 @@ class HFGenerator:
 
     def generate(self, prompts: list[list[int]], k: int, settings: GenSettings) -> list[list[Sample]]:
         if settings.temperature <= 0 and k != 1:
-            raise ValueError("greedy decoding (temperature 0) gives one sample per prompt; use k=1 or a temperature > 0")
+            raise ValueError(
+                "greedy decoding (temperature 0) gives one sample per prompt; use k=1 or a temperature > 0"
+            )
         if any(not p for p in prompts):
             raise ValueError("every prompt needs at least one token")
         gen = torch.Generator().manual_seed(settings.seed)
@@ -135,7 +143,9 @@ class HFGenerator:
         self.model.eval()
         try:
             prefix = self._prefix(prompts)
-            with shared_prefix_attention(self.model, settings.share_prefix and prefix[1] is not None) as shared_attention:
+            with shared_prefix_attention(
+                self.model, settings.share_prefix and prefix[1] is not None
+            ) as shared_attention:
                 for batch in self.batches(prompts, k, settings):
                     for row in self._decode(prompts, batch, k, settings, gen, prefix, shared_attention):
                         text = self._text(row.tokens, settings.stop)
@@ -152,7 +162,9 @@ class HFGenerator:
         for i in order:
             longest = len(prompts[i])  # sorted ascending: the newest prompt is the longest
             rows = (len(current) + 1) * k
-            if current and (rows * (longest + settings.max_new_tokens) > settings.batch_tokens or rows > settings.max_rows):
+            if current and (
+                rows * (longest + settings.max_new_tokens) > settings.batch_tokens or rows > settings.max_rows
+            ):
                 batches.append(current)
                 current = []
             current.append(i)
@@ -179,7 +191,9 @@ class HFGenerator:
         return next(self.model.parameters()).device
 
     @torch.inference_mode()
-    def _decode(self, prompts, batch: list[int], k: int, settings: GenSettings, gen, prefix, shared_attention: bool) -> list[_Row]:
+    def _decode(
+        self, prompts, batch: list[int], k: int, settings: GenSettings, gen, prefix, shared_attention: bool
+    ) -> list[_Row]:
         device = self._device()
         shared, prefix_cache = prefix
         width = max(len(prompts[i]) for i in batch) - shared
@@ -187,8 +201,8 @@ class HFGenerator:
         mask = torch.zeros((len(batch), width), dtype=torch.long)  # the rows' own tokens: 1 real, 0 padding
         for r, i in enumerate(batch):
             own = prompts[i][shared:]
-            ids[r, width - len(own):] = torch.tensor(own)
-            mask[r, width - len(own):] = 1
+            ids[r, width - len(own) :] = torch.tensor(own)
+            mask[r, width - len(own) :] = 1
         ids, mask = ids.to(device), mask.to(device)
         extra, offset = {}, shared  # offset: positions the cache's mask does not count
         if shared_attention:  # the prefix stays one row, attended by every row (prefix_attention)
@@ -202,7 +216,13 @@ class HFGenerator:
             offset = 0
         positions = offset + (mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
         logits = self.model(
-            input_ids=ids, attention_mask=decoder_mask(mask, width), position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1, **extra
+            input_ids=ids,
+            attention_mask=decoder_mask(mask, width),
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+            **extra,
         ).logits[:, -1, :]
         if k > 1:  # one prompt pass serves its k samples
             cache.batch_repeat_interleave(k)
@@ -236,7 +256,13 @@ class HFGenerator:
                 slots = [slots[s] for s in live]
             mask = torch.cat([mask, torch.ones((len(slots), 1), dtype=mask.dtype, device=device)], dim=-1)
             logits = self.model(
-                input_ids=nxt[:, None], attention_mask=decoder_mask(mask, 1), position_ids=next_pos[:, None], cache=cache, use_cache=True, logits_to_keep=1, **extra
+                input_ids=nxt[:, None],
+                attention_mask=decoder_mask(mask, 1),
+                position_ids=next_pos[:, None],
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+                **extra,
             ).logits[:, -1, :]
             next_pos = next_pos + 1
         return rows

@@ -38,12 +38,16 @@ class PreallocatedLayer(CacheLayerMixin):
         self._v = value_states.new_empty((rows, heads, self.capacity, value_states.shape[-1]))
         self.is_initialized = True
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         end = self.length + key_states.shape[-2]
         if end > self.capacity:
-            raise ValueError(f"KV cache capacity {self.capacity} exceeded ({end} positions); allocate it with the prompt width plus max_new_tokens")
+            raise ValueError(
+                f"KV cache capacity {self.capacity} exceeded ({end} positions); allocate it with the prompt width plus max_new_tokens"
+            )
         self._k[:, :, self.length : end] = key_states
         self._v[:, :, self.length : end] = value_states
         self.length = end

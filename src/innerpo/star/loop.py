@@ -27,10 +27,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from innerpo.methods.config import MethodConfig
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.errors import ConfigError, DataError
 from innerpo.io import write_atomic
+from innerpo.methods.config import MethodConfig
 from innerpo.models.load import load_base, merge_adapter
 from innerpo.star import build, prompts
 from innerpo.star.config import StarConfig, StarRunConfig
@@ -59,7 +59,10 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
         model, tok = load_base(cfg.model)
         rows = []
         for preamble in [""] + [p for p in s.preambles if p]:
-            row = {"preamble": preamble or "(none)", **evaluate(model, tok, make_generator(model, tok), eval_qs, ex, cfg, preamble)}
+            row = {
+                "preamble": preamble or "(none)",
+                **evaluate(model, tok, make_generator(model, tok), eval_qs, ex, cfg, preamble),
+            }
             rows.append(row)
             print(f"preamble {row['preamble']!r}: rationale accuracy {row['rationale_accuracy']:.3f}")
         print(write_summary(run_dir, rows, f"prompt variants on {s.dataset}", key="preamble"))
@@ -67,7 +70,15 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
 
     model, tok = load_base(cfg.model)
     (run_dir / "iter-0").mkdir()
-    rows = [{"iteration": 0, **evaluate(model, tok, make_generator(model, tok), eval_qs, ex, cfg, save_to=run_dir / "iter-0" / "eval.jsonl"), "elapsed_s": round(time.time() - t0, 1)}]
+    rows = [
+        {
+            "iteration": 0,
+            **evaluate(
+                model, tok, make_generator(model, tok), eval_qs, ex, cfg, save_to=run_dir / "iter-0" / "eval.jsonl"
+            ),
+            "elapsed_s": round(time.time() - t0, 1),
+        }
+    ]
     _write_metrics(run_dir / "iter-0", rows[0])
     print(write_summary(run_dir, rows, title, chance=chance))
     merged: list[str] = list(cfg.model.init_adapter)  # adapters the next training starts from
@@ -77,18 +88,30 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
         if it == 1 and s.preload:
             train_path = it_dir / "train.jsonl"
             shutil.copyfile(s.preload, train_path)
-            stats = {"preloaded_from": str(s.preload), "train_rows": sum(1 for line in train_path.read_text().splitlines() if line.strip())}
+            stats = {
+                "preloaded_from": str(s.preload),
+                "train_rows": sum(1 for line in train_path.read_text().splitlines() if line.strip()),
+            }
         else:
             stats = generate_training_data(tok, make_generator(model, tok), train_qs, ex, cfg, it, it_dir)
         del model
         if stats["train_rows"] == 0:
-            raise DataError(f"iteration {it}: no training data (no correct rationale{' or pair' if s.strategy == 'dpo' else ''}); see {it_dir / 'generated.jsonl'}")
+            raise DataError(
+                f"iteration {it}: no training data (no correct rationale{' or pair' if s.strategy == 'dpo' else ''}); see {it_dir / 'generated.jsonl'}"
+            )
         adapter = train(_train_config(cfg, it, it_dir, merged), evaluate=False) / "adapter"
         model, tok = load_base(dataclasses.replace(cfg.model, init_adapter=merged))
         model = merge_adapter(model, adapter)
         if not s.reset_each_iteration:
             merged = merged + [str(adapter)]
-        row = {"iteration": it, **stats, **evaluate(model, tok, make_generator(model, tok), eval_qs, ex, cfg, save_to=it_dir / "eval.jsonl", iteration=it), "elapsed_s": round(time.time() - t0, 1)}
+        row = {
+            "iteration": it,
+            **stats,
+            **evaluate(
+                model, tok, make_generator(model, tok), eval_qs, ex, cfg, save_to=it_dir / "eval.jsonl", iteration=it
+            ),
+            "elapsed_s": round(time.time() - t0, 1),
+        }
         _write_metrics(it_dir, row)
         rows.append(row)
         print(write_summary(run_dir, rows, title, chance=chance))
@@ -96,7 +119,9 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
     return run_dir
 
 
-def generate_training_data(tok, generator, questions: list[Question], ex, cfg: StarRunConfig, it: int, it_dir: Path) -> dict:
+def generate_training_data(
+    tok, generator, questions: list[Question], ex, cfg: StarRunConfig, it: int, it_dir: Path
+) -> dict:
     """Steps 1-3: sample, judge, rationalize, build; writes generated.jsonl and train.jsonl."""
     s = cfg.star
     pair_tok = _pair_tok(cfg, tok)
@@ -107,8 +132,19 @@ def generate_training_data(tok, generator, questions: list[Question], ex, cfg: S
     unsolved = [q for q, js in zip(questions, judged) if not any(j.correct for j in js)]
     rationalized = 0
     if s.rationalize and unsolved:
-        ids = [prompts.prompt_ids(pair_tok, prompts.messages(ex, q, s.few_shot, hint=True, reasoning=s.reasoning)) for q in unsolved]
-        for q, (raw,) in zip(unsolved, judge_samples(unsolved, generator.generate(ids, 1, _gen_settings(s, pair_tok, s.seed * 1000 + it, greedy=True)), s.reasoning, "rationalization")):
+        ids = [
+            prompts.prompt_ids(pair_tok, prompts.messages(ex, q, s.few_shot, hint=True, reasoning=s.reasoning))
+            for q in unsolved
+        ]
+        for q, (raw,) in zip(
+            unsolved,
+            judge_samples(
+                unsolved,
+                generator.generate(ids, 1, _gen_settings(s, pair_tok, s.seed * 1000 + it, greedy=True)),
+                s.reasoning,
+                "rationalization",
+            ),
+        ):
             text = build.strip_hint(raw.text)
             if text is None:
                 raw.flags = raw.flags + ["mentions_hint"]
@@ -122,7 +158,11 @@ def generate_training_data(tok, generator, questions: list[Question], ex, cfg: S
     def prompt_of(q: Question):
         return prompts.messages(ex, q, 0, reasoning=s.reasoning)
 
-    rows = build.sft_rows(by_q, prompt_of) if s.strategy == "sft" else build.dpo_rows(by_q, prompt_of, s.pairs_per_question)
+    rows = (
+        build.sft_rows(by_q, prompt_of)
+        if s.strategy == "sft"
+        else build.dpo_rows(by_q, prompt_of, s.pairs_per_question)
+    )
     _write_jsonl(it_dir / "train.jsonl", rows)
     samples = [j for js in judged for j in js]
     flags = Counter(f for j in samples for f in j.flags)
@@ -135,23 +175,46 @@ def generate_training_data(tok, generator, questions: list[Question], ex, cfg: S
         **{f"degenerate/{k}": v for k, v in sorted(flags.items())},
         "degenerate_samples": sum(bool(j.flags) for j in samples),
     }
-    print(f"iteration {it}: {stats['correct_samples']}/{len(samples)} samples correct, {stats['questions_solved']}/{len(questions)} questions solved, "
-          f"{rationalized} rationalized, {stats['degenerate_samples']} degenerate, {len(rows)} training rows")
+    print(
+        f"iteration {it}: {stats['correct_samples']}/{len(samples)} samples correct, {stats['questions_solved']}/{len(questions)} questions solved, "
+        f"{rationalized} rationalized, {stats['degenerate_samples']} degenerate, {len(rows)} training rows"
+    )
     return stats
 
 
-def evaluate(model, tok, generator, questions: list[Question], ex, cfg: StarRunConfig, preamble: str = "", save_to: Path | None = None, iteration: int = 0) -> dict:
+def evaluate(
+    model,
+    tok,
+    generator,
+    questions: list[Question],
+    ex,
+    cfg: StarRunConfig,
+    preamble: str = "",
+    save_to: Path | None = None,
+    iteration: int = 0,
+) -> dict:
     """Held-out accuracy with a greedy rationale and direct; degenerate outputs counted;
     the judged rationales are written to `save_to` (JSONL) when given."""
     s = cfg.star
     pair_tok = _pair_tok(cfg, tok)
-    ids = [prompts.prompt_ids(pair_tok, prompts.messages(ex, q, s.few_shot, preamble=preamble, reasoning=s.reasoning)) for q in questions]
-    judged = judge_samples(questions, generator.generate(ids, 1, _gen_settings(s, pair_tok, s.seed, greedy=True)), s.reasoning)
+    ids = [
+        prompts.prompt_ids(pair_tok, prompts.messages(ex, q, s.few_shot, preamble=preamble, reasoning=s.reasoning))
+        for q in questions
+    ]
+    judged = judge_samples(
+        questions, generator.generate(ids, 1, _gen_settings(s, pair_tok, s.seed, greedy=True)), s.reasoning
+    )
     if save_to is not None:
         _write_jsonl(save_to, [js[0].record(iteration, 0) for js in judged])
-    out = {**rationale_accuracy(judged).as_dict("rationale"), "eval_degenerate": sum(bool(js[0].flags) for js in judged)}
+    out = {
+        **rationale_accuracy(judged).as_dict("rationale"),
+        "eval_degenerate": sum(bool(js[0].flags) for js in judged),
+    }
     if s.direct_eval:
-        zero_shot = [prompts.prompt_ids(pair_tok, prompts.messages(ex, q, 0, preamble=preamble, reasoning=s.reasoning)) for q in questions]
+        zero_shot = [
+            prompts.prompt_ids(pair_tok, prompts.messages(ex, q, 0, preamble=preamble, reasoning=s.reasoning))
+            for q in questions
+        ]
         direct = direct_accuracy(model, tok, zero_shot, questions, cfg.data.batch_size)
         if direct is not None:
             out.update(direct.as_dict("direct"))
@@ -161,9 +224,13 @@ def evaluate(model, tok, generator, questions: list[Question], ex, cfg: StarRunC
 def _check(cfg: StarRunConfig) -> None:
     s = cfg.star
     if s.iterations < 0 or s.samples_per_question < 1 or s.few_shot < 0 or s.max_new_tokens < 1:
-        raise ConfigError("--star.iterations >= 0, --star.samples_per_question >= 1, --star.few_shot >= 0 and --star.max_new_tokens >= 1 are required")
+        raise ConfigError(
+            "--star.iterations >= 0, --star.samples_per_question >= 1, --star.few_shot >= 0 and --star.max_new_tokens >= 1 are required"
+        )
     if s.temperature <= 0:
-        raise ConfigError("--star.temperature must be > 0 for sampling training rationales (evaluation is always greedy)")
+        raise ConfigError(
+            "--star.temperature must be > 0 for sampling training rationales (evaluation is always greedy)"
+        )
     if s.preload:
         if not Path(s.preload).is_file():
             raise ConfigError(f"--star.preload: no file {s.preload}")
@@ -173,7 +240,9 @@ def _check(cfg: StarRunConfig) -> None:
         except json.JSONDecodeError as e:
             raise DataError(f"{s.preload}, line 1: not valid JSON ({e.msg})") from None
         if s.strategy == "dpo" and "chosen" not in row:
-            raise DataError(f"{s.preload}, line 1: SFT rows (prompt/completion); --star.strategy=dpo needs the pairs a dpo run saves")
+            raise DataError(
+                f"{s.preload}, line 1: SFT rows (prompt/completion); --star.strategy=dpo needs the pairs a dpo run saves"
+            )
     if s.strategy == "sft" and cfg.method.losses not in (["dpo"], ["sft"]):
         raise ConfigError("--method.losses applies to --star.strategy=dpo; the sft strategy trains the sft loss")
 
@@ -181,7 +250,9 @@ def _check(cfg: StarRunConfig) -> None:
 def _new_run_dir(cfg: StarRunConfig) -> Path:
     path = Path(cfg.output_dir or f"outputs/star-{cfg.star.strategy}-{time.strftime('%Y%m%d-%H%M%S')}")
     if path.exists() and any(path.iterdir()):
-        raise ConfigError(f"--output_dir={path} already holds files (a STaR run?); choose another --output_dir, so two runs' iterations never mix")
+        raise ConfigError(
+            f"--output_dir={path} already holds files (a STaR run?); choose another --output_dir, so two runs' iterations never mix"
+        )
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -194,7 +265,9 @@ def _questions(s: StarConfig):
         random.Random(s.seed).shuffle(every)
         n_eval = s.num_eval_questions if s.num_eval_questions is not None else max(1, len(every) // 5)
         if n_eval >= len(every):
-            raise DataError(f"{s.dataset}: {len(every)} questions leave none for training after {n_eval} held out; lower --star.num_eval_questions")
+            raise DataError(
+                f"{s.dataset}: {len(every)} questions leave none for training after {n_eval} held out; lower --star.num_eval_questions"
+            )
         test, train = every[:n_eval], every[n_eval:]
     else:
         train = load_questions(s.dataset, s.train_split, s.seed, None, s.subjects, s.language)
@@ -232,8 +305,13 @@ def _gen_settings(s: StarConfig, pair_tok: PairTokenizer, seed: int, greedy: boo
     # before the model goes on to write the next question itself.
     stop = () if pair_tok.use_template else ("\n",)
     return GenSettings(
-        max_new_tokens=s.max_new_tokens, temperature=0.0 if greedy else s.temperature, top_p=s.top_p,
-        stop=stop, batch_tokens=s.gen_batch_tokens, max_rows=s.gen_batch_size, seed=seed,
+        max_new_tokens=s.max_new_tokens,
+        temperature=0.0 if greedy else s.temperature,
+        top_p=s.top_p,
+        stop=stop,
+        batch_tokens=s.gen_batch_tokens,
+        max_rows=s.gen_batch_size,
+        seed=seed,
     )
 
 

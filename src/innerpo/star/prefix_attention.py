@@ -34,13 +34,17 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 NAME = "innerpo_shared_prefix"
 
 
-def shared_prefix_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, shared_prefix: Cache | None = None, **kwargs):
+def shared_prefix_attention_forward(
+    module, query, key, value, attention_mask, scaling=None, dropout=0.0, shared_prefix: Cache | None = None, **kwargs
+):
     """query [rows, heads, q, d]; key, value [rows, kv_heads, L, d] (the rows' own tokens);
     attention_mask None or bool [rows, 1, q, L] (True = attend) over the own tokens only;
     `shared_prefix` a batch-1 cache whose layer `module.layer_idx` holds the prefix's keys
     and values [1, kv_heads, P, d]. Returns [rows, q, heads, d] like transformers' SDPA."""
     if shared_prefix is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
     layer = shared_prefix.layers[module.layer_idx]
     pk, pv = layer.keys[0], layer.values[0]  # [kv_heads, P, d]
     rows, heads, q, d = query.shape

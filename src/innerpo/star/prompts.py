@@ -60,12 +60,20 @@ def load_exemplars(path: str | Path) -> Exemplars:
     if not path.is_file():
         raise ConfigError(f"--star.exemplars: file not found: {path}")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict) or not isinstance(data.get("instruction"), str) or not isinstance(data.get("exemplars"), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("instruction"), str)
+        or not isinstance(data.get("exemplars"), list)
+    ):
         raise DataError(f"{path}: expected keys 'instruction' (text) and 'exemplars' (a list)")
     shots = []
     for i, ex in enumerate(data["exemplars"]):
         where = f"{path}, exemplar {i + 1}"
-        if not isinstance(ex, dict) or not isinstance(ex.get("question"), str) or not isinstance(ex.get("rationale"), str):
+        if (
+            not isinstance(ex, dict)
+            or not isinstance(ex.get("question"), str)
+            or not isinstance(ex.get("rationale"), str)
+        ):
             raise DataError(f"{where}: needs 'question' and 'rationale' (text) and optionally 'options' (a list)")
         options = tuple(str(o) for o in ex.get("options") or ())
         shots.append((Question(f"exemplar-{i}", ex["question"], options, "", "en"), ex["rationale"]))
@@ -89,7 +97,9 @@ def system_text(ex: Exemplars, preamble: str = "", reasoning: str = "native") ->
     return " ".join(part for part in (preamble.strip(), ex.instruction.strip(), REASONING[reasoning]) if part)
 
 
-def messages(ex: Exemplars, q: Question, few_shot: int, hint: bool = False, preamble: str = "", reasoning: str = "native") -> list[dict[str, str]]:
+def messages(
+    ex: Exemplars, q: Question, few_shot: int, hint: bool = False, preamble: str = "", reasoning: str = "native"
+) -> list[dict[str, str]]:
     """Chat messages asking `q`, after the first `few_shot` exemplars."""
     out = [{"role": "system", "content": system_text(ex, preamble, reasoning)}]
     for shot, rationale in ex.shots[:few_shot]:

@@ -44,7 +44,9 @@ def canonical_number(text: str) -> str | None:
     return str(int(value)) if value == int(value) else repr(value)
 
 
-def multiple_choice(qid: str, question: Any, options: list[Any], answer: Any, where: str, language: str = "en", subject: str = "") -> Question:
+def multiple_choice(
+    qid: str, question: Any, options: list[Any], answer: Any, where: str, language: str = "en", subject: str = ""
+) -> Question:
     """Validate one multiple-choice row: text present, options non-empty, answer a letter of them."""
     if not isinstance(question, str) or not question.strip():
         raise DataError(f"{where}: the question is empty or not text")
@@ -80,7 +82,11 @@ def parse_row(row: Any, where: str, qid: str, language: str = "en", subject: str
         q = row.get("question")
         if isinstance(q, dict):  # the STaR/AllenAI JSONL layout
             stem, choices = q.get("stem"), q.get("choices")
-            labels = [c.get("label") for c in choices] if isinstance(choices, list) and all(isinstance(c, dict) for c in choices) else None
+            labels = (
+                [c.get("label") for c in choices]
+                if isinstance(choices, list) and all(isinstance(c, dict) for c in choices)
+                else None
+            )
             texts = [c.get("text") for c in choices] if labels else None
         else:  # the hub layout: question, choices {"label": [...], "text": [...]}
             stem, choices = q, row.get("choices")
@@ -91,19 +97,40 @@ def parse_row(row: Any, where: str, qid: str, language: str = "en", subject: str
         if list(labels) != list(LETTERS[: len(labels)]):
             raise DataError(f"{where}: option labels {labels} are not A, B, C, ... in order")
         concept = str(q.get("question_concept", "")) if isinstance(q, dict) else ""
-        return multiple_choice(str(row.get("id", qid)), stem, list(texts), row["answerKey"], where, language, subject or concept)
+        return multiple_choice(
+            str(row.get("id", qid)), stem, list(texts), row["answerKey"], where, language, subject or concept
+        )
     if "Question" in row and "Answer" in row:  # openai/MMMLU
         options = [row.get(k) for k in "ABCD"]
-        return multiple_choice(qid, row["Question"], options, row["Answer"], where, language, str(row.get("Subject") or subject))
+        return multiple_choice(
+            qid, row["Question"], options, row["Answer"], where, language, str(row.get("Subject") or subject)
+        )
     if "choices" in row and "answer" in row and isinstance(row["choices"], list):  # cais/mmlu
-        return multiple_choice(qid, row.get("question"), row["choices"], row["answer"], where, language, str(row.get("subject") or subject))
+        return multiple_choice(
+            qid, row.get("question"), row["choices"], row["answer"], where, language, str(row.get("subject") or subject)
+        )
     if "question" in row and "answer" in row and isinstance(row["answer"], str) and "####" in row["answer"]:  # GSM8K
         return numeric(qid, row["question"], row["answer"].rsplit("####", 1)[1], where, language, subject)
     if "question" in row and "answer" in row:  # plain: question, options (optional), answer
         options = row.get("options") or []
         if options:
-            return multiple_choice(str(row.get("qid", qid)), row["question"], list(options), row["answer"], where, row.get("language", language), str(row.get("subject", subject)))
-        return numeric(str(row.get("qid", qid)), row["question"], row["answer"], where, row.get("language", language), str(row.get("subject", subject)))
+            return multiple_choice(
+                str(row.get("qid", qid)),
+                row["question"],
+                list(options),
+                row["answer"],
+                where,
+                row.get("language", language),
+                str(row.get("subject", subject)),
+            )
+        return numeric(
+            str(row.get("qid", qid)),
+            row["question"],
+            row["answer"],
+            where,
+            row.get("language", language),
+            str(row.get("subject", subject)),
+        )
     raise DataError(
         f"{where}: unknown row layout (columns: {', '.join(sorted(map(str, row)))}); expected CommonsenseQA, "
         "GSM8K, MMLU/MMMLU or question/options/answer"
@@ -153,7 +180,17 @@ def read_mmmlu_csv(path: Path, language: str = "en") -> list[Question]:
             where = f"{path}, row {i + 2}"
             if None in row or any(row.get(k) is None for k in ("Question", "A", "B", "C", "D", "Answer")):
                 raise DataError(f"{where}: expected {len(reader.fieldnames)} fields as in the header")
-            out.append(multiple_choice(f"{path.stem}-{i}", row["Question"], [row[k] for k in "ABCD"], row["Answer"], where, lang, row.get("Subject") or ""))
+            out.append(
+                multiple_choice(
+                    f"{path.stem}-{i}",
+                    row["Question"],
+                    [row[k] for k in "ABCD"],
+                    row["Answer"],
+                    where,
+                    lang,
+                    row.get("Subject") or "",
+                )
+            )
     return out
 
 
@@ -163,7 +200,9 @@ def _is_mmmlu_csv(path: Path) -> bool:
     return "Question" in header and "Answer" in header
 
 
-def load_questions(spec: str, split: str, seed: int = 0, n: int | None = None, subjects: list[str] | None = None, language: str = "en") -> list[Question]:
+def load_questions(
+    spec: str, split: str, seed: int = 0, n: int | None = None, subjects: list[str] | None = None, language: str = "en"
+) -> list[Question]:
     """The questions of `spec`'s `split` (see the module docstring), in source order."""
     if spec == "synthetic" or spec.startswith("synthetic:"):
         return synthetic.questions(split, n, seed, spec.partition(":")[2] or synthetic.DEFAULT_LEVEL)
@@ -175,12 +214,16 @@ def load_questions(spec: str, split: str, seed: int = 0, n: int | None = None, s
             wanted = subjects or sorted(names)
             unknown = [s for s in wanted if s not in names]
             if unknown:
-                raise DataError(f"{path / split}: no subject(s) {', '.join(unknown)} (has {len(names)}: {', '.join(sorted(names)[:8])}, ...)")
+                raise DataError(
+                    f"{path / split}: no subject(s) {', '.join(unknown)} (has {len(names)}: {', '.join(sorted(names)[:8])}, ...)"
+                )
             return [q for s in wanted for q in read_mmlu_csv(names[s], s, language)]
         for name in (f"{split}_rand_split.jsonl", f"{split}.jsonl"):
             if (path / name).is_file():
                 return read_jsonl(path / name, language)
-        raise DataError(f"{path}: no split {split!r} (expected {split}/ with MMLU CSVs, {split}_rand_split.jsonl or {split}.jsonl)")
+        raise DataError(
+            f"{path}: no split {split!r} (expected {split}/ with MMLU CSVs, {split}_rand_split.jsonl or {split}.jsonl)"
+        )
     if path.is_file():
         if path.suffix == ".jsonl":
             return read_jsonl(path, language)
@@ -199,4 +242,6 @@ def _load_hub(spec: str, split: str, language: str) -> list[Question]:
     if language == "en" and re.fullmatch(r"[A-Za-z]{2}[-_][A-Za-z]{2}", config):  # openai/MMMLU:YO_NG
         language = config.upper().replace("-", "_")
     ds = datasets.load_dataset(name, config or None, split=split)
-    return [parse_row(dict(row), f"{spec} ({split}), row {i}", f"{name}-{split}-{i}", language) for i, row in enumerate(ds)]
+    return [
+        parse_row(dict(row), f"{spec} ({split}), row {i}", f"{name}-{split}-{i}", language) for i, row in enumerate(ds)
+    ]

@@ -42,7 +42,10 @@ def plot(rows: list[dict], path: Path, title: str, chance: float | None = None) 
         if any(r.get(f"{name}_accuracy") is not None for r in rows):
             sel = [r for r in rows if r.get(f"{name}_accuracy") is not None]
             ys = [r[f"{name}_accuracy"] for r in sel]
-            err = [[y - r[f"{name}_ci_low"] for y, r in zip(ys, sel)], [r[f"{name}_ci_high"] - y for y, r in zip(ys, sel)]]
+            err = [
+                [y - r[f"{name}_ci_low"] for y, r in zip(ys, sel)],
+                [r[f"{name}_ci_high"] - y for y, r in zip(ys, sel)],
+            ]
             ax.errorbar([r["iteration"] for r in sel], ys, yerr=err, marker=marker, capsize=3, label=f"{name} accuracy")
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
@@ -58,7 +61,9 @@ def plot(rows: list[dict], path: Path, title: str, chance: float | None = None) 
     plt.close(fig)
 
 
-def write_summary(run_dir: Path, rows: list[dict], title: str, key: str = "iteration", chance: float | None = None) -> str:
+def write_summary(
+    run_dir: Path, rows: list[dict], title: str, key: str = "iteration", chance: float | None = None
+) -> str:
     text = table(rows, key)
     write_atomic(run_dir / "accuracy.md", f"# {title}\n\n{text}\n")
     write_atomic(run_dir / "summary.json", json.dumps(rows, indent=2))

@@ -26,4 +26,11 @@ class Question:
         return bool(self.options)
 
     def to_dict(self) -> dict:
-        return {"qid": self.qid, "question": self.question, "options": list(self.options), "answer": self.answer, "language": self.language, "subject": self.subject}
+        return {
+            "qid": self.qid,
+            "question": self.question,
+            "options": list(self.options),
+            "answer": self.answer,
+            "language": self.language,
+            "subject": self.subject,
+        }

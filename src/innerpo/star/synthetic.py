@@ -48,7 +48,9 @@ def _distractors(a: int, b: int) -> list[int]:
 def question(a: int, b: int, rng: random.Random, qid: str) -> Question:
     options = [a + b] + _distractors(a, b)
     rng.shuffle(options)
-    return Question(qid, f"What is {a} + {b}?", tuple(str(o) for o in options), LETTERS[options.index(a + b)], "en", "addition")
+    return Question(
+        qid, f"What is {a} + {b}?", tuple(str(o) for o in options), LETTERS[options.index(a + b)], "en", "addition"
+    )
 
 
 def questions(split: str, n: int | None = None, seed: int = 0, level: str = DEFAULT_LEVEL) -> list[Question]:

@@ -203,10 +203,14 @@ def resume_checkpoint(run_dir: Path) -> Path:
     if not (run_dir / "config.yaml").is_file():
         raise ResumeError(f"{run_dir} is not a run directory (no config.yaml)")
     if (run_dir / "adapter").exists():
-        raise ResumeError(f"{run_dir} holds a final adapter (the run finished or stopped on a non-finite value); nothing to resume")
+        raise ResumeError(
+            f"{run_dir} holds a final adapter (the run finished or stopped on a non-finite value); nothing to resume"
+        )
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
-        raise ResumeError(f"{run_dir} has no complete checkpoint to resume from (runs write them with --training.save_every=N, or on SIGTERM/SIGINT)")
+        raise ResumeError(
+            f"{run_dir} has no complete checkpoint to resume from (runs write them with --training.save_every=N, or on SIGTERM/SIGINT)"
+        )
     return checkpoint
 
 
@@ -219,15 +223,26 @@ def clean_partial(run_dir: Path) -> None:
 
 # Settings a resumed run may change: they do not touch the result.
 RESUME_MAY_CHANGE = {
-    "training.save_every", "training.keep_last", "training.report_to", "training.tracker_project",
-    "training.tracker_group", "data.genies_dir", "eval.coherence_threshold", "eval.max_pairs", "config",
+    "training.save_every",
+    "training.keep_last",
+    "training.report_to",
+    "training.tracker_project",
+    "training.tracker_group",
+    "data.genies_dir",
+    "eval.coherence_threshold",
+    "eval.max_pairs",
+    "config",
 }
 
 
 def resume_conflicts(saved, given) -> list[str]:
     """Flags in `given` that differ from the run's saved config and would change the result."""
     a, b = flatten(to_dict(saved)), flatten(to_dict(given))
-    return [f"--{k}={b[k]!r} (the run has {a[k]!r})" for k in a if a[k] != b.get(k) and k not in RESUME_MAY_CHANGE and k != "output_dir"]
+    return [
+        f"--{k}={b[k]!r} (the run has {a[k]!r})"
+        for k in a
+        if a[k] != b.get(k) and k not in RESUME_MAY_CHANGE and k != "output_dir"
+    ]
 
 
 def resolve_resume(cfg, resume: str | None):
@@ -245,7 +260,11 @@ def resolve_resume(cfg, resume: str | None):
         if not cfg.output_dir:
             raise ResumeError("--resume auto needs --output_dir (the run directory to continue or start)")
         run_dir = Path(cfg.output_dir)
-        if (run_dir / "adapter").exists() or not (run_dir / "config.yaml").is_file() or latest_checkpoint(run_dir) is None:
+        if (
+            (run_dir / "adapter").exists()
+            or not (run_dir / "config.yaml").is_file()
+            or latest_checkpoint(run_dir) is None
+        ):
             return cfg, False  # a fresh start (a finished run is refused by the loop as always)
     else:
         run_dir = Path(resume)
@@ -253,5 +272,7 @@ def resolve_resume(cfg, resume: str | None):
     saved = load_config(run_dir)
     conflicts = resume_conflicts(saved, cfg)
     if conflicts:
-        raise ResumeError(f"--resume {run_dir}: these flags would change the run's result, so they cannot change on resume: {'; '.join(conflicts)}. Drop them, or start a new run.")
+        raise ResumeError(
+            f"--resume {run_dir}: these flags would change the run's result, so they cannot change on resume: {'; '.join(conflicts)}. Drop them, or start a new run."
+        )
     return dataclasses.replace(cfg, output_dir=str(run_dir)), True

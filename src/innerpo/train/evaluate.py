@@ -49,7 +49,12 @@ def eval_dir_name(eval_cfg: EvalConfig, run_eval: EvalConfig) -> str:
     return f"eval-{name}"
 
 
-def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None, genies_dir: str | None = None, checkpoint: str | None = None) -> dict:
+def evaluate_run(
+    run_dir: str | Path,
+    eval_cfg: EvalConfig | None = None,
+    genies_dir: str | None = None,
+    checkpoint: str | None = None,
+) -> dict:
     """Evaluate RUN/adapter, or with `checkpoint` RUN/checkpoints/<checkpoint>/adapter; results go
     into an `eval-<name>/` directory beside that adapter, never over the training-time files."""
     from innerpo.train.validate import check_eval_settings, validate_suite
@@ -70,7 +75,9 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None, genies
     pair_tok = PairTokenizer(tok, settings["max_length"], settings["truncation"], settings["chat_template"])
     validate_suite(eval_cfg, data_cfg, pair_tok)  # before the model loads and before anything is written
     base, _ = load_base(cfg.model)
-    model = prepare_model(load_adapter(base, adapter_home / "adapter"), cfg.training.precision)  # scored in the run's precision
+    model = prepare_model(
+        load_adapter(base, adapter_home / "adapter"), cfg.training.precision
+    )  # scored in the run's precision
     summary, pair_frame = evaluate_suite(model, tok, pair_tok, eval_cfg, data_cfg, model_settings(cfg.model))
     replace_dir(out_dir, lambda tmp: write_results(tmp, summary, pair_frame))
     print(tables(summary))

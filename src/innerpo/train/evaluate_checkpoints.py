@@ -15,7 +15,9 @@ from innerpo.train.evaluate import evaluate_run
 from innerpo.train.run_dir import load_config
 
 
-def evaluate_checkpoints(run_dir: str | Path, eval_cfg: EvalConfig | None = None, genies_dir: str | None = None) -> dict[str, dict]:
+def evaluate_checkpoints(
+    run_dir: str | Path, eval_cfg: EvalConfig | None = None, genies_dir: str | None = None
+) -> dict[str, dict]:
     """{checkpoint name (and "final" when the run finished): summary}; writes the table to
     RUN/checkpoints/accuracy.md (accuracy-<suite>.md for another suite) and prints it."""
     run_dir = Path(run_dir)
@@ -47,7 +49,9 @@ def accuracy_table(summaries: dict[str, dict]) -> str:
     lines = [f"## Adapter accuracy per checkpoint: suite `{first['suite']}`", ""]
     lines += ["| checkpoint | " + " | ".join(shifts) + " |", "|---|" + "---|" * len(shifts)]
     for name, summary in summaries.items():
-        lines.append(f"| {name} | " + " | ".join(f"{summary['shifts'][s]['adapter_accuracy']:.3f}" for s in shifts) + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{summary['shifts'][s]['adapter_accuracy']:.3f}" for s in shifts) + " |"
+        )
     if all("base_accuracy" in first["shifts"][s] for s in shifts):
         lines.append("| base | " + " | ".join(f"{first['shifts'][s]['base_accuracy']:.3f}" for s in shifts) + " |")
     return "\n".join(lines) + "\n"

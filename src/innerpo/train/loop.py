@@ -24,11 +24,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from innerpo.errors import ConfigError
 from innerpo.data.batching import EpochBatchSampler, collate_items_indexed, item_length
 from innerpo.data.sources import load_examples
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.data.unpaired import tokenize_examples
+from innerpo.errors import ConfigError
 from innerpo.eval.periodic import held_out_eval
 from innerpo.eval.report import evaluate_suite, tables, write_results
 from innerpo.methods.build import build_method
@@ -40,11 +40,10 @@ from innerpo.train.checkpoint import BatchStream, TrainState, load_checkpoint, r
 from innerpo.train.config import TrainConfig
 from innerpo.train.distributed import any_process, average_gradients, check_backend, cpu_only, shared_run_dir
 from innerpo.train.metrics import StepMetrics
-from innerpo.train.validate import validate_train
 from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_method_params, save_tokenizer
 from innerpo.train.signals import Interrupted, stop_requests
 from innerpo.train.trackers import log_final, parse_trackers, start_trackers, tracker_sink
-
+from innerpo.train.validate import validate_train
 
 DATA_SEED = 0
 
@@ -64,10 +63,14 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
     """
     t0 = time.time()
     validate_train(cfg)  # settings, data, suite: a bad input stops here, before anything is written
-    precision = accelerator_kwargs(cfg.training.precision)  # refuses a precision this device cannot run, before any write
+    precision = accelerator_kwargs(
+        cfg.training.precision
+    )  # refuses a precision this device cannot run, before any write
     keep_freed_memory()  # a step's large buffers reuse freed memory instead of page-faulting fresh pages (innerpo.train.allocator)
     set_seed(cfg.training.seed)
-    pairs = load_examples(cfg.data.dataset, cfg.data.split, cfg.data.genies_dir)  # pairs, or prompt/completion/label rows
+    pairs = load_examples(
+        cfg.data.dataset, cfg.data.split, cfg.data.genies_dir
+    )  # pairs, or prompt/completion/label rows
     # The subset is fixed by the data, not the training seed: seeds of a sweep train on
     # the same pairs (and share one reference cache); the seed varies init and order.
     random.Random(DATA_SEED).shuffle(pairs)
@@ -77,15 +80,25 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
     check_backend()
     processes = PartialState(cpu=cpu_only())
     if cfg.data.batch_size % processes.num_processes:
-        raise ConfigError(f"--data.batch_size={cfg.data.batch_size} must be a multiple of the {processes.num_processes} processes (each takes an equal shard of every batch)")
+        raise ConfigError(
+            f"--data.batch_size={cfg.data.batch_size} must be a multiple of the {processes.num_processes} processes (each takes an equal shard of every batch)"
+        )
     checkpoint = resume_checkpoint(Path(cfg.output_dir)) if resume else None
     run_dir = Path(cfg.output_dir) if resume else shared_run_dir(processes, lambda: new_run_dir(cfg))
     # split_batches: every process takes its shard of each batch, so N processes train on
     # the same batches as one process with the same --data.batch_size
-    accelerator = Accelerator(cpu=cpu_only(), dataloader_config=DataLoaderConfiguration(split_batches=True), log_with=trackers or None, project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard")), **precision)
+    accelerator = Accelerator(
+        cpu=cpu_only(),
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        log_with=trackers or None,
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard")),
+        **precision,
+    )
     main = accelerator.is_main_process
     if accelerator.num_processes > 1:
-        accelerator.print(f"data parallel: {accelerator.num_processes} processes ({accelerator.distributed_type.value}), each {cfg.data.batch_size // accelerator.num_processes} of every {cfg.data.batch_size} pairs")
+        accelerator.print(
+            f"data parallel: {accelerator.num_processes} processes ({accelerator.distributed_type.value}), each {cfg.data.batch_size // accelerator.num_processes} of every {cfg.data.batch_size} pairs"
+        )
     if main and not resume:
         save_config(run_dir, cfg)
 
@@ -98,19 +111,31 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
 
     items, report = tokenize_examples(pair_tok, pairs, cfg.data.dataset)
     accelerator.print(report.describe(f"train data {cfg.data.dataset}"))
-    periodic = held_out_eval(cfg.data, cfg.eval, pair_tok, pairs, tok.pad_token_id, every=cfg.training.eval_every,
-                             n_pairs=cfg.training.eval_pairs, beta=cfg.method.beta)  # None when off (said why)
+    periodic = held_out_eval(
+        cfg.data,
+        cfg.eval,
+        pair_tok,
+        pairs,
+        tok.pad_token_id,
+        every=cfg.training.eval_every,
+        n_pairs=cfg.training.eval_pairs,
+        beta=cfg.method.beta,
+    )  # None when off (said why)
     if method.loss.uses_reference and method.cacheable_reference and cfg.training.ref_cache:
         settings = {**pair_tok.settings(), **model_settings(cfg.model), **method.reference_settings()}
         with accelerator.main_process_first():  # the main process builds the cache; the others then read it
-            table, hit = reference_table(model, items, tok.pad_token_id, cfg.eval.batch_size, settings, method.reference_rows)
+            table, hit = reference_table(
+                model, items, tok.pad_token_id, cfg.eval.batch_size, settings, method.reference_rows
+            )
         method.use_reference_table(table)
         accelerator.print(f"reference pass: {'reused from cache' if hit else 'computed and cached'}")
 
     loader = make_loader(items, cfg, tok.pad_token_id)
     per_epoch = math.ceil(len(loader) / cfg.training.grad_accum)
     total_steps = cfg.training.max_steps or max(1, math.ceil(cfg.training.epochs * per_epoch))
-    model, method, params, optimizer, loader, scheduler = prepare_training(accelerator, model, method, loader, cfg, total_steps)
+    model, method, params, optimizer, loader, scheduler = prepare_training(
+        accelerator, model, method, loader, cfg, total_steps
+    )
 
     start_trackers(accelerator, cfg, run_dir, trackers)
     log = MetricsLog(run_dir / "metrics.jsonl", enabled=main, sink=tracker_sink(accelerator) if trackers else None)
@@ -123,7 +148,14 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
     elif periodic and not cfg.training.skip_first_eval:
         _eval_once(accelerator, periodic, model, log, step=0)
     batches = BatchStream(loader, state.epoch, state.position)
-    bar = tqdm(range(state.step + 1, total_steps + 1), initial=state.step, total=total_steps, desc=f"train {cfg.method_name}", unit="step", disable=not main)
+    bar = tqdm(
+        range(state.step + 1, total_steps + 1),
+        initial=state.step,
+        total=total_steps,
+        desc=f"train {cfg.method_name}",
+        unit="step",
+        disable=not main,
+    )
     pairs_seen = state.pairs_seen
     with stop_requests() as stop:
         for step in bar:
@@ -132,9 +164,16 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
                 batch = next(batches)
                 out = method.loss(method.loss_inputs(model, batch))
                 if any_process(accelerator, not torch.isfinite(out.loss)):  # every process stops together
-                    _stop(run_dir, model, f"loss is {out.loss.item()} at optimizer step {step}, micro-batch {micro + 1}/{cfg.training.grad_accum}", step)
+                    _stop(
+                        run_dir,
+                        model,
+                        f"loss is {out.loss.item()} at optimizer step {step}, micro-batch {micro + 1}/{cfg.training.grad_accum}",
+                        step,
+                    )
                 accelerator.backward(out.loss / cfg.training.grad_accum)
-                window.add({"loss": out.loss.detach(), **out.metrics, "padding_share": batch.padding_share}, batch.num_pairs)
+                window.add(
+                    {"loss": out.loss.detach(), **out.metrics, "padding_share": batch.padding_share}, batch.num_pairs
+                )
                 pairs_seen += batch.num_pairs * accelerator.num_processes
             average_gradients(accelerator, params)
             extra = method.after_backward(model)
@@ -143,19 +182,38 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
             if not math.isfinite(grad_norm):
                 _stop(run_dir, model, f"gradient norm is {grad_norm} at optimizer step {step}", step)
             means = window.means(accelerator)
-            bar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means.get('rewards/accuracies', float('nan')):.2f}", margin=f"{means.get('rewards/margins', float('nan')):.3f}")
+            bar.set_postfix(
+                loss=f"{means['loss']:.4f}",
+                acc=f"{means.get('rewards/accuracies', float('nan')):.2f}",
+                margin=f"{means.get('rewards/margins', float('nan')):.3f}",
+            )
             if step % cfg.training.log_every == 0 or step == total_steps:
-                log.write({"step": step, "pairs_seen": pairs_seen, "lr": lr, "grad_norm": grad_norm, **means, **extra, "elapsed_s": round(time.time() - t0, 2)})
+                log.write(
+                    {
+                        "step": step,
+                        "pairs_seen": pairs_seen,
+                        "lr": lr,
+                        "grad_norm": grad_norm,
+                        **means,
+                        **extra,
+                        "elapsed_s": round(time.time() - t0, 2),
+                    }
+                )
             if periodic and periodic.due(step, total_steps):
                 row = _eval_once(accelerator, periodic, model, log, step)
                 if on_eval is not None and row is not None:
                     on_eval(step, row)
             signalled = any_process(accelerator, stop["signal"] is not None)
             if signalled or (cfg.training.save_every and step % cfg.training.save_every == 0):
-                state = TrainState(step, pairs_seen, round(time.time() - t0, 2), batches.epoch, batches.position, log.size())
+                state = TrainState(
+                    step, pairs_seen, round(time.time() - t0, 2), batches.epoch, batches.position, log.size()
+                )
                 saved = save_checkpoint(accelerator, run_dir, state, model, method, cfg.training.keep_last)
             if signalled:
-                raise Interrupted(stop["signal"] or signal.SIGTERM, f"stopped by a signal after step {step}; checkpoint in {saved}. Continue with: innerpo train --resume {run_dir}")
+                raise Interrupted(
+                    stop["signal"] or signal.SIGTERM,
+                    f"stopped by a signal after step {step}; checkpoint in {saved}. Continue with: innerpo train --resume {run_dir}",
+                )
     bar.close()
 
     if main:
@@ -185,7 +243,11 @@ def prepare_training(accelerator, model, method, loader, cfg: TrainConfig, total
     model, method = model.to(accelerator.device), method.to(accelerator.device)
     params = [p for p in list(model.parameters()) + list(method.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.training.lr, weight_decay=cfg.training.weight_decay)
-    warmup = cfg.training.warmup_steps if cfg.training.warmup_steps is not None else int(cfg.training.warmup_ratio * total_steps)
+    warmup = (
+        cfg.training.warmup_steps
+        if cfg.training.warmup_steps is not None
+        else int(cfg.training.warmup_ratio * total_steps)
+    )
     scheduler = get_scheduler(cfg.training.schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
     optimizer, loader, scheduler = accelerator.prepare(optimizer, loader, scheduler)
     model.train()
@@ -194,11 +256,18 @@ def prepare_training(accelerator, model, method, loader, cfg: TrainConfig, total
 
 def make_loader(items, cfg: TrainConfig, pad_id: int) -> DataLoader:
     lengths = [item_length(i) for i in items]
-    sampler = EpochBatchSampler(len(items), cfg.data.batch_size, seed=cfg.training.seed, lengths=lengths if cfg.data.group_by_length else None)
+    sampler = EpochBatchSampler(
+        len(items), cfg.data.batch_size, seed=cfg.training.seed, lengths=lengths if cfg.data.group_by_length else None
+    )
     # Its own generator: a DataLoader draws a base seed each time an iterator starts, and
     # from the global torch RNG that would shift dropout after a resume (which starts one more).
     generator = torch.Generator().manual_seed(cfg.training.seed)
-    return DataLoader(list(enumerate(items)), batch_sampler=sampler, collate_fn=partial(collate_items_indexed, pad_id=pad_id), generator=generator)
+    return DataLoader(
+        list(enumerate(items)),
+        batch_sampler=sampler,
+        collate_fn=partial(collate_items_indexed, pad_id=pad_id),
+        generator=generator,
+    )
 
 
 def optimizer_step(accelerator, params, optimizer, scheduler, max_grad_norm: float) -> float:

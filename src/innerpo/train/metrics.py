@@ -30,7 +30,10 @@ class StepMetrics:
         sums, weight = dict(self._sums), float(self._weight)
         if accelerator is not None and accelerator.num_processes > 1:
             names = list(sums)  # the same metrics, in the same order, on every process
-            total = accelerator.reduce(torch.tensor([sums[n] for n in names] + [weight], dtype=torch.float64, device=accelerator.device), reduction="sum")
+            total = accelerator.reduce(
+                torch.tensor([sums[n] for n in names] + [weight], dtype=torch.float64, device=accelerator.device),
+                reduction="sum",
+            )
             sums, weight = dict(zip(names, total[:-1].tolist())), float(total[-1])
         if not weight:
             return {}

@@ -36,7 +36,9 @@ def new_run_dir(cfg: TrainConfig) -> Path:
     if (path / "adapter").exists():
         raise ConfigError(f"--output_dir={path} already holds a trained adapter; choose another --output_dir")
     if any((path / "checkpoints").glob("step-*")):
-        raise ConfigError(f"--output_dir={path} holds checkpoints of an unfinished run: continue it with --resume {path}, or choose another --output_dir")
+        raise ConfigError(
+            f"--output_dir={path} holds checkpoints of an unfinished run: continue it with --resume {path}, or choose another --output_dir"
+        )
     path.mkdir(parents=True, exist_ok=True)
     (path / "metrics.jsonl").unlink(missing_ok=True)  # rows of a run killed before its first checkpoint
     return path
@@ -122,6 +124,8 @@ class MetricsLog:
         if not self.enabled:
             return
         if self.size() < size:
-            raise ValueError(f"{self.path} is {self.size()} bytes, shorter than the checkpoint's {size}: the log was edited or lost")
+            raise ValueError(
+                f"{self.path} is {self.size()} bytes, shorter than the checkpoint's {size}: the log was edited or lost"
+            )
         with self.path.open("r+b") as f:
             f.truncate(size)

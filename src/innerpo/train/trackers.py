@@ -22,7 +22,16 @@ from innerpo.train.config import TrainConfig
 
 AVAILABLE = {"wandb": is_wandb_available, "tensorboard": is_tensorboard_available, "trackio": is_trackio_available}
 # Settings that only say where and how to report: never part of the run name.
-_NOT_IN_NAME = {"output_dir", "config", "method_name", "training.report_to", "training.tracker_project", "training.tracker_group", "training.save_every", "training.keep_last"}
+_NOT_IN_NAME = {
+    "output_dir",
+    "config",
+    "method_name",
+    "training.report_to",
+    "training.tracker_project",
+    "training.tracker_group",
+    "training.save_every",
+    "training.keep_last",
+}
 
 
 class MissingExtra(InputError):
@@ -39,7 +48,9 @@ def parse_trackers(report_to: list[str]) -> list[str]:
             if name not in AVAILABLE:
                 raise ConfigError(f"--training.report_to: unknown tracker {name!r}; choose from {', '.join(AVAILABLE)}")
             if not AVAILABLE[name]():
-                raise MissingExtra(f"--training.report_to={name} needs the {name} package: pip install 'innerpo[{name}]'")
+                raise MissingExtra(
+                    f"--training.report_to={name} needs the {name} package: pip install 'innerpo[{name}]'"
+                )
             if name not in names:
                 names.append(name)
     return names
@@ -67,7 +78,9 @@ def start_trackers(accelerator, cfg: TrainConfig, run_dir: Path, names: list[str
         return
     if "wandb" in names and not os.environ.get("WANDB_API_KEY") and "WANDB_MODE" not in os.environ:
         os.environ["WANDB_MODE"] = "offline"
-        accelerator.print(f"wandb: no WANDB_API_KEY, running offline in {run_dir / 'wandb'} (sync later with `wandb sync`)")
+        accelerator.print(
+            f"wandb: no WANDB_API_KEY, running offline in {run_dir / 'wandb'} (sync later with `wandb sync`)"
+        )
     name = run_name(cfg)
     init = {
         "wandb": {"name": name, "group": cfg.training.tracker_group, "dir": str(run_dir)},
@@ -75,14 +88,18 @@ def start_trackers(accelerator, cfg: TrainConfig, run_dir: Path, names: list[str
     }
     # trackers take plain scalars: lists and None become their text
     config = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flatten(to_dict(cfg)).items()}
-    accelerator.init_trackers(cfg.training.tracker_project, config=config, init_kwargs={k: v for k, v in init.items() if k in names})
+    accelerator.init_trackers(
+        cfg.training.tracker_project, config=config, init_kwargs={k: v for k, v in init.items() if k in names}
+    )
 
 
 def tracker_sink(accelerator):
     """A MetricsLog sink: each row to every tracker, at the row's step."""
 
     def log(row: dict) -> None:
-        accelerator.log({k: v for k, v in row.items() if k != "step" and isinstance(v, (int, float))}, step=row.get("step"))
+        accelerator.log(
+            {k: v for k, v in row.items() if k != "step" and isinstance(v, (int, float))}, step=row.get("step")
+        )
 
     return log
 

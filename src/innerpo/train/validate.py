@@ -26,10 +26,9 @@ from innerpo.data.pairs import Pair
 from innerpo.data.sources import load_examples, load_pairs
 from innerpo.data.tokenize import PairTokenizer, TokenizeReport, distinct_pairs
 from innerpo.data.unpaired import is_unpaired
-from innerpo.errors import ConfigError, InputError
-from innerpo.methods.build import build_method
-from innerpo.errors import DataError
+from innerpo.errors import ConfigError, DataError, InputError
 from innerpo.eval.config import EvalConfig
+from innerpo.methods.build import build_method
 from innerpo.train.config import TrainConfig
 
 # (section, field) -> (check, what is expected). Fields not listed are only type-checked; the
@@ -71,14 +70,21 @@ def validate_train(cfg: TrainConfig) -> None:
     _method(cfg)
     from innerpo.models.load import load_tokenizer
 
-    pair_tok = _inputs(lambda: PairTokenizer(load_tokenizer(cfg.model), cfg.data.max_length, cfg.data.truncation, cfg.data.chat_template), "--model.base_model")
+    pair_tok = _inputs(
+        lambda: PairTokenizer(
+            load_tokenizer(cfg.model), cfg.data.max_length, cfg.data.truncation, cfg.data.chat_template
+        ),
+        "--model.base_model",
+    )
     source = f"training data {cfg.data.dataset} ({cfg.data.split})"
     examples = _inputs(lambda: load_examples(cfg.data.dataset, cfg.data.split, cfg.data.genies_dir), "--data.dataset")
     if not examples:
         raise DataError(f"{source}: no rows; expected prompt/chosen/rejected pairs")
     if not is_unpaired(examples):
         examples = distinct_pairs(examples, source)  # the loop drops pairs with identical completions too
-    if is_unpaired(examples):  # prompt/completion/label rows: the method must train on them (KTO with both labels, or SFT)
+    if is_unpaired(
+        examples
+    ):  # prompt/completion/label rows: the method must train on them (KTO with both labels, or SFT)
         _inputs(lambda: build_method(cfg.method, cfg.method_name, examples), source)
     _some_pair_fits(pair_tok, examples, source)
     validate_suite(cfg.eval, cfg.data, pair_tok)
@@ -104,10 +110,19 @@ def _some_pair_fits(pair_tok: PairTokenizer, examples: list, source: str) -> Non
     error naming the source and the max_length that would fit its shortest row."""
     report = TokenizeReport()
     for ex in examples:
-        pair = ex if isinstance(ex, Pair) else Pair(ex.prompt, ex.completion, ex.completion)  # unpaired: as tokenize_unpaired does
+        pair = (
+            ex if isinstance(ex, Pair) else Pair(ex.prompt, ex.completion, ex.completion)
+        )  # unpaired: as tokenize_unpaired does
         if _inputs(lambda: pair_tok(pair, report), source) is not None:
             return
-    raise DataError(report.nothing_fits(source, len(examples), pair_tok.max_length, "pairs" if examples and isinstance(examples[0], Pair) else "examples"))
+    raise DataError(
+        report.nothing_fits(
+            source,
+            len(examples),
+            pair_tok.max_length,
+            "pairs" if examples and isinstance(examples[0], Pair) else "examples",
+        )
+    )
 
 
 def _inputs(load, where: str):
@@ -129,11 +144,19 @@ def _method(cfg: TrainConfig) -> None:
         from innerpo.models.load import num_layers
 
         n = _inputs(lambda: num_layers(cfg.model), "--model.base_model")
-        _inputs(lambda: parse_layers(cfg.method.layers, n), f"--method.layers={cfg.method.layers!r} ({cfg.model.base_model} has {n} layers)")
-        if cfg.method.collect == "modules":  # the pattern must match in every collected block, before anything is written
+        _inputs(
+            lambda: parse_layers(cfg.method.layers, n),
+            f"--method.layers={cfg.method.layers!r} ({cfg.model.base_model} has {n} layers)",
+        )
+        if (
+            cfg.method.collect == "modules"
+        ):  # the pattern must match in every collected block, before anything is written
             from innerpo.methods.hidden import check_module_pattern
 
-            _inputs(lambda: check_module_pattern(cfg.model, parse_layers(cfg.method.layers, n), cfg.method.collect_modules), f"--model.base_model={cfg.model.base_model}")
+            _inputs(
+                lambda: check_module_pattern(cfg.model, parse_layers(cfg.method.layers, n), cfg.method.collect_modules),
+                f"--model.base_model={cfg.model.base_model}",
+            )
 
 
 def check_eval_settings(eval_cfg: EvalConfig) -> None:
@@ -154,7 +177,9 @@ def _check_section(section: str, sub) -> None:
         flag = f"--{section}.{f.name}"
         if not _has_type(value, hints[f.name]):
             hint = " (YAML reads 1e-4 as text: write 1.0e-4)" if isinstance(value, str) and _numeric(value) else ""
-            raise ConfigError(f"{flag}={value!r}: expected {_describe(hints[f.name])}, got {type(value).__name__}{hint}")
+            raise ConfigError(
+                f"{flag}={value!r}: expected {_describe(hints[f.name])}, got {type(value).__name__}{hint}"
+            )
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{flag}={value}: expected a finite number")
         rule = RANGES.get((section, f.name))
@@ -193,4 +218,6 @@ def _describe(hint: Any) -> str:
         return "one of " + ", ".join(map(repr, args))
     if args:
         return " or ".join(_describe(a) for a in args) if origin is not list else f"a list of {_describe(args[0])}"
-    return {float: "a number", int: "an integer", str: "a string", bool: "true or false", type(None): "None"}.get(hint, getattr(hint, "__name__", str(hint)))
+    return {float: "a number", int: "an integer", str: "a string", bool: "true or false", type(None): "None"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )

@@ -20,38 +20,67 @@ from pathlib import Path
 import yaml
 
 from innerpo.config import apply_values
+from innerpo.eval.suites import get_suite
 from innerpo.experiments.command import EXECUTORS
 from innerpo.experiments.sweep_file import SweepFileError, setting_flags
+from innerpo.io import write_atomic
 from innerpo.methods.presets import PRESETS
 from innerpo.train.config import preset_config
 from innerpo.train.signals import Interrupted
 from innerpo.tune.objective import OBJECTIVES, ObjectiveError, check_objective, validation_suite
 from innerpo.tune.space import SpaceError, check_space, default_space, load_space, space_record
 from innerpo.tune.study import PRUNERS, TuneError, TuneSpec, load_spec, save_spec
-from innerpo.eval.suites import get_suite
-from innerpo.io import write_atomic
 
 VALIDATION_SUITE = "validation-suite.yaml"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="innerpo tune", description="Hyperparameter search for one method with Optuna (TPE, pruning), scored on a validation split.",
-                                epilog="Any other --section.key=value flag (e.g. --training.max_steps=30) is a setting shared by every trial.")
+    p = argparse.ArgumentParser(
+        prog="innerpo tune",
+        description="Hyperparameter search for one method with Optuna (TPE, pruning), scored on a validation split.",
+        epilog="Any other --section.key=value flag (e.g. --training.max_steps=30) is a setting shared by every trial.",
+    )
     p.add_argument("method", help="method preset (innerpo train --help lists them)")
     p.add_argument("--space", help="YAML search space (configs/tune/); default: the method family's built-in space")
-    p.add_argument("--trials", type=int, default=20, help="total trials of the study, counting earlier runs (default 20)")
+    p.add_argument(
+        "--trials", type=int, default=20, help="total trials of the study, counting earlier runs (default 20)"
+    )
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
-    p.add_argument("--objective", default="ood_accuracy", help=f"what to maximise: {', '.join(OBJECTIVES)} (default ood_accuracy)")
-    p.add_argument("--pruner", default="median", choices=PRUNERS, help="prune on the periodic evaluation: median (default), halving, none")
+    p.add_argument(
+        "--objective", default="ood_accuracy", help=f"what to maximise: {', '.join(OBJECTIVES)} (default ood_accuracy)"
+    )
+    p.add_argument(
+        "--pruner",
+        default="median",
+        choices=PRUNERS,
+        help="prune on the periodic evaluation: median (default), halving, none",
+    )
     p.add_argument("--seed", type=int, default=0, help="TPE sampler's seed")
-    p.add_argument("--startup_trials", type=int, default=10, help="random trials before TPE models the results (default 10, Optuna's)")
-    p.add_argument("--validation_suite", help="eval-suite YAML trials are scored on (default: the suite's validation splits)")
+    p.add_argument(
+        "--startup_trials",
+        type=int,
+        default=10,
+        help="random trials before TPE models the results (default 10, Optuna's)",
+    )
+    p.add_argument(
+        "--validation_suite", help="eval-suite YAML trials are scored on (default: the suite's validation splits)"
+    )
     p.add_argument("--output_dir", help="tune directory (default outputs/tune/<method>)")
-    p.add_argument("--executor", choices=EXECUTORS, default="local", help="local (default); slurm: a submitit job array of workers; submitit-local/-debug")
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local (default); slurm: a submitit job array of workers; submitit-local/-debug",
+    )
     p.add_argument("--workers", type=int, default=1, help="trials at once (local processes or jobs)")
     p.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
-    for key, help_text in (("partition", "SLURM partition"), ("time_min", "job time limit, minutes"), ("gpus", "GPUs per job"),
-                           ("cpus", "CPUs per job"), ("mem_gb", "memory per job, GB")):
+    for key, help_text in (
+        ("partition", "SLURM partition"),
+        ("time_min", "job time limit, minutes"),
+        ("gpus", "GPUs per job"),
+        ("cpus", "CPUs per job"),
+        ("mem_gb", "memory per job, GB"),
+    ):
         p.add_argument(f"--{key}", dest=f"slurm_{key}", type=str if key == "partition" else int, help=help_text)
     return p
 
@@ -75,7 +104,17 @@ def build(argv: list[str]) -> tuple[TuneSpec, Path, argparse.Namespace, dict | N
         suite, suite_path = validation_suite(cfg.eval.suite), str((tune_dir / VALIDATION_SUITE).resolve())
         shifts = list(suite["shifts"])
     check_objective(args.objective, shifts)
-    spec = TuneSpec(args.method, space_record(space), base, args.objective, args.pruner, args.seed, args.startup_trials, cfg.eval.suite, suite_path)
+    spec = TuneSpec(
+        args.method,
+        space_record(space),
+        base,
+        args.objective,
+        args.pruner,
+        args.seed,
+        args.startup_trials,
+        cfg.eval.suite,
+        suite_path,
+    )
     return spec, tune_dir, args, suite
 
 
@@ -95,12 +134,19 @@ def main(argv: list[str]) -> None:
             if stale:
                 print(f"{stale} trial(s) interrupted by an earlier run: their parameters are queued again")
             deadline = time.time() + args.timeout if args.timeout else None
-            print(f"innerpo tune {spec.method}: study in {tune_dir} ({args.trials} trials, objective {spec.objective} on {spec.validation_suite})", flush=True)
+            print(
+                f"innerpo tune {spec.method}: study in {tune_dir} ({args.trials} trials, objective {spec.objective} on {spec.validation_suite})",
+                flush=True,
+            )
             if args.executor == "local":
                 run_local(tune_dir, args.workers, args.trials, deadline, args.threads)
             else:
                 cluster = {"slurm": "slurm", "submitit-local": "local", "submitit-debug": "debug"}[args.executor]
-                slurm = {k.removeprefix("slurm_"): v for k, v in vars(args).items() if k.startswith("slurm_") and v is not None}
+                slurm = {
+                    k.removeprefix("slurm_"): v
+                    for k, v in vars(args).items()
+                    if k.startswith("slurm_") and v is not None
+                }
                 run_submitit(tune_dir, args.workers, args.trials, deadline, cluster, slurm, args.threads)
             result = write_results(tune_dir, spec)
     except (TuneError, SpaceError, ObjectiveError, SweepFileError, FileNotFoundError, ValueError) as e:

@@ -38,7 +38,9 @@ class ObjectiveError(ValueError):
 def check_objective(objective: str, shifts: list[str]) -> None:
     if objective.startswith("shift:"):
         if objective[6:] not in shifts:
-            raise ObjectiveError(f"--objective {objective}: the suite has no shift {objective[6:]!r} (shifts: {', '.join(shifts)})")
+            raise ObjectiveError(
+                f"--objective {objective}: the suite has no shift {objective[6:]!r} (shifts: {', '.join(shifts)})"
+            )
         return
     if objective not in OBJECTIVES:
         raise ObjectiveError(f"--objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
@@ -83,8 +85,10 @@ def validation_suite(suite_name: str) -> dict:
     shifts = {}
     for name, shift in suite.shifts.items():
         if not shift.dataset.startswith(("synthetic", "genies:")):
-            raise ObjectiveError(f"suite {suite.name}: shift {name!r} ({shift.dataset}) has no validation split; "
-                                 "give --validation_suite FILE.yaml with held-out pairs that are not your test pairs")
+            raise ObjectiveError(
+                f"suite {suite.name}: shift {name!r} ({shift.dataset}) has no validation split; "
+                "give --validation_suite FILE.yaml with held-out pairs that are not your test pairs"
+            )
         shifts[name] = {"dataset": shift.dataset, "split": "validation"}
     return {"name": f"{suite.name}-validation", "shifts": shifts}
 

@@ -49,9 +49,11 @@ def write_results(tune_dir: Path, spec: TuneSpec) -> dict:
         trial = study.best_trial  # feasible trials only (a constrained study)
         best = (trial.number, trial.value)
         cfg = load_config(trial_dir(tune_dir, trial.number))
-        header = (f"# Best of {len(complete)} complete trial(s) of `innerpo tune {spec.method}` in {tune_dir}: trial {trial.number}, "
-                  f"{spec.objective} = {trial.value:.4f} on the validation suite.\n"
-                  f"# Use: innerpo train {spec.method} --config {tune_dir / 'best.yaml'}\n")
+        header = (
+            f"# Best of {len(complete)} complete trial(s) of `innerpo tune {spec.method}` in {tune_dir}: trial {trial.number}, "
+            f"{spec.objective} = {trial.value:.4f} on the validation suite.\n"
+            f"# Use: innerpo train {spec.method} --config {tune_dir / 'best.yaml'}\n"
+        )
         write_atomic(tune_dir / "best.yaml", header + yaml.safe_dump(best_config(spec, cfg), sort_keys=False))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -64,11 +66,25 @@ def _table(trials):
 
     rows = []
     for t in trials:
-        state = "interrupted" if t.user_attrs.get("interrupted") else "incoherent" if _infeasible(t) else t.state.name.lower()
-        rows.append({"number": t.number, "state": state, "value": t.value, "coherence_excess": t.constraints.get(COHERENCE),
-                     **{f"params_{k}": v for k, v in t.params.items()},
-                     "duration_s": round(t.duration.total_seconds(), 1) if t.duration else None,
-                     "note": t.user_attrs.get("note", ""), "run_dir": t.user_attrs.get("run_dir", "")})
+        state = (
+            "interrupted"
+            if t.user_attrs.get("interrupted")
+            else "incoherent"
+            if _infeasible(t)
+            else t.state.name.lower()
+        )
+        rows.append(
+            {
+                "number": t.number,
+                "state": state,
+                "value": t.value,
+                "coherence_excess": t.constraints.get(COHERENCE),
+                **{f"params_{k}": v for k, v in t.params.items()},
+                "duration_s": round(t.duration.total_seconds(), 1) if t.duration else None,
+                "note": t.user_attrs.get("note", ""),
+                "run_dir": t.user_attrs.get("run_dir", ""),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -108,14 +124,29 @@ def _plots(study, tune_dir: Path, complete) -> None:
         plt.close(ax.figure)
     varied = {k for t in complete for k in t.params if len({str(u.params.get(k)) for u in complete}) > 1}
     if len(complete) < 2 or not varied:
-        write_atomic(tune_dir / "importances.json", json.dumps({"note": "needs two or more complete trials that differ"}))
+        write_atomic(
+            tune_dir / "importances.json", json.dumps({"note": "needs two or more complete trials that differ"})
+        )
         return
     quantile = min(0.5, max(0.1, 2 / len(complete)))
     evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
-    feasible = optuna.create_study(direction="maximize")  # importances of the coherent trials only (Optuna would take every complete one)
+    feasible = optuna.create_study(
+        direction="maximize"
+    )  # importances of the coherent trials only (Optuna would take every complete one)
     feasible.add_trials(complete)
     importances = optuna.importance.get_param_importances(feasible, evaluator=evaluator)
-    write_atomic(tune_dir / "importances.json", json.dumps({"evaluator": "PED-ANOVA", "target_quantile": quantile, "complete_trials": len(complete), "importances": importances}, indent=2))
+    write_atomic(
+        tune_dir / "importances.json",
+        json.dumps(
+            {
+                "evaluator": "PED-ANOVA",
+                "target_quantile": quantile,
+                "complete_trials": len(complete),
+                "importances": importances,
+            },
+            indent=2,
+        ),
+    )
     ax = plot_param_importances(feasible, evaluator=evaluator)
     ax.figure.savefig(tune_dir / "importances.png", dpi=120, bbox_inches="tight")
     plt.close(ax.figure)

@@ -33,8 +33,7 @@ import yaml
 from innerpo.config import apply_values, to_dict
 from innerpo.experiments.sweep_file import nest
 from innerpo.io import write_atomic
-from innerpo.train.config import preset_config
-from innerpo.train.config import TrainConfig
+from innerpo.train.config import TrainConfig, preset_config
 from innerpo.tune.objective import training_split
 from innerpo.tune.space import Space, parse_space
 
@@ -75,8 +74,10 @@ def save_spec(tune_dir: Path, spec: TuneSpec) -> None:
         old = load_spec(tune_dir)
         differ = [k for k in ("method", "space", "base", "objective", "suite") if getattr(old, k) != getattr(spec, k)]
         if differ:
-            raise TuneError(f"{tune_dir} holds a study with other {', '.join(differ)} ({path}); continue it with the same "
-                            "settings, or choose another --output_dir")
+            raise TuneError(
+                f"{tune_dir} holds a study with other {', '.join(differ)} ({path}); continue it with the same "
+                "settings, or choose another --output_dir"
+            )
     Path(tune_dir).mkdir(parents=True, exist_ok=True)
     write_atomic(path, yaml.safe_dump(asdict(spec), sort_keys=False))
 
@@ -108,9 +109,17 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 
 def open_study(tune_dir: Path, spec: TuneSpec, worker: int = 0) -> optuna.Study:
     """The study in `tune_dir`, created on first use; sampler and pruner as the spec says."""
-    sampler = optuna.samplers.TPESampler(seed=spec.seed + worker, n_startup_trials=spec.startup_trials, constant_liar=True)
-    return optuna.create_study(study_name=STUDY_NAME, storage=storage(tune_dir), direction="maximize",
-                               sampler=sampler, pruner=make_pruner(spec.pruner), load_if_exists=True)
+    sampler = optuna.samplers.TPESampler(
+        seed=spec.seed + worker, n_startup_trials=spec.startup_trials, constant_liar=True
+    )
+    return optuna.create_study(
+        study_name=STUDY_NAME,
+        storage=storage(tune_dir),
+        direction="maximize",
+        sampler=sampler,
+        pruner=make_pruner(spec.pruner),
+        load_if_exists=True,
+    )
 
 
 def trial_config(spec: TuneSpec, values: dict, run_dir: Path) -> TrainConfig:
@@ -121,9 +130,17 @@ def trial_config(spec: TuneSpec, values: dict, run_dir: Path) -> TrainConfig:
     cfg = apply_values(preset_config(spec.method), spec.base, f"{where} (shared settings)")
     for key, value in values.items():
         cfg = apply_values(cfg, nest(key, value), f"{where} ({key})")
-    return apply_values(cfg, {"method_name": spec.method, "output_dir": str(run_dir), "config": None,
-                              "data": {"split": training_split(cfg.data.dataset, cfg.data.split)},
-                              "eval": {"suite": spec.validation_suite}}, where)
+    return apply_values(
+        cfg,
+        {
+            "method_name": spec.method,
+            "output_dir": str(run_dir),
+            "config": None,
+            "data": {"split": training_split(cfg.data.dataset, cfg.data.split)},
+            "eval": {"suite": spec.validation_suite},
+        },
+        where,
+    )
 
 
 def best_config(spec: TuneSpec, trial_cfg: TrainConfig) -> dict:
@@ -132,4 +149,3 @@ def best_config(spec: TuneSpec, trial_cfg: TrainConfig) -> dict:
     for key in ("output_dir", "config"):
         values.pop(key)
     return values
-

@@ -38,7 +38,9 @@ def trial_dir(tune_dir: Path, number: int) -> Path:
     return Path(tune_dir) / TRIALS / f"trial-{number:04d}"
 
 
-def run_trial(study: optuna.Study, trial: optuna.Trial, spec: TuneSpec, tune_dir: Path, threads: int | None = None) -> None:
+def run_trial(
+    study: optuna.Study, trial: optuna.Trial, spec: TuneSpec, tune_dir: Path, threads: int | None = None
+) -> None:
     """Train and score `trial` (asked from `study`), then tell the study how it ended."""
     run_dir = trial_dir(tune_dir, trial.number)
     values = suggest(trial, spec.params())
@@ -49,7 +51,9 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, spec: TuneSpec, tune_dir
     def report(step: int, row: dict) -> None:
         trial.report(row[PRUNE_METRIC], step)
         if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step}: {PRUNE_METRIC} {row[PRUNE_METRIC]:.3f} below the pruner's bar")
+            raise optuna.TrialPruned(
+                f"pruned at step {step}: {PRUNE_METRIC} {row[PRUNE_METRIC]:.3f} below the pruner's bar"
+            )
 
     try:
         run_cell(cell, threads, on_eval=report)
@@ -70,17 +74,37 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, spec: TuneSpec, tune_dir
     value = objective_value(summary, spec.objective)
     trial.set_constraint(COHERENCE, coherence_excess(summary))  # > 0: infeasible (see innerpo.tune.objective)
     reason = incoherence(summary)
-    _finish(study, trial, run_dir, TrialState.COMPLETE, "incoherent" if reason else "complete", values, value=value, note=reason)
+    _finish(
+        study,
+        trial,
+        run_dir,
+        TrialState.COMPLETE,
+        "incoherent" if reason else "complete",
+        values,
+        value=value,
+        note=reason,
+    )
 
 
-def _finish(study, trial, run_dir: Path, state: TrialState, label: str, values: dict, value: float | None = None, note: str | None = None) -> None:
+def _finish(
+    study,
+    trial,
+    run_dir: Path,
+    state: TrialState,
+    label: str,
+    values: dict,
+    value: float | None = None,
+    note: str | None = None,
+) -> None:
     if note:
         trial.set_user_attr("note", note)
     write_trial_file(run_dir, trial.number, label, values, value, note)
     study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
 
 
-def write_trial_file(run_dir: Path, number: int, state: str, params: dict, value: float | None = None, note: str | None = None) -> None:
+def write_trial_file(
+    run_dir: Path, number: int, state: str, params: dict, value: float | None = None, note: str | None = None
+) -> None:
     record = {"number": number, "state": state, "value": value, "params": params, "note": note}
     write_atomic(Path(run_dir) / TRIAL_FILE, json.dumps(record, indent=2))
 

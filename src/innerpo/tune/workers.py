@@ -47,7 +47,11 @@ def _locked(path: Path, wait: bool = True):
 
 def counted(study) -> int:
     """Trials that use the budget: all but the interrupted and the queued."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING and not t.user_attrs.get("interrupted"))
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.state != TrialState.WAITING and not t.user_attrs.get("interrupted")
+    )
 
 
 def run_worker(tune_dir: str, index: int, trials: int, deadline: float | None, threads: int | None = None) -> int:
@@ -103,7 +107,16 @@ def run_local(tune_dir: Path, workers: int, trials: int, deadline: float | None,
     procs = []
     try:
         for i in range(workers):
-            cmd = [sys.executable, "-m", "innerpo.tune.workers", str(tune_dir), str(i), str(trials), str(deadline or ""), str(threads)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "innerpo.tune.workers",
+                str(tune_dir),
+                str(i),
+                str(trials),
+                str(deadline or ""),
+                str(threads),
+            ]
             with open(logs / f"worker-{i}.log", "a") as log:
                 procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
         while any(p.poll() is None for p in procs):
@@ -119,7 +132,15 @@ def run_local(tune_dir: Path, workers: int, trials: int, deadline: float | None,
         print(f"worker(s) {', '.join(map(str, bad))} exited with an error; see {logs}", file=sys.stderr)
 
 
-def run_submitit(tune_dir: Path, workers: int, trials: int, deadline: float | None, cluster: str | None, slurm: dict, threads: int | None) -> None:
+def run_submitit(
+    tune_dir: Path,
+    workers: int,
+    trials: int,
+    deadline: float | None,
+    cluster: str | None,
+    slurm: dict,
+    threads: int | None,
+) -> None:
     """`workers` jobs of one submitit array, each a worker loop on the shared journal."""
     import submitit
 
@@ -129,7 +150,14 @@ def run_submitit(tune_dir: Path, workers: int, trials: int, deadline: float | No
     executor = submitit.AutoExecutor(folder=settings.folder, cluster=cluster)
     executor.update_parameters(**settings.parameters())
     threads = threads or slurm.get("cpus")
-    jobs = executor.map_array(run_worker, [str(tune_dir)] * workers, range(workers), [trials] * workers, [deadline] * workers, [threads] * workers)
+    jobs = executor.map_array(
+        run_worker,
+        [str(tune_dir)] * workers,
+        range(workers),
+        [trials] * workers,
+        [deadline] * workers,
+        [threads] * workers,
+    )
     print(f"submitted {len(jobs)} worker job(s): {', '.join(j.job_id for j in jobs)}", flush=True)
     for job in jobs:
         try:
@@ -143,7 +171,13 @@ def main_worker(argv: list[str] | None = None) -> None:
     import torch
 
     args = sys.argv[1:] if argv is None else argv
-    tune_dir, index, trials, deadline, threads = Path(args[0]), int(args[1]), int(args[2]), float(args[3]) if args[3] else None, int(args[4])
+    tune_dir, index, trials, deadline, threads = (
+        Path(args[0]),
+        int(args[1]),
+        int(args[2]),
+        float(args[3]) if args[3] else None,
+        int(args[4]),
+    )
     torch.set_num_threads(threads)
     try:
         run_worker(str(tune_dir), index, trials, deadline, threads)
