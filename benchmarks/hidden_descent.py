@@ -36,6 +36,30 @@ ROWS = {  # name → (preset, extra method settings, margin metric, documented d
     "side-none-innerpo": ("side-none-innerpo", {}, "hidden/margin", +1),
     "hs-etherplus-innerpo": ("hs-etherplus-innerpo", {}, "hidden/margin", +1),
     "hs-hra-innerpo para_orth": ("hs-hra-innerpo", {"align_method": "para_orth"}, "hidden/margin", +1),
+    # ReprPO's InnerDPOLossConfig switches and module-output collection (issue 23)
+    "modules-none-innerpo q,v": (
+        "hs-none-innerpo",
+        {"collect": "modules", "collect_modules": r".*\.(q|v)_proj"},
+        "hidden/margin",
+        +1,
+    ),
+    # para_signed is in hidden-state units (~30 L2, ~500 L1 on SmolLM2): β = 0.05 / 0.005 keeps −log σ(β·z) off its
+    # flat tail
+    "hs-none-innerpo para_signed p=1 inner weights": (
+        "hs-none-innerpo",
+        {"align_method": "para_signed", "norm_p": 1.0, "hidden_beta": 0.005, "inner_policy_weights": True},
+        "hidden/margin",
+        +1,
+    ),
+    "hs-none-innerpo detach_rejected": ("hs-none-innerpo", {"detach_rejected": True}, "hidden/margin", +1),
+    "hs-none-innerpo policy weights": ("hs-none-innerpo", {"use_policy_weights": True}, "hidden/margin", +1),
+    "hs-none-innerpo norm_before_reduce": ("hs-none-innerpo", {"norm_before_reduce": True}, "hidden/margin", +1),
+    "hs-none-innerpo para_signed lower clamp": (
+        "hs-none-innerpo",
+        {"align_method": "para_signed", "hidden_beta": 0.05, "trust_region": 1.0, "trust_region_mode": "lower"},
+        "hidden/margin",
+        +1,
+    ),
     "hs-none-prefvec": ("hs-none-prefvec", {}, "prefvec/proj", +1),
     "hs-none-mse": ("hs-none-mse", {}, "hidden/para_ratio", -1),
     "hs-none-reroute": ("hs-none-reroute", {}, "hidden/para_ratio", +1),

@@ -205,6 +205,12 @@ CASES = {
         "dpo",
         r"--training.lr='1e-4': expected a number, got str \(YAML reads 1e-4 as text: write 1.0e-4\)",
     ),
+    "collect_modules_unmatched": (
+        {},
+        ["--method.collect=modules", "--method.collect_modules=.*nope"],
+        "hs-none-innerpo",
+        r"block 1: --method.collect_modules='\.\*nope' matches no linear module .*self_attn\.q_proj",
+    ),
     "config_bad_choice": (
         {"c.yaml": "data: {truncation: middle}\n"},
         ["--config={tmp}/c.yaml"],

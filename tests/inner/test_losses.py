@@ -300,7 +300,7 @@ def test_errors(make_states):
     with pytest.raises(ValueError, match="trust_region"):
         InnerDPOLoss(trust_region=-1.0)
     with pytest.raises(ValueError, match="trust_region_mode"):
-        InnerDPOLoss(trust_region_mode="lower")
+        InnerDPOLoss(trust_region_mode="sideways")
     with pytest.raises(ValueError, match="needs hidden states"):
         InnerDPOLoss()(_x(None))
     hidden, _ = _pooled(make_states())

@@ -59,42 +59,55 @@ STABILIZED_FLOOR = 0.1
 φ = 0.1 × their mean."""
 
 
-def para_signed(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+def para_signed(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0) -> Tensor:
     """s = d_π·u: how far the policy's difference reaches along the reference direction.
 
     Absolute units (hidden-state norm); n at initialisation; unbounded both ways. Negative
     when the policy's chosen-minus-rejected points against the reference's.
     """
-    return decompose(h_pc, h_pr, h_rc, h_rr, eps).para
+    return decompose(h_pc, h_pr, h_rc, h_rr, eps, p).para
 
 
-def para_signed_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+def para_signed_log(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0
+) -> Tensor:
     """symlog(s) = sign(s)·log1p(|s|): ``para_signed`` with its magnitude compressed.
 
     Odd and monotone, so s < 0 gives a negative margin with gradient 1/(1+|s|).
     """
-    return symlog(para_signed(h_pc, h_pr, h_rc, h_rr, eps=eps))
+    return symlog(para_signed(h_pc, h_pr, h_rc, h_rr, eps=eps, p=p))
 
 
-def para_orth_signed(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+def para_orth_signed(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0
+) -> Tensor:
     """s − o: reward reach along u, penalise the orthogonal remainder, both in hidden units."""
-    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps, p)
     return g.para - g.orth_norm
 
 
-def para_orth_signed_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+def para_orth_signed_log(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0
+) -> Tensor:
     """symlog(s) − log1p(o): ``para_orth_signed`` with both terms log-compressed.
 
     ReprPO used ``symlog(s) − log(o + eps)``; at initialisation o = 0, where log(o) is
     −∞-like and its gradient 1/o explodes as soon as the policy moves. log1p(o) = symlog(o)
     puts both terms on the same scale and has gradient ≤ 1.
     """
-    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps, p)
     return symlog(g.para) - torch.log1p(g.orth_norm)
 
 
 def logodds(
-    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, smoothing: float = LOGODDS_SMOOTHING
+    h_pc: Tensor,
+    h_pr: Tensor,
+    h_rc: Tensor,
+    h_rr: Tensor,
+    *,
+    eps: float = EPS,
+    p: float = 2.0,
+    smoothing: float = LOGODDS_SMOOTHING,
 ) -> Tensor:
     """Log-odds of parallel vs orthogonal, relative to the reference's own log-odds; signed.
 
@@ -114,13 +127,20 @@ def logodds(
     """
     if not smoothing > 0:
         raise ValueError(f"logodds: smoothing must be > 0, got {smoothing}")
-    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps, p)
     c = smoothing * g.ref_norm
     return symlog(g.para / c) - symlog(g.ref_norm / c) - torch.log1p(g.orth_norm / c)
 
 
 def odds(
-    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, smoothing: float = LOGODDS_SMOOTHING
+    h_pc: Tensor,
+    h_pr: Tensor,
+    h_rc: Tensor,
+    h_rr: Tensor,
+    *,
+    eps: float = EPS,
+    p: float = 2.0,
+    smoothing: float = LOGODDS_SMOOTHING,
 ) -> Tensor:
     """Odds ratio of parallel vs orthogonal against the reference, minus one: exp(ℓ) − 1.
 
@@ -132,22 +152,22 @@ def odds(
     increasing in s and decreasing in o; 0 at initialisation. ℓ is capped at 80 inside
     the exponential so the value stays finite in float32.
     """
-    ell = logodds(h_pc, h_pr, h_rc, h_rr, eps=eps, smoothing=smoothing)
+    ell = logodds(h_pc, h_pr, h_rc, h_rr, eps=eps, p=p, smoothing=smoothing)
     return torch.where(ell >= 0, torch.expm1(ell.clamp(0.0, 80.0)), ell)
 
 
-def pars_rat(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+def pars_rat(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0) -> Tensor:
     """s/n − 1: reach along u as a multiple of the reference's own separation, minus one.
 
     0 at initialisation; 1 means the policy separates chosen from rejected (along u) twice
     as far as the reference. Scale free, but the 1/n factor blows up for pairs whose
     reference states nearly coincide; see ``stabilized_ratio``.
     """
-    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps, p)
     return g.para / g.ref_norm - 1.0
 
 
-def pars_rat_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+def pars_rat_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0) -> Tensor:
     """symlog(s/n − 1): log of the separation ratio, extended to s ≤ 0.
 
     For s ≥ n this equals log(s/n) exactly (log1p(s/n − 1)). Below the reference the
@@ -155,7 +175,7 @@ def pars_rat_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps:
     gradient > 0) for negative s, where ReprPO's ``log(s) − log(n)`` was NaN. ReprPO also
     multiplied by 10; here the scale is left to β.
     """
-    return symlog(pars_rat(h_pc, h_pr, h_rc, h_rr, eps=eps))
+    return symlog(pars_rat(h_pc, h_pr, h_rc, h_rr, eps=eps, p=p))
 
 
 def stabilized_ratio(
@@ -165,6 +185,7 @@ def stabilized_ratio(
     h_rr: Tensor,
     *,
     eps: float = EPS,
+    p: float = 2.0,
     floor: float = STABILIZED_FLOOR,
     floor_mode: str = "percentile",
 ) -> Tensor:
@@ -185,7 +206,7 @@ def stabilized_ratio(
     """
     if not 0 < floor <= 1:
         raise ValueError(f"stabilized_ratio: floor must be in (0, 1], got {floor}")
-    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps, p)
     n = g.ref_norm.detach()
     if floor_mode == "percentile":
         f = torch.quantile(n, floor)
@@ -246,7 +267,9 @@ def cosine_pref_direction(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor
     return safe_cosine(g.d_pi, g.d_ref, eps=eps) - 1.0
 
 
-def direct_projection(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+def direct_projection(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0
+) -> Tensor:
     """(d_π − d_ref)·u = s − n: the signed distance the policy has moved its
     chosen-minus-rejected difference along u, relative to where the reference had it.
 
@@ -255,7 +278,7 @@ def direct_projection(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *,
     This is the projection of the shift ``delta = d_π − d_ref`` used in ReprPO's InnerPO
     loss.
     """
-    g = decompose(h_pc, h_pr, h_rc, h_rr, eps)
+    g = decompose(h_pc, h_pr, h_rc, h_rr, eps, p)
     return g.para - g.ref_norm
 
 
@@ -318,7 +341,9 @@ def para_orth2(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: f
     return (g.para - g.ref_norm) * _l1(g.unit) - _l1(g.orth)
 
 
-def direct_projection_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS) -> Tensor:
+def direct_projection_log(
+    h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, *, eps: float = EPS, p: float = 2.0
+) -> Tensor:
     """symlog(s − n): ``direct_projection`` log-compressed, sign kept.
 
     Source: the journal's ``direct_projection_log`` run, after ReprPO ``innerdpo.py`` at
@@ -327,7 +352,7 @@ def direct_projection_log(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor
     projection s − n is compressed instead, so the margin is 0 at initialisation and
     increases in s everywhere.
     """
-    return symlog(direct_projection(h_pc, h_pr, h_rc, h_rr, eps=eps))
+    return symlog(direct_projection(h_pc, h_pr, h_rc, h_rr, eps=eps, p=p))
 
 
 ALIGN_METHODS: dict[str, AlignFn] = {
@@ -354,6 +379,24 @@ ALIGN_METHODS: dict[str, AlignFn] = {
 #: Margins at a stationary point at initialisation (policy = reference): their gradient is
 #: 0 on the first step by design; they act once another loss has moved the policy.
 STATIONARY_AT_INIT = frozenset({"cosine_cross_model", "cosine_pref_direction", "orth"})
+
+#: Margins that read sizes through the norm order p (``norm_p``; innerpo.inner.geometry
+#: ``decompose``): their value changes with p. ``pars_rat``/``pars_rat_log`` take p too but
+#: are ratios s/n of two sizes along u, which p scales alike, so p cannot change them; the
+#: L1 methods (para, orth, para_orth, para_orth2) and the cosines do not take p.
+NORM_ORDER_DEPENDENT = frozenset(
+    {
+        "para_signed",
+        "para_signed_log",
+        "para_orth_signed",
+        "para_orth_signed_log",
+        "logodds",
+        "odds",
+        "stabilized_ratio",
+        "direct_projection",
+        "direct_projection_log",
+    }
+)
 
 #: Margins built only from inner products and Euclidean norms of the four states, which
 #: an orthogonal transform of all four leaves unchanged (the L1-norm ones are not).

@@ -29,6 +29,18 @@ class TrustRegion:
 
 
 @dataclass
+class NormOrder:
+    norm_p: float = option(
+        2.0,
+        read_when="by innerpo with a norm-based align method, inner_policy_weights or token_constraint; by "
+        "any hidden term with norm_before_reduce",
+    )
+    """Order p of the vector norms (ReprPO's InnerDPO `p`: 2 Euclidean, 1 Manhattan): InnerDPO's sizes n, |s|, o and
+    token drifts, and the per-token normalisation of norm_before_reduce; the projection itself stays Euclidean
+    (innerpo.inner.geometry)."""
+
+
+@dataclass
 class HiddenForm:
     hidden_beta: float = option(1.0, read_when="innerpo only with hidden_loss_type dpo or ipo")
     """Scale of the hidden margin inside InnerDPO / rank losses."""

@@ -38,6 +38,14 @@ def safe_norm(x: Tensor, dim: int = -1, keepdim: bool = False, eps: float = EPS)
     return torch.sqrt((x * x).sum(dim=dim, keepdim=keepdim) + eps)
 
 
+def safe_pnorm(x: Tensor, p: float = 2.0, dim: int = -1, eps: float = EPS) -> Tensor:
+    """p-norm ``(Σ (x² + eps)^(p/2))^(1/p)`` over ``dim`` (p ≥ 1): smooth, finite value and gradient
+    everywhere, zero gradient at x = 0; p = 2 is :func:`safe_norm` (eps inside the sqrt)."""
+    if p == 2:
+        return safe_norm(x, dim=dim, eps=eps)
+    return ((x * x + eps) ** (p / 2)).sum(dim) ** (1.0 / p)
+
+
 def safe_cosine(a: Tensor, b: Tensor, dim: int = -1, eps: float = EPS) -> Tensor:
     """cos(a, b) with safe norms; 0 (with finite gradient) when either vector is 0."""
     return (a * b).sum(dim) / (safe_norm(a, dim, eps=eps) * safe_norm(b, dim, eps=eps))
@@ -69,12 +77,21 @@ class PrefGeometry:
     orth_norm: Tensor
 
 
-def decompose(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, eps: float = EPS) -> PrefGeometry:
+def decompose(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, eps: float = EPS, p: float = 2.0) -> PrefGeometry:
     """Split the policy's chosen-minus-rejected difference along / across the reference's.
 
     Args: four pooled states [B, D] (policy chosen, policy rejected, reference chosen,
     reference rejected). Reference states are used as given (the loop passes them
     without gradient; trainable transforms may give them one, which is intended).
+
+    p: the norm order of the *sizes* (ReprPO InnerDPO's ``p``). The split itself is always
+    the Euclidean (orthogonal) projection on u = d_ref/‖d_ref‖₂; for p ≠ 2 the sizes are
+    measured in the p-norm: n = ‖d_ref‖_p, para = s·‖u‖_p (the signed p-size of the
+    parallel part s·u) and orth_norm = ‖d_π − s·u‖_p, so that still para = n and
+    orth_norm ≈ 0 at initialisation. Departure: ReprPO (``vast2`` ``innerdpo.py``,
+    ``innerdpo_loss``) divides d_ref by its p-norm and projects on that vector, which for
+    p ≠ 2 is not a projection (at initialisation its orthogonal part is not 0 and
+    ``pars_rat`` is ‖d_ref‖₂²/‖d_ref‖₁² − 1 instead of 0).
     """
     h_pc, h_pr, h_rc, h_rr = (upcast(h) for h in (h_pc, h_pr, h_rc, h_rr))
     if not (h_pc.shape == h_pr.shape == h_rc.shape == h_rr.shape) or h_pc.dim() != 2:
@@ -88,4 +105,7 @@ def decompose(h_pc: Tensor, h_pr: Tensor, h_rc: Tensor, h_rr: Tensor, eps: float
     unit = d_ref / ref_norm.unsqueeze(-1)
     para = (d_pi * unit).sum(-1)
     orth = d_pi - para.unsqueeze(-1) * unit
-    return PrefGeometry(d_pi, d_ref, ref_norm, unit, para, orth, safe_norm(orth, eps=eps))
+    if p == 2:
+        return PrefGeometry(d_pi, d_ref, ref_norm, unit, para, orth, safe_norm(orth, eps=eps))
+    size = safe_pnorm(unit, p, eps=eps)  # ‖u‖_p: Euclidean lengths → p-sizes along u
+    return PrefGeometry(d_pi, d_ref, ref_norm * size, unit, para * size, orth, safe_pnorm(orth, p, eps=eps))

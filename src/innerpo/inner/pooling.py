@@ -75,3 +75,14 @@ def last_real_token(hidden: Tensor, mask: Tensor) -> Tensor:
     pos = torch.arange(hidden.shape[1], device=hidden.device)
     idx = torch.where(keep, pos, -1).argmax(1)  # [B], the largest real position
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), idx]
+
+
+def unit_tokens(hidden: Tensor, p: float = 2.0, eps: float = 1e-6) -> Tensor:
+    """Each token's state divided by its p-norm (+ eps): [B, T, D] → [B, T, D], dtype kept.
+
+    The research code's ``norm_before_reduce`` (ReprPO, ``innerdpo.py``: ``safe_norm(hs,
+    p=p)`` per token before ``reduce_tokens_w_attention``): pooled states become means of
+    unit vectors, so no token (an attention sink, a long-norm outlier) outweighs another.
+    """
+    norm = torch.linalg.vector_norm(hidden.float(), ord=p, dim=-1, keepdim=True)
+    return (hidden.float() / (norm + eps)).to(hidden.dtype)

@@ -25,10 +25,16 @@ class SeqLogps:
 
     sum:  [B] summed log-prob of the completion tokens (labels shifted by one).
     ntok: [B] number of completion tokens (float, >= 1 for valid rows).
+    wpo:  [B] or None, summed per-token WPO log-weights log π(y_t) − log Σ_v π(v)²
+          (no gradient); present when a loss asked for it (innerpo.losses.weighting).
+    entropy: [B] or None, summed per-token entropies as shares of log V (no gradient);
+          present on the reference side when a loss asked for it (Mallows weighting).
     """
 
     sum: Tensor
     ntok: Tensor
+    wpo: Tensor | None = None
+    entropy: Tensor | None = None
 
     @property
     def mean(self) -> Tensor:
@@ -36,7 +42,12 @@ class SeqLogps:
         return self.sum / self.ntok.clamp(min=1)
 
     def detach(self) -> "SeqLogps":
-        return SeqLogps(self.sum.detach(), self.ntok.detach())
+        return SeqLogps(
+            self.sum.detach(),
+            self.ntok.detach(),
+            None if self.wpo is None else self.wpo.detach(),
+            None if self.entropy is None else self.entropy.detach(),
+        )
 
 
 @dataclass
@@ -93,6 +104,10 @@ class PreferenceLoss(nn.Module):
 
     needs_reference: ClassVar[bool] = True
     needs_hidden: ClassVar[bool] = False
+    # Per-token statistics (innerpo.models.forward.STATS) the loss reads, summed into the
+    # policy's / the reference's SeqLogps; an instance sets them from its settings.
+    policy_stats: tuple[str, ...] = ()
+    reference_stats: tuple[str, ...] = ()
     Params: ClassVar[type] = NoParams
     title: ClassVar[str] = ""
     preset: ClassVar[dict] = {}

@@ -36,6 +36,16 @@ class CombinedLoss(PreferenceLoss):
     def uses_hidden(self) -> bool:
         return any(c.needs_hidden for c in self.components.values())
 
+    @property
+    def policy_stats(self) -> tuple[str, ...]:
+        """Per-token statistics any component reads on the policy side (innerpo.models.forward.STATS)."""
+        return tuple(sorted({s for c in self.components.values() for s in c.policy_stats}))
+
+    @property
+    def reference_stats(self) -> tuple[str, ...]:
+        """Per-token statistics any component reads on the reference side."""
+        return tuple(sorted({s for c in self.components.values() for s in c.reference_stats}))
+
     def forward(self, x: LossInputs) -> LossOutput:
         total = 0.0
         metrics = {}

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from innerpo.data.batching import PairBatch
-from innerpo.losses.base import LossInputs, SeqLogps
+from innerpo.losses.base import LossInputs
 from innerpo.losses.combined import CombinedLoss
 from innerpo.methods.kto import mismatched_kl_logps, needs_kl_inputs
-from innerpo.models.forward import forward_pairs, logp_rows
+from innerpo.models.forward import forward_pairs, logp_rows, seqs_of
 
 
 @runtime_checkable
@@ -63,12 +63,15 @@ class OutputMethod(nn.Module):
         self.ref_table = table
 
     def reference_settings(self) -> dict:
-        """Settings, besides tokenization and weights, that change `reference_rows` (cache key)."""
-        return {}
+        """Settings, besides tokenization and weights, that change `reference_rows` (cache key).
+        The per-token statistics a loss reads from the reference (Mallows' entropies) are
+        stored in the table too, so they are part of the key when there are any."""
+        stats = self.loss.reference_stats
+        return {"reference_stats": list(stats)} if stats else {}
 
     def reference_rows(self, model, batch: PairBatch) -> dict[str, torch.Tensor]:
         """Per-pair reference values, each [B, ...]; the caller disables the adapter and grad."""
-        return logp_rows(model, batch)
+        return logp_rows(model, batch, self.loss.reference_stats)
 
     def reference(self, model, batch: PairBatch) -> dict[str, torch.Tensor]:
         """`reference_rows` for this batch: looked up in the table when there is one, else computed."""
@@ -79,12 +82,10 @@ class OutputMethod(nn.Module):
             return {k: v.detach() for k, v in self.reference_rows(model, batch).items()}
 
     def loss_inputs(self, model, batch: PairBatch) -> LossInputs:
-        policy = forward_pairs(model, batch)
+        policy = forward_pairs(model, batch, stats=self.loss.policy_stats)
         inputs = LossInputs(policy.chosen, policy.rejected)
         if self.loss.uses_reference:
-            ref = self.reference(model, batch)
-            inputs.ref_chosen = SeqLogps(ref["chosen_sum"], ref["chosen_ntok"])
-            inputs.ref_rejected = SeqLogps(ref["rejected_sum"], ref["rejected_ntok"])
+            inputs.ref_chosen, inputs.ref_rejected = seqs_of(self.reference(model, batch))
         if needs_kl_inputs(self.loss):  # KTO's mismatched KL reference point (see methods.kto)
             inputs.extra.update(mismatched_kl_logps(model, batch))
         return inputs

@@ -6,7 +6,10 @@ yields reference log-probs (or from the on-disk reference table, which then stor
 pooled reference states too). Nothing runs an extra forward.
 
 Pipeline per collected point k (a block for `hs`, a block's o_proj/down_proj input for
-`side`): states [2B, T, D] → masked mean over completion tokens (optional sink filter)
+`side`, the output of a linear module matched by `collect_modules` for `modules`):
+states [2B, T, D] → (with `norm_before_reduce`: each token's state divided by its
+p-norm) → masked mean over completion tokens (optional sink filter, decided on the raw
+states)
 → StateQuad(policy chosen, policy rejected, reference chosen, reference rejected), each
 [B, D] → transform (`supr` keeps the coordinates that rose between consecutive collected
 points, read at the last real completion token of the *reference* states, the same
@@ -51,14 +54,16 @@ from innerpo.inner import (
     parse_layers,
     supr_masks,
 )
+from innerpo.inner.common import NormOrder
+from innerpo.inner.pooling import sink_mask, unit_tokens
 from innerpo.inner.supr import SuprParams
 from innerpo.inner.transforms import TransformParams, scale_steps
-from innerpo.losses.base import LossInputs, SeqLogps
+from innerpo.losses.base import LossInputs
 from innerpo.losses.combined import CombinedLoss
 from innerpo.methods.base import OutputMethod
 from innerpo.methods.kto import mismatched_kl_logps, needs_kl_inputs
-from innerpo.models.capture import capture, capture_points, decoder_layers
-from innerpo.models.forward import ForwardOutput, body_and_head, forward_pairs
+from innerpo.models.capture import DEFAULT_MODULE_PATTERN, capture, capture_points, decoder_layers, matching_modules
+from innerpo.models.forward import ForwardOutput, body_and_head, forward_pairs, rows_of, seqs_of
 from innerpo.params import option
 
 TRAINABLE = ("ether", "etherplus", "oft", "hra", "ortho")
@@ -72,13 +77,17 @@ stationary term's gradient; a term that trains has O(0.01–1)."""
 
 
 @dataclass
-class HiddenParams(SuprParams, TransformParams):
+class HiddenParams(SuprParams, TransformParams, NormOrder):
     """The options of the hidden-state method layer: what is collected, how, and the term's weight."""
 
     alpha: float = 1.0
     """Weight of the hidden-state term (> 0)."""
-    collect: Literal["hs", "side"] = "hs"
-    """Where states are read: `hs` the residual stream after each chosen block; `side` the inputs of its attention output and MLP down projections."""  # noqa: E501
+    collect: Literal["hs", "side", "modules"] = "hs"
+    """Where states are read: `hs` the residual stream after each chosen block; `side` the inputs of its attention output and MLP down projections; `modules` the outputs of the block's linear modules matching `collect_modules`."""  # noqa: E501
+    collect_modules: str = option(DEFAULT_MODULE_PATTERN, read_when="with --method.collect=modules")
+    """Regular expression matched in full against each linear module's path inside a chosen block (`self_attn.q_proj`, `mlp.up_proj`); their outputs are collected (ReprPO's collect_input=False, collection_keys_out: q, k, v, qkv, gate, up)."""  # noqa: E501
+    norm_before_reduce: bool = False
+    """Divide each token's state by its norm_p-norm before pooling over the completion (ReprPO InnerDPO's norm_before_reduce, no-op in its vast2 code); off: pool raw states."""  # noqa: E501
     layers: str = "0.25,0.5,0.75"
     """Blocks to collect: indices, negative indices, fractions of depth, ranges (`4:12:2`, `0.25:0.75`), comma lists."""
     transform: Literal["none", "supr", "ether", "etherplus", "oft", "hra", "ortho"] = "none"
@@ -91,7 +100,11 @@ class HiddenParams(SuprParams, TransformParams):
 
 def hidden_reads(p: HiddenParams, inert: bool) -> set[str]:
     """The method layer's options read under `p`; `inert`: the transform cannot change the term."""
-    reads = {"alpha", "collect", "layers", "transform", "sink_threshold"}
+    reads = {"alpha", "collect", "layers", "transform", "sink_threshold", "norm_before_reduce"}
+    if p.collect == "modules":
+        reads.add("collect_modules")
+    if p.norm_before_reduce:
+        reads.add("norm_p")
     if p.transform == "supr":
         reads.add("supr_threshold")
     if p.transform in TRAINABLE and p.transform != "ortho":  # ortho keeps its own parametrization
@@ -140,6 +153,8 @@ class HiddenMethod(OutputMethod):
             )
         if not (math.isfinite(params.transform_lr_scale) and params.transform_lr_scale > 0):
             raise ConfigError(f"--method.transform_lr_scale={params.transform_lr_scale} must be a finite number > 0")
+        if params.norm_before_reduce and not (math.isfinite(params.norm_p) and params.norm_p >= 1):
+            raise ConfigError(f"--method.norm_p={params.norm_p} must be a finite number >= 1 (a norm)")
         if params.supr_threshold is not None and not math.isfinite(params.supr_threshold):
             raise ConfigError(
                 f"--method.supr_threshold={params.supr_threshold} must be finite (or None for the relative cut)"
@@ -178,7 +193,7 @@ class HiddenMethod(OutputMethod):
         """Resolve layers and capture points on the loaded model; build transforms."""
         n = len(decoder_layers(model))
         self.layers = parse_layers(self.cfg.layers, n)
-        self.points = capture_points(model, self.layers, self.cfg.collect)
+        self.points = capture_points(model, self.layers, self.cfg.collect, self.cfg.collect_modules)
         if self.cfg.transform == "supr":
             if len(self.layers) < 2:
                 raise ValueError(
@@ -189,7 +204,11 @@ class HiddenMethod(OutputMethod):
             self.register_buffer("projector", head_projector(head.weight), persistent=False)
         elif self.cfg.transform in TRAINABLE:
             dims = {
-                k: _input_dim(m) if self.cfg.collect == "side" else model.config.hidden_size
+                k: _input_dim(m)
+                if self.cfg.collect == "side"
+                else _output_dim(m)
+                if self.cfg.collect == "modules"
+                else model.config.hidden_size
                 for k, m in self.points.items()
             }
             self.transforms = nn.ModuleDict(
@@ -201,26 +220,32 @@ class HiddenMethod(OutputMethod):
         self._watched = [p for p in model.parameters() if p.requires_grad]
 
     def reference_settings(self) -> dict:
-        return {
+        settings = {
+            **super().reference_settings(),
             "collect": self.cfg.collect,
             "layers": self.layers,
             "sink_threshold": self.cfg.sink_threshold,
             "supr": self.cfg.transform == "supr",
         }
+        if self.cfg.collect == "modules":  # the pattern and the modules it matched
+            settings.update(collect_modules=self.cfg.collect_modules, points=list(self.points))
+        if self.cfg.norm_before_reduce:
+            settings["norm_before_reduce"] = self.cfg.norm_p
+        return settings
 
     def after_backward(self, model) -> dict[str, float]:
         if self._check == "wait":  # the optimizer step that follows moves the policy
             self._check = "second"
         return {f"supr/kept/{k}": v for k, v in self._supr_kept.items()}
 
-    def _forward(self, model, batch: PairBatch) -> tuple[ForwardOutput, dict[str, Tensor]]:
+    def _forward(self, model, batch: PairBatch, stats: tuple[str, ...] = ()) -> tuple[ForwardOutput, dict[str, Tensor]]:
         """Log-probs plus, per point, pooled [2B, D] (and last-token / token states when needed)."""
         with capture(self.points, self.cfg.collect) as store:
-            out = forward_pairs(model, batch, observing_hooks=True)
+            out = forward_pairs(model, batch, observing_hooks=True, stats=stats)
         mask = out.completion_mask  # the layout of the captured states (last pass)
         rows = {}
         for k, states in store.items():
-            rows[f"pooled/{k}"] = masked_mean(states, mask, self.cfg.sink_threshold)
+            rows[f"pooled/{k}"] = self._pool(states, mask)
             if self.cfg.transform == "supr":  # masks come from the reference pass's rows
                 rows[f"last/{k}"] = last_real_token(states, mask)
             if self.token_level:
@@ -228,29 +253,27 @@ class HiddenMethod(OutputMethod):
                 rows["token_mask"] = mask
         return out, rows
 
+    def _pool(self, states: Tensor, mask: Tensor) -> Tensor:
+        """[N, T, D] → [N, D]: the masked mean (sinks judged on the raw states), of unit
+        tokens with `norm_before_reduce`."""
+        if not self.cfg.norm_before_reduce:
+            return masked_mean(states, mask, self.cfg.sink_threshold)
+        keep = sink_mask(states, mask, self.cfg.sink_threshold) if self.cfg.sink_threshold is not None else mask
+        return masked_mean(unit_tokens(states, self.cfg.norm_p), keep)
+
     def reference_rows(self, model, batch: PairBatch) -> dict[str, Tensor]:
-        out, rows = self._forward(model, batch)
+        out, rows = self._forward(model, batch, self.loss.reference_stats)
         b = batch.num_pairs
-        table = {
-            "chosen_sum": out.chosen.sum,
-            "chosen_ntok": out.chosen.ntok,
-            "rejected_sum": out.rejected.sum,
-            "rejected_ntok": out.rejected.ntok,
-        }
+        table = rows_of(out.chosen, out.rejected)
         # Store chosen and rejected side by side: [B, 2, ...], so rows index pairs.
         table.update({name: torch.stack([t[:b], t[b:]], dim=1) for name, t in rows.items()})
         return table
 
     def loss_inputs(self, model, batch: PairBatch) -> LossInputs:
-        policy, rows = self._forward(model, batch)
+        policy, rows = self._forward(model, batch, self.loss.policy_stats)
         ref = self.reference(model, batch)
         b = batch.num_pairs
-        inputs = LossInputs(
-            policy.chosen,
-            policy.rejected,
-            SeqLogps(ref["chosen_sum"], ref["chosen_ntok"]),
-            SeqLogps(ref["rejected_sum"], ref["rejected_ntok"]),
-        )
+        inputs = LossInputs(policy.chosen, policy.rejected, *seqs_of(ref))
         if needs_kl_inputs(self.loss):  # KTO as the output loss: its mismatched KL reference point
             inputs.extra.update(mismatched_kl_logps(model, batch))
 
@@ -327,12 +350,20 @@ class HiddenMethod(OutputMethod):
                 )
                 return
             when = "at the first step" if first else "after the first update"
-            raise InertHiddenTermError(
-                self._inert_message(
-                    f"the hidden term {name!r} has zero gradient with respect to all {len(self._watched)} "
-                    f"trainable adapter tensors {when} (norm {norm:.2g}, value {value:.4g})"
-                )
+            what = (
+                f"the hidden term {name!r} has zero gradient with respect to all {len(self._watched)} "
+                f"trainable adapter tensors {when} (norm {norm:.2g}, value {value:.4g})"
             )
+            margin = output.metrics.get("hidden/margin")
+            if (
+                value == 0.0 and margin is not None and float(margin) > 0
+            ):  # −log σ(β·z) rounded to 0: saturated, not disconnected
+                raise InertHiddenTermError(
+                    f"{what}: the loss is saturated at mean margin {float(margin):.4g} (the align method's "
+                    "units); lower --method.hidden_beta or choose a scale-free align method (pars_rat, "
+                    "logodds, ...)"
+                )
+            raise InertHiddenTermError(self._inert_message(what))
         self._check = "done"
 
     def _inert_message(self, what: str) -> str:
@@ -366,3 +397,20 @@ def _key(point: str) -> str:
 
 def _input_dim(module: nn.Module) -> int:
     return module.in_features
+
+
+def _output_dim(module: nn.Module) -> int:
+    return getattr(module, "base_layer", module).out_features
+
+
+def check_module_pattern(model_cfg, layers: list[int], pattern: str) -> None:
+    """`--method.collect=modules`: `pattern` matches a linear module in every block of
+    `layers`, checked from the model's config without loading weights (ValueError naming
+    the pattern, the block and the module paths it has)."""
+    from innerpo.models.load import block_module_names
+
+    for layer, names in block_module_names(model_cfg, layers).items():
+        try:
+            matching_modules(names, pattern)
+        except ValueError as e:
+            raise ValueError(f"block {layer}: {e}") from None

@@ -301,7 +301,7 @@ class _ProjectionMethod(OutputMethod):
             pooled[name] = masked_mean(output, batch.completion_mask)
 
         with torch.no_grad(), model.disable_adapter(), forward_hooks(modules, pool):
-            ref = forward_pairs(model, batch)
+            ref = forward_pairs(model, batch, stats=self.loss.reference_stats)
         units = {name: preference_directions(p) for name, p in pooled.items()}
         if torch.is_grad_enabled():
             self._degenerate += [(torch.linalg.vector_norm(u, dim=-1) == 0).float().mean() for u in units.values()]
@@ -341,7 +341,7 @@ class ProjGradMethod(_ProjectionMethod):
             for name, u in units.items():
                 self._units.setdefault(name, []).append(u)
             self._targets = modules
-        return forward_pairs(model, batch)
+        return forward_pairs(model, batch, stats=self.loss.policy_stats)
 
     def batch_directions(self) -> dict[str, Tensor]:
         """Module name → batch direction [D_out] over this step's micro-batches so far."""
@@ -377,14 +377,14 @@ class ProjBPMethod(_ProjectionMethod):
 
     def _policy_forward(self, model, batch, modules, units) -> ForwardOutput:
         if not torch.is_grad_enabled():
-            return forward_pairs(model, batch)
+            return forward_pairs(model, batch, stats=self.loss.policy_stats)
 
         def attach(name, module, args, output):
             if isinstance(output, Tensor) and output.requires_grad:
                 output.register_hook(partial(self._edit, units[name], batch.completion_mask))
 
         with forward_hooks(modules, attach):
-            return forward_pairs(model, batch)
+            return forward_pairs(model, batch, stats=self.loss.policy_stats)
 
     def _edit(self, u: Tensor, mask: Tensor, grad: Tensor) -> Tensor:
         new, stats = _edit_output_grad(grad, u, mask, self.orth_scale, self.proj_clip)

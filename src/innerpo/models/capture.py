@@ -1,19 +1,30 @@
 """Collect activations during a forward pass the method runs anyway (no extra pass).
 
-Two places, at the chosen decoder blocks:
+Three places, at the chosen decoder blocks:
 - `hs`: the residual stream after block l (the block's output);
 - `side`: module-side activations inside block l, the inputs of the attention output
-  projection (`o_proj`) and of the MLP down projection (`down_proj`).
+  projection (`o_proj`) and of the MLP down projection (`down_proj`);
+- `modules`: the *outputs* of the linear modules of block l whose path inside the block
+  (`self_attn.q_proj`, `mlp.up_proj`, ...) matches a regular expression in full
+  (:func:`module_points`). This is the research code's ``collect_input=False`` with its
+  ``collection_keys_out`` (wassname/repr-preference-optimization, ``vast2``,
+  ``reprpo/interventions/reprpo/config.py``, ``ReprPOConfig``). With a LoRA adapter the
+  hook sits on peft's wrapper at that path, so the policy's output includes the
+  adapter's update and the reference's (adapter disabled) does not.
 Hooks are registered for the duration of one `with` block and always removed.
 """
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 from torch import Tensor, nn
 
 SIDE_MODULES = ("self_attn.o_proj", "mlp.down_proj")
+
+DEFAULT_MODULE_PATTERN = r".*\.(q|k|v|qkv|gate|up)_proj"
+"""The research code's ``collection_keys_out`` (q, k, v, qkv, gate, up projections) as one pattern."""
 
 
 def decoder_layers(model) -> nn.ModuleList:
@@ -25,9 +36,52 @@ def decoder_layers(model) -> nn.ModuleList:
     return layers
 
 
-def capture_points(model, layers: list[int], where: str) -> dict[str, nn.Module]:
-    """Name → module whose output (`hs`) or input (`side`) is captured."""
+def linear_module_names(block: nn.Module) -> list[str]:
+    """Paths inside `block` of its linear modules, as a plain model names them: a peft
+    LoRA wrapper counts by its own path (its `base_layer` and `lora_*` parts are not listed)."""
+    out = []
+    for name, module in block.named_modules():
+        parts = name.split(".")
+        if not name or any(p == "base_layer" or p.startswith("lora_") for p in parts):
+            continue
+        if isinstance(getattr(module, "base_layer", module), nn.Linear):
+            out.append(name)
+    return out
+
+
+def matching_modules(names: list[str], pattern: str) -> list[str]:
+    """The names `pattern` matches in full; ValueError naming the pattern and some names
+    that exist when it matches none (or is not a valid regular expression)."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"--method.collect_modules={pattern!r} is not a regular expression: {e}") from None
+    found = [n for n in names if rx.fullmatch(n)]
+    if not found:
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise ValueError(
+            f"--method.collect_modules={pattern!r} matches no linear module of the collected blocks (matched in full "
+            f"against paths inside a block); they have: {shown or 'none'}; e.g. "
+            "--method.collect_modules='.*\\.(q|v)_proj'"
+        )
+    return found
+
+
+def module_points(model, layers: list[int], pattern: str) -> dict[str, nn.Module]:
+    """`<layer>.<path>` → module, for the linear modules of each chosen block whose path matches `pattern`."""
     blocks = decoder_layers(model)
+    points = {}
+    for l in layers:
+        for name in matching_modules(linear_module_names(blocks[l]), pattern):
+            points[f"{l}.{name}"] = blocks[l].get_submodule(name)
+    return points
+
+
+def capture_points(model, layers: list[int], where: str, pattern: str | None = None) -> dict[str, nn.Module]:
+    """Name → module whose output (`hs`, `modules`) or input (`side`) is captured."""
+    blocks = decoder_layers(model)
+    if where == "modules":
+        return module_points(model, layers, pattern or DEFAULT_MODULE_PATTERN)
     if where == "hs":
         return {str(l): blocks[l] for l in layers}
     if where == "side":
@@ -37,7 +91,7 @@ def capture_points(model, layers: list[int], where: str) -> dict[str, nn.Module]
                 module = blocks[l].get_submodule(path)
                 points[f"{l}.{path.split('.')[-1]}"] = getattr(module, "base_layer", None) or module
         return points
-    raise ValueError(f"collect must be 'hs' or 'side', got {where!r}")
+    raise ValueError(f"collect must be 'hs', 'side' or 'modules', got {where!r}")
 
 
 @contextmanager
@@ -46,7 +100,7 @@ def capture(points: dict[str, nn.Module], where: str):
     store: dict[str, Tensor] = {}
     handles = []
     for name, module in points.items():
-        if where == "hs":
+        if where in ("hs", "modules"):
 
             def hook(mod, args, output, name=name):
                 store[name] = output[0] if isinstance(output, tuple) else output

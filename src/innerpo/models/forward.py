@@ -28,6 +28,7 @@ upcast before the log-sum-exp, and log-probs, sums and counts are float32.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -64,44 +65,94 @@ def body_and_head(model):
 HEAD_CHUNK = 128
 
 
+#: Per-token statistics of the head's distribution a method may ask for besides the
+#: log-probs (``stats=``), each summed over a row's completion tokens into ``SeqLogps``;
+#: computed without gradient:
+#: - ``wpo``: log π(y_t) − log Σ_v π(v)², WPO's per-token log-weight (innerpo.losses.weighting);
+#: - ``entropy``: H_t / log V, the token's entropy as a share of its maximum (Mallows).
+STATS = ("wpo", "entropy")
+
+
 def token_logps(hidden: Tensor, head, targets: Tensor, softcap: float | None = None) -> Tensor:
     """Log-prob of each target token. hidden [N, D], targets [N] → [N] float32."""
+    return token_stats(hidden, head, targets, softcap)["logp"]
+
+
+def token_stats(
+    hidden: Tensor, head, targets: Tensor, softcap: float | None = None, stats: tuple[str, ...] = ()
+) -> dict[str, Tensor]:
+    """``logp`` [N] float32 and each of `stats` (see :data:`STATS`) [N] for every target token."""
+    unknown = set(stats) - set(STATS)
+    if unknown:
+        raise ValueError(f"unknown token statistics {sorted(unknown)}; known: {', '.join(STATS)}")
     if torch.is_grad_enabled() or len(hidden) <= HEAD_CHUNK:
-        return _token_logps(hidden, head, targets, softcap)
-    return torch.cat(
-        [
-            _token_logps(hidden[s : s + HEAD_CHUNK], head, targets[s : s + HEAD_CHUNK], softcap)
-            for s in range(0, len(hidden), HEAD_CHUNK)
-        ]
-    )
+        return _token_stats(hidden, head, targets, softcap, stats)
+    parts = [
+        _token_stats(hidden[s : s + HEAD_CHUNK], head, targets[s : s + HEAD_CHUNK], softcap, stats)
+        for s in range(0, len(hidden), HEAD_CHUNK)
+    ]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def _token_logps(hidden: Tensor, head, targets: Tensor, softcap: float | None) -> Tensor:
+def _token_stats(
+    hidden: Tensor, head, targets: Tensor, softcap: float | None, stats: tuple[str, ...]
+) -> dict[str, Tensor]:
     logits = head(hidden).float()
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
-    return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    lse = torch.logsumexp(logits, dim=-1)
+    out = {"logp": logits.gather(-1, targets[:, None]).squeeze(-1) - lse}
+    if stats:
+        with torch.no_grad():
+            logp = out["logp"].detach()
+            if "wpo" in stats:  # log Σ_v π(v)² = logsumexp(2·logits) − 2·lse
+                out["wpo"] = logp - (torch.logsumexp(2 * logits, dim=-1) - 2 * lse)
+            if "entropy" in stats:  # H = lse − Σ_v π(v)·logit_v
+                probs = torch.softmax(logits, dim=-1)
+                out["entropy"] = (lse - (probs * logits).sum(-1)) / math.log(logits.shape[-1])
+    return out
+
+
+def _row_sums(values: dict[str, Tensor], owner: Tensor, n: int) -> dict[str, Tensor]:
+    """Per-row sums [n] of per-token values [M] owned by rows `owner` [M]."""
+    return {k: torch.zeros(n, dtype=v.dtype, device=v.device).index_add(0, owner, v) for k, v in values.items()}
+
+
+def _seq(sums: dict[str, Tensor], ntok: Tensor, rows: slice) -> SeqLogps:
+    return SeqLogps(
+        sums["logp"][rows],
+        ntok[rows],
+        wpo=sums["wpo"][rows] if "wpo" in sums else None,
+        entropy=sums["entropy"][rows] if "entropy" in sums else None,
+    )
 
 
 def forward_pairs(
-    model, batch: PairBatch, output_hidden_states: bool = False, observing_hooks: bool = False
+    model,
+    batch: PairBatch,
+    output_hidden_states: bool = False,
+    observing_hooks: bool = False,
+    stats: tuple[str, ...] = (),
 ) -> ForwardOutput:
     """Completion log-probs of chosen and rejected rows.
 
     observing_hooks: the caller's forward hooks only read activations at completion
     positions (hidden-state capture), so the shared-prompt path stays allowed; the
     captured states then follow `ForwardOutput.completion_mask`.
+    stats: per-token statistics (:data:`STATS`) to sum per row besides the log-probs.
     """
     with autocast(model):  # the model's precision (innerpo.models.precision); a no-op at fp32
-        return _forward_pairs(model, batch, output_hidden_states, observing_hooks)
+        return _forward_pairs(model, batch, output_hidden_states, observing_hooks, tuple(stats))
 
 
-def _forward_pairs(model, batch: PairBatch, output_hidden_states: bool, observing_hooks: bool) -> ForwardOutput:
+def _forward_pairs(
+    model, batch: PairBatch, output_hidden_states: bool, observing_hooks: bool, stats: tuple[str, ...] = ()
+) -> ForwardOutput:
     body, head, config = body_and_head(model)
     softcap = getattr(config, "final_logit_softcapping", None)
     plan = None if output_hidden_states else _shared_prompt_plan(model, config, batch, observing_hooks)
     hidden_states = None
-    shared = _shared_prompt_logps(body, head, softcap, batch, plan) if plan is not None else None
+    shared = _shared_prompt_logps(body, head, softcap, batch, plan, stats) if plan is not None else None
     if shared is not None:
         sums, ntok, mask = shared
     else:
@@ -114,16 +165,16 @@ def _forward_pairs(model, batch: PairBatch, output_hidden_states: bool, observin
         hidden = out.last_hidden_state  # [2B, T, D]
         predicts = batch.completion_mask[:, 1:]  # position t predicts token t+1
         targets = batch.input_ids[:, 1:][predicts]  # [M]
-        logps = token_logps(hidden[:, :-1][predicts], head, targets, softcap)
+        values = token_stats(hidden[:, :-1][predicts], head, targets, softcap, stats)
         rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None].expand_as(predicts)[predicts]
-        sums = torch.zeros(hidden.shape[0], dtype=logps.dtype, device=logps.device).index_add(0, rows, logps)
-        ntok = predicts.sum(dim=1).to(logps.dtype)
+        sums = _row_sums(values, rows, hidden.shape[0])
+        ntok = predicts.sum(dim=1).to(values["logp"].dtype)
         hidden_states = out.hidden_states if output_hidden_states else None
         mask = batch.completion_mask
     b = batch.num_pairs
     return ForwardOutput(
-        chosen=SeqLogps(sums[:b], ntok[:b]),
-        rejected=SeqLogps(sums[b:], ntok[b:]),
+        chosen=_seq(sums, ntok, slice(None, b)),
+        rejected=_seq(sums, ntok, slice(b, None)),
         hidden_states=hidden_states,
         completion_mask=mask,
     )
@@ -204,9 +255,11 @@ def _single_pass_only(model, observing_hooks: bool = False) -> bool:
     return False
 
 
-def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan) -> tuple[Tensor, Tensor, Tensor] | None:
-    """Summed completion log-probs [2B], completion token counts [2B] and the completion
-    pass's mask [2B, C], prompts run once.
+def _shared_prompt_logps(
+    body, head, softcap, batch: PairBatch, plan: _Plan, stats: tuple[str, ...] = ()
+) -> tuple[dict[str, Tensor], Tensor, Tensor] | None:
+    """Summed completion log-probs (and `stats`) per row {name: [2B]}, completion token
+    counts [2B] and the completion pass's mask [2B, C], prompts run once.
 
     None when the model's cache is not the plain per-layer key/value kind this needs, or
     was not used by every layer (the caller then runs the single pass).
@@ -252,37 +305,51 @@ def _shared_prompt_logps(body, head, softcap, batch: PairBatch, plan: _Plan) -> 
     rest = comp_valid[:, 1:]  # [2B, C-1]: token k+1 exists
     hidden = torch.cat([first, hidden_c[:, :-1][rest]])
     targets = torch.cat([comp_ids[:, 0], comp_ids[:, 1:][rest]])
-    logps = token_logps(hidden, head, targets, softcap)
+    values = token_stats(hidden, head, targets, softcap, stats)
     owner = torch.cat([rows, rows[:, None].expand_as(rest)[rest]])
-    sums = torch.zeros(n, dtype=logps.dtype, device=dev).index_add(0, owner, logps)
-    return sums, plan.completion_len.to(logps.dtype), comp_valid
+    return _row_sums(values, owner, n), plan.completion_len.to(values["logp"].dtype), comp_valid
 
 
-def logp_rows(model, batch: PairBatch) -> dict[str, Tensor]:
-    """Per-pair completion log-probs as named [B] tensors (the reference table's layout).
+def logp_rows(model, batch: PairBatch, stats: tuple[str, ...] = ()) -> dict[str, Tensor]:
+    """Per-pair completion log-probs as named [B] tensors (the reference table's layout),
+    plus `<side>_<stat>` for each of `stats` (:data:`STATS`).
 
     Without gradients (scoring, the reference pass) the batch runs packed, padding-free,
     where it can (innerpo.models.packed); otherwise through `forward_pairs`."""
     if not torch.is_grad_enabled():
         with autocast(model):
-            packed_out = _packed_logps(model, batch)
+            packed_out = _packed_logps(model, batch, tuple(stats))
         if packed_out is not None:
             return rows_of(*packed_out)
-    out = forward_pairs(model, batch)
+    out = forward_pairs(model, batch, stats=stats)
     return rows_of(out.chosen, out.rejected)
 
 
 def rows_of(chosen: SeqLogps, rejected: SeqLogps) -> dict[str, Tensor]:
-    """The reference table's named [B] tensors from chosen and rejected log-probs."""
-    return {
+    """The reference table's named [B] tensors from chosen and rejected log-probs (and
+    their `wpo` / `entropy` sums when present)."""
+    rows = {
         "chosen_sum": chosen.sum,
         "chosen_ntok": chosen.ntok,
         "rejected_sum": rejected.sum,
         "rejected_ntok": rejected.ntok,
     }
+    for side, seq in (("chosen", chosen), ("rejected", rejected)):
+        for stat in STATS:
+            if getattr(seq, stat) is not None:
+                rows[f"{side}_{stat}"] = getattr(seq, stat)
+    return rows
 
 
-def _packed_logps(model, batch: PairBatch) -> tuple[SeqLogps, SeqLogps] | None:
+def seqs_of(rows: dict[str, Tensor]) -> tuple[SeqLogps, SeqLogps]:
+    """Chosen and rejected ``SeqLogps`` from the reference table's named rows (inverse of :func:`rows_of`)."""
+    return tuple(
+        SeqLogps(rows[f"{side}_sum"], rows[f"{side}_ntok"], **{s: rows.get(f"{side}_{s}") for s in STATS})
+        for side in ("chosen", "rejected")
+    )
+
+
+def _packed_logps(model, batch: PairBatch, stats: tuple[str, ...] = ()) -> tuple[SeqLogps, SeqLogps] | None:
     """Chosen and rejected log-probs from one packed, padding-free row; None where packing does not apply."""
     body, head, config = body_and_head(model)
     if not packed.supports(config):
@@ -297,8 +364,10 @@ def _packed_logps(model, batch: PairBatch) -> tuple[SeqLogps, SeqLogps] | None:
         hidden = body(
             input_ids=row.ids[None], position_ids=row.positions[None], use_cache=False, packing=packing
         ).last_hidden_state[0]
-    logps = token_logps(hidden[row.predictors], head, row.targets, getattr(config, "final_logit_softcapping", None))
+    values = token_stats(
+        hidden[row.predictors], head, row.targets, getattr(config, "final_logit_softcapping", None), stats
+    )
     b = batch.num_pairs
-    sums = torch.zeros(2 * b, dtype=logps.dtype, device=logps.device).index_add(0, row.owner, logps)
-    ntok = plan.completion_len.to(logps.dtype)
-    return SeqLogps(sums[:b], ntok[:b]), SeqLogps(sums[b:], ntok[b:])
+    sums = _row_sums(values, row.owner, 2 * b)
+    ntok = plan.completion_len.to(values["logp"].dtype)
+    return _seq(sums, ntok, slice(None, b)), _seq(sums, ntok, slice(b, None))

@@ -58,6 +58,22 @@ def num_layers(cfg: ModelConfig) -> int:
     return getattr(config, "num_hidden_layers", None) or config.get_text_config().num_hidden_layers
 
 
+def block_module_names(cfg: ModelConfig, layers: list[int]) -> dict[int, list[str]]:
+    """Per chosen block, the paths of its linear modules (innerpo.models.capture), from the
+    model's config alone: the model is built on the meta device, so no weight is read or
+    allocated."""
+    from innerpo.models.capture import decoder_layers, linear_module_names
+
+    if cfg.base_model == tiny.ALIAS:
+        config = tiny.config(tiny.build_tokenizer())
+    else:
+        config = AutoConfig.from_pretrained(_source(cfg.base_model), trust_remote_code=cfg.trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=cfg.trust_remote_code)
+    blocks = decoder_layers(model)
+    return {l: linear_module_names(blocks[l]) for l in layers}
+
+
 def model_settings(cfg: ModelConfig) -> dict:
     """What, besides the weights' fingerprint, identifies the base model in cache keys."""
     settings = {"model": cfg.base_model, "dtype": cfg.dtype}

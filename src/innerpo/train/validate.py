@@ -147,6 +147,15 @@ def _method(cfg: TrainConfig) -> None:
             lambda: parse_layers(cfg.method.layers, n),
             f"--method.layers={cfg.method.layers!r} ({cfg.model.base_model} has {n} layers)",
         )
+        if (
+            cfg.method.collect == "modules"
+        ):  # the pattern must match in every collected block, before anything is written
+            from innerpo.methods.hidden import check_module_pattern
+
+            _inputs(
+                lambda: check_module_pattern(cfg.model, parse_layers(cfg.method.layers, n), cfg.method.collect_modules),
+                f"--model.base_model={cfg.model.base_model}",
+            )
 
 
 def check_eval_settings(eval_cfg: EvalConfig) -> None:
