@@ -378,4 +378,6 @@ def trl_kto(policy, ref, ntok, labels, kl_policy, kl_ref, *, beta=0.1, desirable
 @pytest.fixture
 def trl():
     pytest.importorskip("trl")
-    return types.SimpleNamespace(dpo=trl_dpo, cpo=trl_cpo, cpo_loss=trl_cpo_loss_fn, orpo=trl_orpo, kto=trl_kto)
+    return types.SimpleNamespace(
+        dpo=trl_dpo, cpo=trl_cpo, cpo_loss=trl_cpo_loss_fn, orpo=trl_orpo, kto=trl_kto, blank_trainer=_blank_trainer
+    )

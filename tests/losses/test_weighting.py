@@ -3,8 +3,6 @@ direction of a step, TRL parity of the `exp` form with `use_weighting`, refusals
 
 import math
 import types
-import warnings
-from collections import defaultdict
 
 import pytest
 import torch
@@ -162,17 +160,7 @@ class _PerTokenLM(nn.Module):
         )
 
 
-class _Accelerator:
-    device = torch.device("cpu")
-
-    @staticmethod
-    def gather(t):
-        return t
-
-    gather_for_metrics = gather
-
-
-def trl_weighted_dpo(pc, pr, rc, rr, nc, nr, qc, qr, beta, loss_type="sigmoid"):
+def trl_weighted_dpo(blank_trainer, pc, pr, rc, rr, nc, nr, qc, qr, beta, loss_type="sigmoid"):
     """TRL's DPO (`sigmoid`) with `use_weighting`; q*: per-token log Σ π² of each row."""
     trl = pytest.importorskip("trl")
     rows = list(pc) + list(pr)
@@ -189,15 +177,8 @@ def trl_weighted_dpo(pc, pr, rc, rr, nc, nr, qc, qr, beta, loss_type="sigmoid"):
         comp[i, 3 : 3 + int(n)] = 1
         logp[i + 1], lsq[i + 1] = s / n, q
     model = _PerTokenLM(logp, lsq)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tr = object.__new__(trl.DPOTrainer)
-    attrs = dict(
-        accelerator=_Accelerator(),
-        _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
-        _total_train_tokens=0,
-        _tp_size=1,
-        aux_loss_enabled=False,
+    tr = blank_trainer(
+        trl.DPOTrainer,
         model=model,
         ref_model=None,
         beta=beta,
@@ -211,8 +192,6 @@ def trl_weighted_dpo(pc, pr, rc, rr, nc, nr, qc, qr, beta, loss_type="sigmoid"):
         precompute_ref_logps=True,
         args=types.SimpleNamespace(discopop_tau=0.05, gradient_checkpointing_kwargs=None),
     )
-    for k, v in attrs.items():
-        setattr(tr, k, v)
     inputs = {
         "input_ids": ids,
         "attention_mask": attn,
@@ -225,7 +204,7 @@ def trl_weighted_dpo(pc, pr, rc, rr, nc, nr, qc, qr, beta, loss_type="sigmoid"):
 
 @pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])
 @pytest.mark.parametrize("beta", [0.1, 0.7])
-def test_exp_form_matches_trl_use_weighting(lt, beta, loss_type):
+def test_exp_form_matches_trl_use_weighting(lt, trl, beta, loss_type):
     from innerpo.losses.ipo import IPOLoss
     from innerpo.losses.weighting import PolicyWeights
 
@@ -246,7 +225,7 @@ def test_exp_form_matches_trl_use_weighting(lt, beta, loss_type):
         "ipo": lambda form: IPOLoss(beta=beta, wpo=PolicyWeights(True, 3.0, form)),
     }[loss_type]
     ours = make("exp")(x)
-    theirs = trl_weighted_dpo(pc, pr, rc, rr, nc, nr, qc, qr, beta, loss_type)
+    theirs = trl_weighted_dpo(trl.blank_trainer, pc, pr, rc, rr, nc, nr, qc, qr, beta, loss_type)
     assert math.isclose(float(ours.loss), theirs, abs_tol=1e-5), (float(ours.loss), theirs)
     # the research code's default form differs from TRL's (σ(ℓ/3), normalised): not equal
     default = make("sigmoid")(x)

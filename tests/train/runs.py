@@ -2,6 +2,10 @@
 periodic evaluation runs (it scores held-out pairs only)."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 
 def held_out_run_args(tmp_path, out, n_train: int, *flags) -> list[str]:
@@ -35,3 +39,17 @@ def held_out_run_args(tmp_path, out, n_train: int, *flags) -> list[str]:
         f"--output_dir={out}",
         *flags,
     ]
+
+
+def launched_run(tmp_path, args: list[str]) -> subprocess.CompletedProcess:
+    """`innerpo ARGS` in a fresh interpreter (as `--num_processes` relaunches itself), with
+    its own cache under tmp_path and one thread per process."""
+    env = {
+        **os.environ,
+        "INNERPO_CACHE": str(tmp_path / "cache2"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "innerpo.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )

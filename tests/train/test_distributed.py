@@ -1,10 +1,6 @@
 """Two CPU processes (gloo) train like one process with the same global batch."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
@@ -12,7 +8,7 @@ from safetensors.torch import load_file
 from innerpo.cli import main
 from innerpo.train.checkpoint import checkpoint_dirs, problem
 
-from .runs import held_out_run_args
+from .runs import held_out_run_args, launched_run
 
 
 def run_args(tmp_path, out, *extra):
@@ -32,19 +28,7 @@ def run_args(tmp_path, out, *extra):
 def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
     monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
     main(run_args(tmp_path, tmp_path / "one"))
-    env = {
-        **os.environ,
-        "INNERPO_CACHE": str(tmp_path / "cache2"),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "innerpo.cli", *run_args(tmp_path, tmp_path / "two", "--num_processes", "2")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = launched_run(tmp_path, run_args(tmp_path, tmp_path / "two", "--num_processes", "2"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "data parallel: 2 processes (MULTI_CPU), each 2 of every 4 pairs" in proc.stdout + proc.stderr
 

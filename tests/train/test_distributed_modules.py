@@ -2,17 +2,13 @@
 metrics and adapter as one process with the same global batch."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
 from innerpo.cli import main
 
-from .runs import held_out_run_args
+from .runs import held_out_run_args, launched_run
 
 # exp-form WPO: not normalised, so one process and two shards weigh each pair alike (the
 # default sigmoid form is normalised over each process's micro-batch; see innerpo.losses.weighting)
@@ -37,19 +33,7 @@ def run_args(tmp_path, out, *extra):
 def test_two_processes_collect_modules_and_weigh_pairs_like_one(tmp_path, monkeypatch):
     monkeypatch.setenv("INNERPO_CACHE", str(tmp_path / "cache"))
     main(run_args(tmp_path, tmp_path / "one"))
-    env = {
-        **os.environ,
-        "INNERPO_CACHE": str(tmp_path / "cache2"),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "innerpo.cli", *run_args(tmp_path, tmp_path / "two", "--num_processes", "2")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = launched_run(tmp_path, run_args(tmp_path, tmp_path / "two", "--num_processes", "2"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows1, rows2 = (
         [json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in ("one", "two")
