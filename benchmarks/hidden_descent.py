@@ -36,7 +36,7 @@ ROWS = {  # name → (preset, extra method settings, margin metric, documented d
     "side-none-innerpo": ("side-none-innerpo", {}, "hidden/margin", +1),
     "hs-etherplus-innerpo": ("hs-etherplus-innerpo", {}, "hidden/margin", +1),
     "hs-hra-innerpo para_orth": ("hs-hra-innerpo", {"align_method": "para_orth"}, "hidden/margin", +1),
-    # ReprPO's InnerDPOLossConfig switches and module-output collection (issue 23)
+    # ReprPO's InnerDPOLossConfig switches and module-output collection
     "modules-none-innerpo q,v": (
         "hs-none-innerpo",
         {"collect": "modules", "collect_modules": r".*\.(q|v)_proj"},
