@@ -74,7 +74,7 @@ def test_every_hidden_preset_is_covered():
     assert {"hs-supr-innerpo", "hs-none-mse", "hs-none-reroute", "hs-hra-rank", "side-etherplus-prefvec"} <= set(HIDDEN)
 
 
-# ReprPO InnerDPOLossConfig switches and module-output collection (issue 23): the hidden
+# ReprPO InnerDPOLossConfig switches and module-output collection: the hidden
 # term trained alone for three steps on the same pair descends and raises its margin, as
 # benchmarks/hidden_descent.py checks for every term (few cases: each is a slow test).
 SWITCHES = {
