@@ -47,6 +47,7 @@ def _one_step(model, batch, init, name):
         for n, p in model.named_parameters():
             if n in init:
                 p.copy_(init[n])
+                p.grad = None  # the shared model keeps no gradient from an earlier test's step
     cfg = preset_config(name).method
     method = build_method(cfg, name)
     method.bind(model)
@@ -106,6 +107,7 @@ def test_switch_descends_alone(name, setup):
         for n, p in model.named_parameters():
             if n in init:
                 p.copy_(init[n])
+                p.grad = None  # the shared model keeps no gradient from an earlier test's step
     cfg = dataclasses.replace(preset_config("hs-none-innerpo").method, output_loss="none", **SWITCHES[name])
     method = build_method(cfg, "hs-none-innerpo")
     method.bind(model)
