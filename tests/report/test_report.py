@@ -131,8 +131,22 @@ def test_genies_normalised_generalization_hand_computed(tmp_path):
     make_run(
         tmp_path / "hard", "dpo", 1, tuned, base, dataset="genies:alpaca_hard", suite="genies-alpaca", datasets=datasets
     )
-    main(["report", str(tmp_path), "--output_dir", str(tmp_path / "rep"), "--baseline", "none"])
+    inner = {"in_domain": [1] * 10, "hard": [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]}  # hard: 0.4
+    make_run(
+        tmp_path / "inner",
+        "hs-none-innerpo",
+        1,
+        inner,
+        base,
+        dataset="genies:alpaca_easy",
+        suite="genies-alpaca",
+        datasets=datasets,
+    )
+    # `--baseline dpo` means the DPO run trained on the source, not the one trained on the target
+    main(["report", str(tmp_path), "--output_dir", str(tmp_path / "rep")])
     rows = _rows(tmp_path / "rep").set_index(["method", "shift"])
+    assert rows.loc[("hs-none-innerpo", "hard"), "diff_vs_baseline"] == pytest.approx(0.1)
+    assert (rows["baseline"] == "dpo dataset=alpaca_easy").all()
     assert rows.loc[("dpo dataset=alpaca_easy", "hard"), "normalized_generalization"] == pytest.approx(
         (0.3 - 0.1) / 0.8
     )

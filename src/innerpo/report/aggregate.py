@@ -110,10 +110,18 @@ def _common(runs: list[Run], suite: str, shift: str) -> pd.Index:
     return keys
 
 
-def resolve_baseline(variants: list[str], runs: list[Run], baseline: str | None) -> str | None:
+def resolve_baseline(
+    variants: list[str], runs: list[Run], baseline: str | None, targets: frozenset[str] = frozenset()
+) -> str | None:
+    """The variant `baseline` names: itself, or the one variant of that method. Runs trained
+    on one of `targets` (the datasets of the table's shifts other than in_domain: the
+    normaliser of GENIES' generalization, not a competitor) do not count when others remain."""
     if baseline is None or baseline in variants:
         return baseline
     matches = sorted({r.variant for r in runs if r.config.method_name == baseline})
+    own = sorted({r.variant for r in runs if r.config.method_name == baseline and training_dataset(r) not in targets})
+    if len(matches) > 1 and len(own) == 1:
+        return own[0]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
@@ -131,7 +139,8 @@ def build_table(suite: str, model: str, runs: list[Run], baseline: str | None) -
     for run in sorted(runs, key=lambda r: (r.variant, r.seed)):
         by_variant.setdefault(run.variant, []).append(run)
     table.variants = sorted(by_variant, key=lambda v: min(runs.index(r) for r in by_variant[v]))
-    table.baseline = resolve_baseline(table.variants, runs, baseline)
+    targets = frozenset(d for s, d in table.datasets.items() if s != "in_domain" and "in_domain" in shifts)
+    table.baseline = resolve_baseline(table.variants, runs, baseline, targets)
     if baseline and table.baseline is None:
         table.note = f"baseline {baseline!r} is not among these runs; no paired differences."
     has_base = all("base_correct" in r.evaluations[suite].pairs for r in runs)
