@@ -1,7 +1,8 @@
-"""Writes that never leave a half-written file behind."""
+"""Writes that never leave a half-written file behind, and the lock a long-running command holds on its directory."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from contextlib import contextmanager
@@ -34,3 +35,41 @@ def replace_dir(target: Path, write) -> None:
         os.replace(target, old)
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+class Busy(ValueError):
+    """Another process holds a lock this one asked for without waiting."""
+
+
+@contextmanager
+def locked(path: Path, wait: bool = True, holder: str = "another process"):
+    """Hold an exclusive `flock` on `path` (created if missing) for the block.
+
+    wait=False: raise Busy at once when another process holds it, naming `holder` (the
+    command that takes this lock, e.g. "innerpo sweep"). The kernel drops the lock when
+    its process ends, however it ends, so a killed run never leaves a stale lock behind.
+    """
+    path = Path(path)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise Busy(f"another `{holder}` is running on {path.parent} (it holds {path.name})") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def is_locked(path: Path) -> bool:
+    """Whether another process holds `locked(path)` now; creates nothing (a missing file is unlocked)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False

@@ -3,6 +3,7 @@
 import json
 import os
 
+import pandas as pd
 import pytest
 
 from innerpo.cli import main
@@ -35,6 +36,15 @@ def test_eval_names_its_directory_and_keeps_training_results(tmp_path, monkeypat
     out = run / "eval-synthetic-max_pairs=2"
     summary = json.loads((out / "summary.json").read_text())
     assert all(s["n_pairs"] == 2 for s in summary["shifts"].values()) and (out / "samples.md").is_file()
+    # calibration beside accuracy: summary.json (from the per-pair probabilities), results.md
+    frame = pd.read_parquet(out / "pairs.parquet")
+    for name, s in summary["shifts"].items():
+        for v in ("adapter", "base"):
+            p = frame.loc[frame["shift"] == name, f"{v}_p_chosen"].to_numpy()
+            assert s[f"{v}_p_chosen"] == pytest.approx(p.mean())
+            assert s[f"{v}_brier"] == pytest.approx(((1 - p) ** 2).mean())
+            assert 0 <= s[f"{v}_rms_calibration_error"] <= 1 and s[f"{v}_rms_calibration_error_genies"] is None
+    assert "## Calibration" in (out / "results.md").read_text()
     main(["eval", str(run), "--eval.suite=auto", "--eval.name=again"])
     assert json.loads((run / "eval-again" / "summary.json").read_text())["suite"] == "synthetic"
     assert {f: (run / f).read_bytes() for f in before} == before  # training-time results untouched

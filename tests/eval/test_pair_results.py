@@ -1,5 +1,7 @@
 """Per-pair result rows: ids, columns and the values they are computed from."""
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -34,6 +36,8 @@ def test_shift_frame_hand_values_and_round_trip(tmp_path):
     assert frame["adapter_correct_sum"].tolist() == [True, False]
     assert frame["adapter_chosen_nll"].tolist() == pytest.approx([2.0, 1.5])
     assert frame["chosen_tokens"].tolist() == [1, 2] and frame["prompt_tokens"].tolist() == [2, 1]
+    # p(chosen) = σ(mean chosen − mean rejected): σ(−0.5) and σ(−0.5)
+    assert frame["adapter_p_chosen"].tolist() == pytest.approx([1 / (1 + math.exp(0.5))] * 2)
     assert "base_correct" not in frame
     write_pair_results(tmp_path, frame)
     pd.testing.assert_frame_equal(read_pair_results(tmp_path), frame)

@@ -52,24 +52,30 @@ def _exit_code(argv):
 
 
 def test_sweep_runs_skips_finished_records_failures_and_reports(tmp_path, sweep_file, capsys):
-    # 2 methods x 2 seeds train; beta = -1 is refused by every method: 4 failing cells.
+    # 2 methods x 2 seeds train; beta = -1 is refused by every method: 4 refused cells.
     path = sweep_file(methods=["dpo", "ipo"], seeds=[1, 2], **{"method.beta": [0.1, -1.0]})
-    assert _exit_code(["sweep", path]) == 1
+    # The check finds them before any cell trains: nothing runs, nothing is written.
+    assert _exit_code(["sweep", path]) == 2
     err = capsys.readouterr().err
-    assert "4 cell(s) failed" in err and "dpo_beta=-1_seed1" in err and "beta" in err
+    assert "4 cell(s) refused; nothing was run or written" in err and "dpo_beta=-1_seed1" in err and "beta" in err
+    assert not (tmp_path / "sw").exists()
+
+    # --skip_refused trains the others and records the refused ones.
+    assert _exit_code(["sweep", path, "--skip_refused"]) == 1
+    assert "4 cell(s) refused and skipped" in capsys.readouterr().err
     cells = _manifest(tmp_path)
     good = [n for n in cells if "beta=0.1" in n]
     assert sorted(good) == ["dpo_beta=0.1_seed1", "dpo_beta=0.1_seed2", "ipo_beta=0.1_seed1", "ipo_beta=0.1_seed2"]
     assert all(cells[n]["state"] == "done" for n in good)
     bad = cells["ipo_beta=-1_seed2"]
-    assert bad["state"] == "failed" and "beta" in bad["error"] and (tmp_path / "sw" / bad["log"]).read_text()
+    assert bad["state"] == "refused" and "beta" in bad["error"] and not (tmp_path / "sw" / "ipo_beta=-1_seed2").exists()
     assert cells["dpo_beta=0.1_seed1"]["reference"] == "computed and cached"
     assert cells["dpo_beta=0.1_seed2"]["reference"] == "reused from cache"
 
-    # Second invocation: the 4 finished cells are skipped (not re-trained); failures retried.
+    # Second invocation: the 4 finished cells are skipped (not re-trained); the refused stay refused.
     before = _mtimes(tmp_path, good)
-    assert _exit_code(["sweep", path]) == 1
-    assert "4 finished (skipped), 4 to run" in capsys.readouterr().out
+    assert _exit_code(["sweep", path, "--skip_refused"]) == 1
+    assert "4 finished (skipped), 4 refused (skipped), 0 to run" in capsys.readouterr().out
     assert _mtimes(tmp_path, good) == before
 
     # A half-finished cell (no summary) runs again from scratch; the grid narrowed by a flag.
@@ -82,7 +88,7 @@ def test_sweep_runs_skips_finished_records_failures_and_reports(tmp_path, sweep_
 
     # A finished cell whose settings changed stops the sweep before anything runs.
     assert _exit_code(["sweep", path, "--grid", "method.beta=0.1", "--training.max_steps=3"]) == 2
-    assert "trained with other settings (training.max_steps: 2 -> 3)" in capsys.readouterr().err
+    assert "finished with other settings (training.max_steps: 2 -> 3)" in capsys.readouterr().err
 
     main(["report", str(tmp_path / "sw")])
     out = tmp_path / "sw" / "report"

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from innerpo.eval.calibration import rms_calibration_error
 from innerpo.train.config import preset_config
 from innerpo.train.run_dir import save_config
 
@@ -26,8 +27,11 @@ def make_run(
     datasets=SHIFTS,
     delta_nll=0.1,
     metrics=None,
+    p_chosen=None,
 ):
-    """adapter/base: {shift: 0/1 array over the same pairs}. Returns the run directory."""
+    """adapter/base: {shift: 0/1 array over the same pairs}; p_chosen: {"adapter"|"base": {shift:
+    probabilities}} for the calibration columns (absent: results written before they existed).
+    Returns the run directory."""
     path.mkdir(parents=True)
     cfg = preset_config(method)
     cfg = dataclasses.replace(
@@ -40,9 +44,11 @@ def make_run(
     frames, shifts = [], {}
     for shift, flags in adapter.items():
         n = len(flags)
+        extra = {f"{v}_p_chosen": np.asarray(p[shift], float) for v, p in (p_chosen or {}).items()}
         frames.append(
             pd.DataFrame(
                 {
+                    **extra,
                     "pair_id": [f"{shift[:3]}{i:013d}" for i in range(n)],
                     "suite": suite,
                     "shift": shift,
@@ -63,6 +69,8 @@ def make_run(
             "coherence_delta_nll": delta_nll,
             "coherence_flag": delta_nll > 0.5,
         }
+        for v, p in (p_chosen or {}).items():
+            shifts[shift][f"{v}_rms_calibration_error"] = rms_calibration_error(p[shift])
     pd.concat(frames).to_parquet(path / "pairs.parquet", index=False)
     (path / "summary.json").write_text(json.dumps({"suite": suite, "coherence_threshold": 0.5, "shifts": shifts}))
     rows = (

@@ -131,8 +131,22 @@ def test_genies_normalised_generalization_hand_computed(tmp_path):
     make_run(
         tmp_path / "hard", "dpo", 1, tuned, base, dataset="genies:alpaca_hard", suite="genies-alpaca", datasets=datasets
     )
-    main(["report", str(tmp_path), "--output_dir", str(tmp_path / "rep"), "--baseline", "none"])
+    inner = {"in_domain": [1] * 10, "hard": [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]}  # hard: 0.4
+    make_run(
+        tmp_path / "inner",
+        "hs-none-innerpo",
+        1,
+        inner,
+        base,
+        dataset="genies:alpaca_easy",
+        suite="genies-alpaca",
+        datasets=datasets,
+    )
+    # `--baseline dpo` means the DPO run trained on the source, not the one trained on the target
+    main(["report", str(tmp_path), "--output_dir", str(tmp_path / "rep")])
     rows = _rows(tmp_path / "rep").set_index(["method", "shift"])
+    assert rows.loc[("hs-none-innerpo", "hard"), "diff_vs_baseline"] == pytest.approx(0.1)
+    assert (rows["baseline"] == "dpo dataset=alpaca_easy").all()
     assert rows.loc[("dpo dataset=alpaca_easy", "hard"), "normalized_generalization"] == pytest.approx(
         (0.3 - 0.1) / 0.8
     )
@@ -144,3 +158,41 @@ def test_no_runs_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["report", str(tmp_path)])
     assert exit_info.value.code == 2 and "no finished runs" in capsys.readouterr().err
+
+
+def test_calibration_is_averaged_over_seeds_and_differenced_against_the_baseline(tmp_path):
+    """Known probabilities: mean p and Brier are per-pair means over seeds × pairs (the
+    crossed bootstrap as accuracy), the Brier difference is paired, RMSCE averages the runs'."""
+    base_p = {"in_domain": [0.5, 0.5, 0.5, 0.5], "harder": [0.5, 0.5, 0.5, 0.5]}
+    dpo_p = {"in_domain": [0.9, 0.9, 0.9, 0.3], "harder": [0.6, 0.6, 0.6, 0.6]}
+    inner_p = {"in_domain": [0.8, 0.8, 0.8, 0.4], "harder": [0.7, 0.7, 0.7, 0.7]}
+    for seed in (1, 2):
+        for method, p in (("dpo", dpo_p), ("hs-none-innerpo", inner_p)):
+            correct = {s: [int(x > 0.5) for x in v] for s, v in p.items()}
+            make_run(
+                tmp_path / f"{method}_seed{seed}",
+                method,
+                seed,
+                correct,
+                {s: [0] * 4 for s in p},
+                p_chosen={"adapter": p, "base": base_p},
+            )
+    main(["report", str(tmp_path), "--output_dir", str(tmp_path / "rep")])
+    rows = _rows(tmp_path / "rep").set_index(["method", "shift"])
+    # dpo in_domain: mean p = (3·0.9 + 0.3)/4 = 0.75; Brier = (3·0.01 + 0.49)/4 = 0.13
+    assert rows.loc[("dpo", "in_domain"), "p_chosen"] == pytest.approx(0.75)
+    assert rows.loc[("dpo", "in_domain"), "brier"] == pytest.approx(0.13)
+    # innerpo in_domain: Brier = (3·0.04 + 0.36)/4 = 0.12, so 0.01 below dpo's on the same pairs
+    inner = rows.loc[("hs-none-innerpo", "in_domain")]
+    assert inner["brier"] == pytest.approx(0.12) and inner["brier_diff_vs_baseline"] == pytest.approx(-0.01)
+    # identical seeds: nothing to resample but pairs; the difference is −0.03 on 3 pairs and +0.13 on one
+    assert inner["brier_diff_vs_baseline_low"] <= -0.01 <= inner["brier_diff_vs_baseline_high"]
+    # harder: every pair 0.7 vs 0.6, Brier 0.09 vs 0.16: the interval is the point
+    harder = rows.loc[("hs-none-innerpo", "harder")]
+    assert harder["brier_diff_vs_baseline_low"] == pytest.approx(-0.07)
+    assert harder["brier_diff_vs_baseline_high"] == pytest.approx(-0.07)
+    # RMSCE of dpo in_domain: bin [0.9, 1] 3 right at 0.9 (gap 0.1), bin [0.7, 0.8) 1 wrong at 0.7: √(¾·0.01 + ¼·0.49)
+    assert rows.loc[("dpo", "in_domain"), "rms_calibration_error"] == pytest.approx(np.sqrt(0.0075 + 0.1225))
+    assert rows.loc[("base", "in_domain"), "p_chosen"] == pytest.approx(0.5)
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "### Calibration" in md and "Brier score, paired difference vs `dpo`" in md

@@ -4,6 +4,7 @@ import yaml
 from innerpo.eval.suites import get_suite
 from innerpo.tune.objective import (
     ObjectiveError,
+    calibration_columns,
     check_objective,
     coherence_excess,
     incoherence,
@@ -32,6 +33,15 @@ def test_objective_values_by_hand():
     assert objective_value(s, "accuracy") == pytest.approx((0.9 + 0.6 + 0.5 + 0.7) / 4)
     assert objective_value(s, "in_domain_accuracy") == pytest.approx(0.9)
     assert objective_value(s, "shift:b") == pytest.approx(0.5)
+
+
+def test_calibration_beside_the_objective_averages_the_same_shifts():
+    s = summary()
+    for k, (brier, error) in {"in_domain": (0.1, 0.05), "a": (0.2, 0.1), "b": (0.3, 0.2), "c": (0.4, 0.3)}.items():
+        s["shifts"][k].update(adapter_brier=brier, adapter_rms_calibration_error=error)
+    assert calibration_columns(s, "ood_accuracy") == pytest.approx({"brier": 0.3, "rms_calibration_error": 0.2})
+    assert calibration_columns(s, "shift:a") == pytest.approx({"brier": 0.2, "rms_calibration_error": 0.1})
+    assert calibration_columns(summary(), "accuracy") == {"brier": None, "rms_calibration_error": None}  # older runs
 
 
 def test_coherence_excess_by_hand_and_its_sign_matches_the_flag():

@@ -77,6 +77,9 @@ def test_six_trials_with_two_workers_complete(six_trials):
             assert all(s["split"] == "validation" for s in summary["shifts"].values())
             ood = [s["adapter_accuracy"] for k, s in summary["shifts"].items() if k != "in_domain"]
             assert t.value == pytest.approx(sum(ood) / len(ood))
+            brier = [s["adapter_brier"] for k, s in summary["shifts"].items() if k != "in_domain"]
+            row = table[table["number"] == t.number].iloc[0]  # calibration beside the objective
+            assert row["brier"] == pytest.approx(sum(brier) / len(brier)) and row["rms_calibration_error"] >= 0
     assert (six_trials / "history.png").stat().st_size > 0
     assert "importances" in json.loads((six_trials / "importances.json").read_text())
 

@@ -13,7 +13,9 @@ paired statistics (method A vs B on the same pairs) need them. Columns:
   completion log-probs, nats), `v_chosen_logp_mean`, `v_rejected_logp_mean` (per token),
   `v_correct` (mean per-token log-prob of chosen > rejected; ties wrong; the headline
   accuracy), `v_correct_sum` (the same on summed log-probs), `v_chosen_nll` (per-token NLL
-  of the chosen completion). Base columns are absent when the model has no adapter.
+  of the chosen completion), `v_p_chosen` (the probability the model gives the chosen
+  completion: the two-way softmax over the two per-token means, innerpo.eval.calibration).
+  Base columns are absent when the model has no adapter.
 
 The per-shift `accuracy` in summary.json is the mean of `adapter_correct` over the shift's
 rows; the shift's `nll` is token-weighted (sum of −chosen_logp over sum of chosen_tokens).
@@ -30,6 +32,7 @@ import torch
 
 from innerpo.data.pairs import Pair
 from innerpo.data.tokenize import TokenizedPair
+from innerpo.eval.calibration import chosen_probability
 from innerpo.io import atomic_path
 
 FILENAME = "pairs.parquet"
@@ -74,6 +77,7 @@ def shift_frame(
         frame[f"{variant}_correct"] = (c_sum / c_n > r_sum / r_n).numpy()
         frame[f"{variant}_correct_sum"] = (c_sum > r_sum).numpy()
         frame[f"{variant}_chosen_nll"] = (-c_sum / c_n).numpy()
+        frame[f"{variant}_p_chosen"] = chosen_probability((c_sum / c_n).numpy(), (r_sum / r_n).numpy())
     return frame
 
 

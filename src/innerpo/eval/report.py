@@ -5,12 +5,16 @@ Every number says how many pairs it rests on. Per shift the summary holds the co
 `n_prompt_cut` had their prompt cut, `n_dropped_too_long`, and `n_pairs` scored: the
 first `--eval.max_pairs` scorable ones), `few_pairs` when fewer than `--eval.min_pairs`
 are scorable, and 95% intervals (innerpo.eval.stats) for each accuracy and for the
-paired change adapter − base, computed from the per-pair correct flags.
+paired change adapter − base, computed from the per-pair correct flags. Beside each
+accuracy: the mean probability given to the chosen completion, the Brier score and the
+RMS calibration error (standard, and GENIES' variant), from the per-pair probabilities
+(innerpo.eval.calibration); a figure that cannot be computed is null.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +23,7 @@ from innerpo.data.config import DataConfig
 from innerpo.data.sources import load_pairs
 from innerpo.data.tokenize import PairTokenizer
 from innerpo.eval.accuracy import Scores, pair_rows
+from innerpo.eval.calibration import calibration
 from innerpo.eval.config import EvalConfig
 from innerpo.eval.pair_results import shift_frame, write_pair_results
 from innerpo.eval.stats import LEVEL, paired_difference_interval, wilson_interval
@@ -67,6 +72,7 @@ def evaluate_suite(
             "few_pairs": report.kept < cfg.min_pairs,
             **{f"{v}_{k}": getattr(s, k) for v, s in scores.items() for k in ("accuracy", "accuracy_sum", "nll")},
             **_intervals(frame, list(scores)),
+            **_calibration(frame, list(scores)),
         }
         if "base" in scores:
             delta = scores["adapter"].nll - scores["base"].nll
@@ -101,6 +107,19 @@ def _intervals(frame: pd.DataFrame, variants: list[str]) -> dict:
         )
         out["change"], out["change_ci"] = d, [lo, hi]
     return out
+
+
+def _calibration(frame: pd.DataFrame, variants: list[str]) -> dict:
+    """Per variant: p_chosen (mean), brier, rms_calibration_error(_genies); NaN written as null."""
+    out = {}
+    for v in variants:
+        for key, value in calibration(frame[f"{v}_p_chosen"].to_numpy()).items():
+            out[f"{v}_{key}"] = None if math.isnan(value) else value
+    return out
+
+
+def _num(value, fmt: str = ".3f") -> str:
+    return "–" if value is None else f"{value:{fmt}}"
 
 
 def _ci(pair: list[float], scale: float = 1.0, fmt: str = ".2f") -> str:
@@ -140,6 +159,28 @@ def tables(summary: dict) -> str:
             f"(few): fewer than --eval.min_pairs={min_pairs} scorable pairs in the source; read that "
             "accuracy with care.",
         ]
+    variants = ["base", "adapter"] if has_base else ["adapter"]
+    if all("adapter_brier" in s for s in shifts.values()):  # summaries written before calibration lack it
+        lines += [
+            "",
+            "## Calibration",
+            "",
+            "p = probability given to the chosen completion (softmax over the two completions' mean per-token "
+            "log-probs, the scores accuracy compares); mean p, Brier = mean (1 − p)², RMSCE = binned RMS "
+            "calibration error of the top-label confidence (5 bins over [0.5, 1], weighted by pairs); "
+            "GENIES = the GENIES code's variant (random orientation, bins under 20 pairs skipped; – when none counts).",
+            "",
+        ]
+        head = "| shift | n |" + "".join(f" {v} mean p | {v} Brier | {v} RMSCE | {v} GENIES |" for v in variants)
+        lines += [head, "|" + "---|" * (head.count("|") - 1)]
+        for name, s in shifts.items():
+            row = f"| {name} | {s['n_pairs']} |"
+            for v in variants:
+                row += "".join(
+                    f" {_num(s.get(f'{v}_{k}'))} |"
+                    for k in ("p_chosen", "brier", "rms_calibration_error", "rms_calibration_error_genies")
+                )
+            lines.append(row)
     lines += [
         "",
         "## Pairs per shift",

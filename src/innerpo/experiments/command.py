@@ -5,7 +5,15 @@
         --model.base_model=tiny-random --training.max_steps=20 --output_dir outputs/sweeps/quick
 
 Any other `--section.key=value` flag is a shared setting (added to the file's `base:`).
-Exit code 0: every cell finished; 1: some cells failed (listed); 2: bad sweep file or flags.
+
+Every cell is checked before any trains (innerpo.experiments.check): `--check` prints
+one line per cell and stops there; a plain sweep with a cell `innerpo train` would
+refuse stops before writing anything, unless `--skip_refused` runs the others. The
+driving command holds `SWEEP/sweep.lock`, so a second sweep on one directory is refused.
+
+Exit code 0: every cell finished (or, with --check, none is refused); 1: some cells failed
+or were skipped as refused (listed); 2: bad sweep file or flags, a refused cell, or the
+directory in use by another sweep.
 """
 
 from __future__ import annotations
@@ -17,9 +25,11 @@ from pathlib import Path
 
 import yaml
 
+from innerpo.experiments.check import LOCK, check_cells, summary_line, sweep_busy
 from innerpo.experiments.executors import LocalExecutor, SubmititExecutor, WorkerExecutor
 from innerpo.experiments.sweep import run_sweep
-from innerpo.experiments.sweep_file import SweepFileError, deep_update, load_sweep, parse_sweep, setting_flags
+from innerpo.experiments.sweep_file import SweepFileError, cells, deep_update, load_sweep, parse_sweep, setting_flags
+from innerpo.io import locked
 
 EXECUTORS = ("local", "slurm", "submitit-local", "submitit-debug")
 
@@ -48,6 +58,17 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", help="sweep name (default: the file's stem)")
     p.add_argument(
+        "--check",
+        action="store_true",
+        help="resolve and validate every cell (config, method, data, eval suite, run directory) without training "
+        "or writing anything: one line per cell; exit 2 if any is refused",
+    )
+    p.add_argument(
+        "--skip_refused",
+        action="store_true",
+        help="run the cells that pass the check and record the refused ones (default: refuse to start)",
+    )
+    p.add_argument(
         "--executor",
         choices=EXECUTORS,
         help="local (default): in this machine's processes; slurm: a submitit job array; "
@@ -72,9 +93,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def build(argv: list[str]):
+def build(argv: list[str], args=None, rest=None):
     """(spec, executor) from the command line."""
-    args, rest = parser().parse_known_args(argv)
+    if args is None:
+        args, rest = parser().parse_known_args(argv)
     if args.sweep_file:
         spec = load_sweep(args.sweep_file)
         values = {
@@ -125,9 +147,20 @@ def _executor(args, spec):
 
 
 def main(argv: list[str]) -> None:
+    args, rest = parser().parse_known_args(argv)
     try:
-        spec, executor = build(argv)
-        failures = run_sweep(spec, executor, command="innerpo sweep " + shlex.join(argv))
+        spec, executor = build(argv, args, rest)
+        sweep_dir = spec.sweep_dir()
+        if sweep_busy(sweep_dir):
+            raise SweepFileError(f"another `innerpo sweep` is running on {sweep_dir} (it holds {LOCK}); wait for it")
+        checks = _check(spec, verbose=args.check)
+        refused = {c.cell.name: c.detail for c in checks if c.state == "refused"}
+        if args.check or (refused and not args.skip_refused):
+            _refusals(refused, checked=args.check)
+            return
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with locked(sweep_dir / LOCK, wait=False, holder="innerpo sweep"):
+            failures = run_sweep(spec, executor, command="innerpo sweep " + shlex.join(argv), refused=refused)
     except (SweepFileError, FileNotFoundError, ValueError) as e:
         print(f"innerpo sweep: {e}", file=sys.stderr)
         sys.exit(2)
@@ -136,9 +169,52 @@ def main(argv: list[str]) -> None:
             "\ninnerpo sweep: interrupted; finished cells are kept, re-run the same command to go on.", file=sys.stderr
         )
         sys.exit(130)
-    if failures:
-        print(f"\n{len(failures)} cell(s) failed:", file=sys.stderr)
-        for name, error in failures.items():
-            print(f"  {name}: {error}", file=sys.stderr)
-        print("Re-run the same command to retry them; finished cells are skipped.", file=sys.stderr)
+    if failures or refused:
+        if failures:
+            print(f"\n{len(failures)} cell(s) failed:", file=sys.stderr)
+            for name, error in failures.items():
+                print(f"  {name}: {error}", file=sys.stderr)
+            print("Re-run the same command to retry them; finished cells are skipped.", file=sys.stderr)
+        if refused:
+            print(f"\n{len(refused)} cell(s) refused and skipped (--skip_refused):", file=sys.stderr)
+            for why, names in _by_reason(refused).items():
+                print(f"  {', '.join(names)}:\n    {why}", file=sys.stderr)
         sys.exit(1)
+
+
+def _check(spec, verbose: bool) -> list:
+    """Check every cell; with `verbose` (--check) print each cell's line as it is decided
+    (a reason already printed is named by the first cell it refused)."""
+    grid = cells(spec)
+    print(f"sweep {spec.name}: checking {len(grid)} cells in {spec.sweep_dir()}", flush=True)
+    first: dict[str, str] = {}
+
+    def show(check):
+        if check.state == "refused" and check.detail in first:
+            print(f"  {check.cell.name}: REFUSED: as {first[check.detail]}", flush=True)
+            return
+        first.setdefault(check.detail, check.cell.name)
+        print(f"  {check.line}", flush=True)
+
+    checks = check_cells(grid, progress=show if verbose else None)
+    print(f"sweep {spec.name}: {summary_line(checks)}", flush=True)
+    return checks
+
+
+def _refusals(refused: dict[str, str], checked: bool) -> None:
+    """After --check, or a sweep that will not start: exit 2 naming every refused cell,
+    grouped by reason (return if none)."""
+    if not refused:
+        return
+    what = "" if checked else "; nothing was run or written (--skip_refused runs the others)"
+    print(f"\ninnerpo sweep: {len(refused)} cell(s) refused{what}:", file=sys.stderr)
+    for why, names in _by_reason(refused).items():
+        print(f"  {', '.join(names)}:\n    {why}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _by_reason(refused: dict[str, str]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, why in refused.items():
+        grouped.setdefault(why, []).append(name)
+    return grouped

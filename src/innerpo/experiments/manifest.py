@@ -1,7 +1,8 @@
 """`SWEEP/manifest.json`: every cell of the sweep, its grid values and its state.
 
 States: `pending` (not run yet), `running`, `done` (summary written), `failed` (with the
-error and the log's path). The file is rewritten atomically on every change by the one
+error and the log's path), `refused` (`innerpo train` would refuse it; skipped by
+`--skip_refused`, with the reason). The file is rewritten atomically on every change by the one
 process that drives the sweep; the truth about `done` is always the cell's own
 summary.json, so a manifest left at `running` by a killed sweep is simply re-derived.
 """
@@ -53,7 +54,7 @@ class Manifest:
     def update(self, name: str, **values) -> None:
         entry = self.data["cells"][name]
         entry.update(values)
-        if values.get("state") != "failed":
+        if values.get("state") not in ("failed", "refused"):
             entry.pop("error", None)
         self.save()
 

@@ -4,6 +4,9 @@ Idempotent: a cell whose run directory holds summary.json is skipped; any other 
 (never run, half-finished, failed, or new in the file) runs from scratch. A finished cell
 trained with settings that differ from the sweep file's stops the sweep before anything
 runs (rename `output_dir`, or delete that cell, to re-train it).
+
+The command checks every cell first (innerpo.experiments.check) and passes the cells
+`innerpo train` would refuse, when told to skip them, as `refused`.
 """
 
 from __future__ import annotations
@@ -13,27 +16,39 @@ from collections import Counter
 
 import yaml
 
-from innerpo.config import to_dict
 from innerpo.experiments.cells import Cell
+from innerpo.experiments.check import finished_mismatch
 from innerpo.experiments.manifest import Manifest
-from innerpo.experiments.runner import reference_note
+from innerpo.experiments.runner import is_finished, reference_note
 from innerpo.experiments.sweep_file import SweepFileError, SweepSpec, cells
 from innerpo.io import write_atomic
-from innerpo.train.run_dir import load_config
 
 
-def run_sweep(spec: SweepSpec, executor, command: str = "") -> dict[str, str]:
-    """Run the sweep's unfinished cells on `executor`; returns {cell name: error} of the failures."""
+def run_sweep(spec: SweepSpec, executor, command: str = "", refused: dict[str, str] | None = None) -> dict[str, str]:
+    """Run the sweep's unfinished cells on `executor`, except those in `refused` ({cell name:
+    why `innerpo train` would refuse it}, from innerpo.experiments.check; recorded in the
+    manifest as `refused`, not run); returns {cell name: error} of the cells that failed."""
+    refused = refused or {}
     grid = cells(spec)
     sweep_dir = spec.sweep_dir()
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    _check_finished_match(grid)
+    for cell in grid:
+        diff = finished_mismatch(cell) if is_finished(cell.dir) else None
+        if diff:
+            raise SweepFileError(
+                f"finished cell {cell.dir} was trained with other settings ({diff}); "
+                "choose another sweep directory (output_dir / --output_dir) or delete that cell to re-train it"
+            )
     write_atomic(sweep_dir / "sweep.yaml", yaml.safe_dump(_spec_record(spec), sort_keys=False))
     manifest = Manifest(sweep_dir, spec.name, command, grid)
-    todo = [c for c in grid if manifest.state(c.name) != "done"]
+    for name, why in refused.items():
+        if manifest.state(name) != "done":
+            manifest.update(name, state="refused", error=why)
+    todo = [c for c in grid if manifest.state(c.name) not in ("done", "refused")]
+    skipped = f", {len(refused)} refused (skipped)" if refused else ""
     print(
-        f"sweep {spec.name}: {len(grid)} cells in {sweep_dir}; {len(grid) - len(todo)} finished (skipped), "
-        f"{len(todo)} to run"
+        f"sweep {spec.name}: {len(grid)} cells in {sweep_dir}; {sum(manifest.state(c.name) == 'done' for c in grid)} "
+        f"finished (skipped){skipped}, {len(todo)} to run"
     )
     tracker = _Tracker(manifest, len(todo))
     t0 = time.time()
@@ -76,37 +91,10 @@ class _Tracker:
             )
 
 
-def _check_finished_match(grid: list[Cell]) -> None:
-    for cell in grid:
-        if not (cell.dir / "summary.json").is_file():
-            continue
-        saved, planned = _comparable(to_dict(load_config(cell.dir))), _comparable(to_dict(cell.config))
-        if saved != planned:
-            diff = [
-                f"{k}: {saved.get(k)!r} -> {planned.get(k)!r}"
-                for k in sorted(set(saved) | set(planned))
-                if saved.get(k) != planned.get(k)
-            ]
-            raise SweepFileError(
-                f"finished cell {cell.dir} was trained with other settings ({'; '.join(diff[:5])}); "
-                "choose another sweep directory (output_dir / --output_dir) or delete that cell to re-train it"
-            )
-
-
-def _comparable(values: dict, prefix: str = "") -> dict:
-    flat = {}
-    for k, v in values.items():
-        if isinstance(v, dict):
-            flat.update(_comparable(v, f"{prefix}{k}."))
-        elif f"{prefix}{k}" not in ("output_dir", "config"):
-            flat[f"{prefix}{k}"] = v
-    return flat
-
-
 def _spec_record(spec: SweepSpec) -> dict:
     record = {"name": spec.name, "methods": spec.methods, "seeds": spec.seeds}
     if spec.datasets:
-        record["datasets"] = spec.datasets
+        record["datasets"] = [{k: v for k, v in d.items() if v is not None} for d in spec.datasets]
     record.update(spec.overrides)
     record.update({"base": spec.base, "executor": spec.executor, "output_dir": str(spec.sweep_dir())})
     return record

@@ -8,6 +8,7 @@
     datasets:                        # optional training-data axis; a suite per dataset if given
       - synthetic
       - {dataset: genies:alpaca_easy, suite: genies-alpaca}
+      - {dataset: genies:alpaca_hard, suite: genies-alpaca, methods: [dpo]}   # only these methods train on it
     training.lr: [1e-4, 5e-5]        # any dotted config key with a list of values is an axis
     base:                            # settings shared by every cell, nested as the CLI flags
       training: {max_steps: 40}
@@ -46,7 +47,7 @@ class SweepSpec:
     methods: list[str]
     seeds: list[int]
     datasets: list[dict] | None = None
-    """Each {"dataset": str, "suite": str | None}; None: no dataset axis."""
+    """Each {"dataset": str, "suite": str | None, "methods": list[str] | None (the method labels that train on it; None: all)}; None: no dataset axis."""  # noqa: E501
     overrides: dict[str, list] = field(default_factory=dict)
     base: dict = field(default_factory=dict)
     executor: dict = field(default_factory=dict)
@@ -143,10 +144,23 @@ def _method_entry(entry, where: str) -> tuple[str, str, str | None]:
 
 def _dataset(entry, where: str, i: int) -> dict:
     if isinstance(entry, str):
-        return {"dataset": entry, "suite": None}
-    if isinstance(entry, dict) and isinstance(entry.get("dataset"), str) and not set(entry) - {"dataset", "suite"}:
-        return {"dataset": entry["dataset"], "suite": entry.get("suite")}
-    raise SweepFileError(f"{where}: datasets[{i}] must be a name or {{dataset: NAME, suite: SUITE}}, got {entry!r}")
+        return {"dataset": entry, "suite": None, "methods": None}
+    if (
+        isinstance(entry, dict)
+        and isinstance(entry.get("dataset"), str)
+        and not set(entry) - {"dataset", "suite", "methods"}
+    ):
+        methods = entry.get("methods")
+        if methods is not None:
+            # method labels (a --methods flag may narrow the methods to none of them: no cell then)
+            methods = _list(methods, where, f"datasets[{i}].methods")
+            if not all(isinstance(m, str) for m in methods):
+                raise SweepFileError(f"{where}: datasets[{i}].methods must list method labels, got {methods!r}")
+        return {"dataset": entry["dataset"], "suite": entry.get("suite"), "methods": methods}
+    raise SweepFileError(
+        f"{where}: datasets[{i}] must be a name or {{dataset: NAME, suite: SUITE[, methods: [LABEL, ...]]}}, "
+        f"got {entry!r}"
+    )
 
 
 def setting_flags(rest: list[str]) -> dict:
@@ -210,6 +224,8 @@ def cells(spec: SweepSpec) -> list[Cell]:
     ):
         chosen = dict(zip(keys, combo))
         method, preset, config = _method_entry(entry, spec.name)
+        if data and data.get("methods") is not None and method not in data["methods"]:
+            continue
         name = cell_name(method, seed, data["dataset"] if data else None, chosen)
         if name in seen:
             raise SweepFileError(

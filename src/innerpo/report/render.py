@@ -16,7 +16,8 @@ METHOD_NOTE = (
     f"seeds and pairs. Brackets: {CONFIDENCE:.0%} percentile bootstrap interval (scipy.stats.bootstrap, "
     f"{N_RESAMPLES} resamples) that resamples seeds and pairs independently (crossed design: every seed is scored "
     f"on the same pairs); with one seed, pairs only. Changes and differences are paired: computed pair by pair on "
-    f"the same pairs, with the same resampling."
+    f"the same pairs, with the same resampling. Calibration (mean probability of the chosen completion, Brier "
+    f"score) is averaged and resampled the same way."
 )
 
 
@@ -113,10 +114,64 @@ def markdown(tables: list[Table], command: str, sweep_commands: list[str], plots
                 vals = [f"{t.normalized[v, s]:+.3f}" if (v, s) in t.normalized else "–" for s in t.target_tuned]
                 lines.append(f"| {v} | " + " | ".join(vals) + " |")
             lines.append("")
+        if t.calibration:
+            lines += _calibration(t)
         for name in plots.get(t.suite, []):
             lines += [f"![{name}]({name})", ""]
         lines += [caption(t, command, sweep_commands), ""]
     return "\n".join(lines)
+
+
+def _est(e: Estimate) -> str:
+    return f"{e.mean:.3f} [{e.low:.3f}, {e.high:.3f}]"
+
+
+def _calibration(t: Table) -> list[str]:
+    """Mean probability of the chosen completion, Brier score and RMS calibration error per
+    shift; then the paired Brier difference vs the baseline."""
+    lines = [
+        "### Calibration",
+        "",
+        "p = probability the model gives the chosen completion (softmax over the two completions' mean per-token "
+        "log-probs, the scores accuracy compares). Each cell: mean p [95% CI]; Brier = mean (1 − p)² [95% CI] "
+        "(same crossed bootstrap as accuracy); RMSCE = binned RMS calibration error of the top-label "
+        "confidence, mean over seeds (no interval: not a per-pair mean). Lower Brier and RMSCE are better.",
+        "",
+        "| method | " + " | ".join(t.shifts) + " |",
+        "|" + "---|" * (len(t.shifts) + 1),
+    ]
+    for v in ["base"] * bool(t.base) + t.variants:
+        cells = []
+        for s in t.shifts:
+            if (v, s, "p_chosen") not in t.calibration:
+                cells.append("–")
+                continue
+            error = t.rmsce.get((v, s))
+            cells.append(
+                f"p {_est(t.calibration[v, s, 'p_chosen'])}<br>Brier {_est(t.calibration[v, s, 'brier'])}"
+                f"<br>RMSCE {'–' if error is None else f'{error:.3f}'}"
+            )
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    lines.append("")
+    if t.calibration_versus:
+        lines += [
+            f"Brier score, paired difference vs `{t.baseline}` (negative: better calibrated than the baseline; "
+            "* = 95% CI excludes 0)",
+            "",
+            "| method | " + " | ".join(t.shifts) + " |",
+            "|" + "---|" * (len(t.shifts) + 1),
+        ]
+        for v in t.variants:
+            if v == t.baseline:
+                continue
+            cells = []
+            for s in t.shifts:
+                e = t.calibration_versus.get((v, s, "brier"))
+                star = " *" if e is not None and e.excludes_zero else ""
+                cells.append("–" if e is None else f"{e.mean:+.3f} [{e.low:+.3f}, {e.high:+.3f}]{star}")
+            lines.append(f"| {v} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def records(tables: list[Table]) -> list[dict]:
@@ -153,6 +208,15 @@ def records(tables: list[Table]) -> list[dict]:
                 d = t.coherence.get((v, s))
                 row.update({"delta_nll": d[0] if d else None, "seeds_flagged": d[1] if d else None})
                 row["normalized_generalization"] = t.normalized.get((v, s))
+                for metric in ("p_chosen", "brier"):
+                    e = t.calibration.get((v, s, metric))
+                    row.update({metric: e.mean if e else None, f"{metric}_low": e.low if e else None})
+                    row[f"{metric}_high"] = e.high if e else None
+                    d = t.calibration_versus.get((v, s, metric))
+                    row.update({f"{metric}_diff_vs_baseline": d.mean if d else None})
+                    row[f"{metric}_diff_vs_baseline_low"] = d.low if d else None
+                    row[f"{metric}_diff_vs_baseline_high"] = d.high if d else None
+                row["rms_calibration_error"] = t.rmsce.get((v, s))
                 rows.append(row)
     return rows
 

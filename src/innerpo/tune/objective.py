@@ -68,18 +68,34 @@ def coherence_excess(summary: dict) -> float:
     return max(s["adapter_nll"] - s["base_nll"] - threshold for s in summary["shifts"].values())
 
 
-def objective_value(summary: dict, objective: str) -> float:
-    """The trial's score from its summary.json (coherence aside: see `incoherence`)."""
+def objective_shifts(summary: dict, objective: str) -> list[str]:
+    """The shifts the objective averages over."""
     shifts = summary["shifts"]
     if objective.startswith("shift:"):
-        names = [objective[6:]]
-    elif objective == "in_domain_accuracy":
-        names = [IN_DOMAIN]
-    elif objective == "ood_accuracy":
-        names = [n for n in shifts if n != IN_DOMAIN]
-    else:
-        names = list(shifts)
-    return sum(shifts[n]["adapter_accuracy"] for n in names) / len(names)
+        return [objective[6:]]
+    if objective == "in_domain_accuracy":
+        return [IN_DOMAIN]
+    if objective == "ood_accuracy":
+        return [n for n in shifts if n != IN_DOMAIN]
+    return list(shifts)
+
+
+def objective_value(summary: dict, objective: str) -> float:
+    """The trial's score from its summary.json (coherence aside: see `incoherence`)."""
+    names = objective_shifts(summary, objective)
+    return sum(summary["shifts"][n]["adapter_accuracy"] for n in names) / len(names)
+
+
+def calibration_columns(summary: dict, objective: str) -> dict[str, float | None]:
+    """Reported beside the objective, not optimised: the adapter's Brier score and RMS
+    calibration error (innerpo.eval.calibration) averaged over the objective's shifts;
+    None where a shift lacks them (a summary written before they existed)."""
+    shifts = [summary["shifts"][n] for n in objective_shifts(summary, objective)]
+    out = {}
+    for key in ("brier", "rms_calibration_error"):
+        values = [s.get(f"adapter_{key}") for s in shifts]
+        out[key] = None if not values or None in values else sum(values) / len(values)
+    return out
 
 
 def validation_suite(suite_name: str) -> dict:

@@ -6,8 +6,9 @@
   lucky trial's.
 - `trials.csv` / `trials.md`: every trial: number, state (`incoherent` for a complete
   trial that violates its coherence constraint), objective value, the constraint
-  (`coherence_excess`), parameters, duration, note (why it failed, was pruned or is
-  incoherent).
+  (`coherence_excess`), the adapter's Brier score and RMS calibration error over the
+  objective's shifts (read from the trial's summary.json; reported, not optimised),
+  parameters, duration, note (why it failed, was pruned or is incoherent).
 - `importances.json` and `importances.png` (coherent complete trials): Optuna's parameter importances with the
   PED-ANOVA evaluator (Optuna's default, fANOVA, and mean decrease in impurity need
   scikit-learn's random forests; PED-ANOVA needs nothing more). PED-ANOVA asks how the
@@ -30,6 +31,7 @@ from optuna.trial import TrialState
 
 from innerpo.io import write_atomic
 from innerpo.train.run_dir import load_config
+from innerpo.tune.objective import calibration_columns
 from innerpo.tune.study import TuneSpec, best_config, open_study
 from innerpo.tune.trial import COHERENCE, trial_dir
 
@@ -39,7 +41,7 @@ def write_results(tune_dir: Path, spec: TuneSpec) -> dict:
     tune_dir = Path(tune_dir)
     study = open_study(tune_dir, spec)
     trials = study.get_trials(deepcopy=False)
-    frame = _table(trials)
+    frame = _table(trials, tune_dir, spec.objective)
     write_atomic(tune_dir / "trials.csv", frame.to_csv(index=False))
     write_atomic(tune_dir / "trials.md", _markdown(frame, spec))
     complete = [t for t in trials if t.state == TrialState.COMPLETE and not _infeasible(t)]
@@ -62,7 +64,14 @@ def write_results(tune_dir: Path, spec: TuneSpec) -> dict:
     return {"best": best, "counts": counts}
 
 
-def _table(trials):
+def _calibration(tune_dir: Path, trial, objective: str) -> dict:
+    path = tune_dir / trial.user_attrs.get("run_dir", "") / "summary.json"
+    if not trial.user_attrs.get("run_dir") or not path.is_file():
+        return {"brier": None, "rms_calibration_error": None}
+    return calibration_columns(json.loads(path.read_text()), objective)
+
+
+def _table(trials, tune_dir: Path, objective: str):
     import pandas as pd
 
     rows = []
@@ -80,6 +89,7 @@ def _table(trials):
                 "state": state,
                 "value": t.value,
                 "coherence_excess": t.constraints.get(COHERENCE),
+                **_calibration(tune_dir, t, objective),
                 **{f"params_{k}": v for k, v in t.params.items()},
                 "duration_s": round(t.duration.total_seconds(), 1) if t.duration else None,
                 "note": t.user_attrs.get("note", ""),

@@ -15,7 +15,6 @@ interrupted and their parameters queued again. Two drivers on one directory are 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import subprocess
@@ -26,23 +25,11 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from innerpo.io import Busy, locked
 from innerpo.tune.study import TuneError, load_spec, open_study
 from innerpo.tune.trial import mark_interrupted, run_trial
 
 POLL_S = 0.5
-
-
-@contextlib.contextmanager
-def _locked(path: Path, wait: bool = True):
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise TuneError(f"another `innerpo tune` is running on {path.parent} (it holds {path.name})") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def counted(study) -> int:
@@ -61,7 +48,7 @@ def run_worker(tune_dir: str, index: int, trials: int, deadline: float | None, t
     study = open_study(tune_dir, spec, worker=index)
     ran = 0
     while True:
-        with _locked(tune_dir / "ask.lock"):
+        with locked(tune_dir / "ask.lock", holder="innerpo tune worker"):
             if counted(study) >= trials or (deadline is not None and time.time() >= deadline):
                 return ran
             trial = study.ask()
@@ -86,8 +73,10 @@ def driving(tune_dir: Path):
     """Hold the driver lock; turn SIGTERM into SystemExit so worker processes are stopped."""
     previous = signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        with _locked(Path(tune_dir) / "driver.lock", wait=False):
+        with locked(Path(tune_dir) / "driver.lock", wait=False, holder="innerpo tune"):
             yield
+    except Busy as e:
+        raise TuneError(str(e)) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
 
