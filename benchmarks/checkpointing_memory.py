@@ -115,14 +115,12 @@ def main(argv=None) -> None:
     print(f"model={args.model} pairs={args.pairs} length={args.length} precision={args.precision} method={args.method}")
     print(f"{'checkpointing':<14}{'baseline MB':>12}{'peak MB':>10}{'step MB':>10}{'s/step':>9}   ({unit})")
     for name, r in rows.items():
-        print(
-            f"{name:<14}{r['base_mb']:>12.0f}{r['peak_mb']:>10.0f}{r['peak_mb'] - r['base_mb']:>10.0f}{r['step_s']:>9.2f}"
-        )
+        step_mb = r["peak_mb"] - r["base_mb"]
+        print(f"{name:<14}{r['base_mb']:>12.0f}{r['peak_mb']:>10.0f}{step_mb:>10.0f}{r['step_s']:>9.2f}")
     off = rows["off"]["peak_mb"] - rows["off"]["base_mb"]
     on = rows["on"]["peak_mb"] - rows["on"]["base_mb"]
-    print(
-        f"step memory off/on = {off / max(on, 1):.2f}x; peak off/on = {rows['off']['peak_mb'] / rows['on']['peak_mb']:.2f}x"
-    )
+    peaks = rows["off"]["peak_mb"] / rows["on"]["peak_mb"]
+    print(f"step memory off/on = {off / max(on, 1):.2f}x; peak off/on = {peaks:.2f}x")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ run on this machine with one message naming the flag, before a run writes anythi
 
 Routes (what each choice means for innerpo's own passes):
 - auto / sdpa: transformers' SDPA; at bf16 on CPU attention runs in float32
-  (innerpo.models.precision), and no-grad scoring runs padding-free (innerpo.models.packed),
-  through FlexAttention on CUDA and a per-pair SDPA loop elsewhere;
+  (innerpo.models.precision), and no-grad scoring runs padding-free (innerpo.models.packed,
+  a per-pair SDPA loop on every device: correct on CUDA, tests/gpu checks it against the
+  padded pass; a FlexAttention/varlen kernel for it is still to be written and measured);
 - eager, flash_attention_2, flex_attention: that kernel for every pass, padded (the packed
   path reproduces SDPA's function only, so it steps aside).
 bitsandbytes' CPU backend (0.45 on) runs 4-bit and 8-bit layers here, slowly; on CUDA they
