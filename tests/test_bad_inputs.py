@@ -211,6 +211,24 @@ CASES = {
         "hs-none-innerpo",
         r"block 1: --method.collect_modules='\.\*nope' matches no linear module .*self_attn\.q_proj",
     ),
+    "flash_attention_without_gpu": (
+        {},
+        ["--model.attn_implementation=flash_attention_2"],
+        "dpo",
+        r"--model.attn_implementation=flash_attention_2 needs a CUDA GPU and the flash-attn package",
+    ),
+    "flex_attention_training_on_cpu": (
+        {},
+        ["--model.attn_implementation=flex_attention"],
+        "dpo",
+        r"--model.attn_implementation=flex_attention cannot train on cpu",
+    ),
+    "four_and_eight_bit": (
+        {},
+        ["--model.load_in_4bit", "--model.load_in_8bit"],
+        "dpo",
+        r"--model.load_in_4bit and --model.load_in_8bit exclude each other",
+    ),
     "config_bad_choice": (
         {"c.yaml": "data: {truncation: middle}\n"},
         ["--config={tmp}/c.yaml"],

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 
+import torch
 from torch import Tensor, nn
 
 SIDE_MODULES = ("self_attn.o_proj", "mlp.down_proj")
@@ -94,22 +95,34 @@ def capture_points(model, layers: list[int], where: str, pattern: str | None = N
     raise ValueError(f"collect must be 'hs', 'side' or 'modules', got {where!r}")
 
 
+def in_backward() -> bool:
+    """True while autograd runs a backward pass in this thread: a module called then is
+    gradient checkpointing's recomputation (innerpo.models.checkpointing), not a forward."""
+    return torch._C._current_graph_task_id() != -1
+
+
 @contextmanager
 def capture(points: dict[str, nn.Module], where: str):
-    """Yields a dict filled, during the forward, with name → [N, T, D] activations."""
+    """Yields a dict filled, during the forward, with name → [N, T, D] activations.
+
+    Calls during a backward (gradient checkpointing recomputing a block while the hooks
+    are still registered) are ignored, so the states stored are the forward's own, the
+    ones the loss was computed from."""
     store: dict[str, Tensor] = {}
     handles = []
     for name, module in points.items():
         if where in ("hs", "modules"):
 
             def hook(mod, args, output, name=name):
-                store[name] = output[0] if isinstance(output, tuple) else output
+                if not in_backward():
+                    store[name] = output[0] if isinstance(output, tuple) else output
 
             handles.append(module.register_forward_hook(hook))
         else:
 
             def pre_hook(mod, args, name=name):
-                store[name] = args[0]
+                if not in_backward():
+                    store[name] = args[0]
 
             handles.append(module.register_forward_pre_hook(pre_hook))
     try:

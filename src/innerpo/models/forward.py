@@ -239,18 +239,21 @@ def _full_attention(config) -> bool:
 
 def _single_pass_only(model, observing_hooks: bool = False) -> bool:
     """True when hooks may watch or edit per-pass activations or gradients, or when gradient
-    checkpointing is on (it drops the cache in training): then the single pass it is.
+    checkpointing is on for this pass (it drops the cache in training, with gradients):
+    then the single pass it is. Without gradients transformers does not checkpoint, so
+    the reference pass and scoring keep the shared-prompt and packed paths.
     With observing_hooks the caller vouches that its hooks only read completion states."""
     from torch.nn.modules import module as nn_module
 
-    if observing_hooks:
-        return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
+    checkpointed = torch.is_grad_enabled() and any(
+        getattr(m, "gradient_checkpointing", False) is True and m.training for m in model.modules()
+    )
+    if observing_hooks or checkpointed:
+        return checkpointed
     if nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks or nn_module._global_backward_hooks:
         return True
     for m in model.modules():
         if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
-            return True
-        if getattr(m, "gradient_checkpointing", False) is True:
             return True
     return False
 

@@ -10,21 +10,36 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 
 from innerpo.errors import ConfigError
 from innerpo.models import bundled, tiny
+from innerpo.models.backends import attn_argument, check_model_options, default_device, quantization_config
 from innerpo.models.config import ModelConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def load_base(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Base model (eval mode, frozen) and tokenizer, with a pad token set."""
+def load_base(cfg: ModelConfig, training: bool = True) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Base model (eval mode, frozen) and tokenizer, with a pad token set.
+
+    `--model.attn_implementation` and 4-/8-bit storage (innerpo.models.backends) are applied
+    here; `training`: the model will be trained (some kernels have no backward on CPU)."""
+    check_model_options(cfg, training=training)
     dtype = DTYPES[cfg.dtype]
     name = cfg.base_model
-    if name == tiny.ALIAS:
+    quant = quantization_config(cfg, dtype)
+    attn = attn_argument(cfg)
+    if name == tiny.ALIAS and quant is None:
         model, _ = tiny.build()
         model = model.to(dtype)
+        if attn is not None:
+            model.set_attn_implementation(attn)
     else:
+        extra = {"attn_implementation": attn} if attn is not None else {}
+        if quant is not None:  # bitsandbytes places the quantized weights itself
+            extra.update(quantization_config=quant, device_map={"": str(default_device())})
         model = AutoModelForCausalLM.from_pretrained(
-            _source(name), dtype=dtype, trust_remote_code=cfg.trust_remote_code
+            _tiny_dir() if name == tiny.ALIAS else _source(name),
+            dtype=dtype,
+            trust_remote_code=cfg.trust_remote_code,
+            **extra,
         )
     tok = load_tokenizer(cfg)
     for adapter in cfg.init_adapter:  # start from (and refer to) an earlier adapter's model
@@ -33,6 +48,21 @@ def load_base(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
     model.requires_grad_(False)
     model.eval()
     return model, tok
+
+
+def _tiny_dir() -> Path:
+    """tiny-random saved once per process (a quantized load reads weights from a directory)."""
+    global _TINY_DIR
+    if _TINY_DIR is None:
+        import tempfile
+
+        _TINY_DIR = Path(tempfile.mkdtemp(prefix="innerpo-tiny-"))
+        model, tok = tiny.build()
+        model.save_pretrained(_TINY_DIR)
+    return _TINY_DIR
+
+
+_TINY_DIR: Path | None = None
 
 
 def _source(name: str) -> str | Path:
@@ -77,6 +107,11 @@ def block_module_names(cfg: ModelConfig, layers: list[int]) -> dict[int, list[st
 def model_settings(cfg: ModelConfig) -> dict:
     """What, besides the weights' fingerprint, identifies the base model in cache keys."""
     settings = {"model": cfg.base_model, "dtype": cfg.dtype}
+    # other kernels and quantized weights give other numbers; the defaults keep existing keys
+    if cfg.attn_implementation != "auto":
+        settings["attn_implementation"] = cfg.attn_implementation
+    if cfg.load_in_4bit or cfg.load_in_8bit:
+        settings["quantized"] = "4bit" if cfg.load_in_4bit else "8bit"
     if cfg.init_adapter:
         settings["init_adapter"] = [str(Path(a).resolve()) for a in cfg.init_adapter]
     return settings

@@ -19,6 +19,16 @@ dense [N, N] matrix, quadratic in the whole batch: hence this function, written 
 Only for no-grad scoring of PairBatches whose rows are prompt + completion (collate's
 layout), on full-attention models that use SDPA attention through `AttentionInterface`;
 `innerpo.models.forward.logp_rows` runs the padded pass otherwise.
+
+Devices. The per-pair loop is device-correct: on CUDA it runs the same SDPA calls (masks
+are moved to the query's device and dtype), checked against the padded pass in
+tests/gpu. The float32 path is CPU-only by construction: it follows FP32_SDPA, which
+innerpo.models.precision installs only on CPU (bf16 flash-attention backward is slow
+there, not on GPUs). On a GPU the loop is correct but launches 3 small kernels per pair;
+a variable-length kernel (FlexAttention with a block mask of "same pair, prompt or own
+completion, causal", or flash-attention's varlen) is the fast path there and is still to
+be written and measured; `--model.attn_implementation` other than sdpa/auto turns packing
+off (innerpo.models.backends).
 """
 
 from __future__ import annotations

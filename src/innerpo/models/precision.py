@@ -1,6 +1,9 @@
 """Mixed precision: matrix multiplies in bfloat16 (or float16), everything that is kept in float32.
 
-`--training.precision=fp32|bf16|fp16`. With bf16 or fp16:
+`--training.precision=fp32|bf16|fp16|auto`. `auto` resolves, on the device the run uses,
+to bf16 where that device computes in bf16 at speed (a CUDA GPU that supports bfloat16; a
+CPU with AVX512-BF16 or AMX instructions, read from /proc/cpuinfo), else to fp32
+(:func:`resolve_precision`); what follows describes the resolved precision. With bf16 or fp16:
 - the forward runs under `torch.autocast`, so matrix multiplies (linear, matmul, attention)
   take the low precision while the residual stream, norms, softmaxes and every reduction
   stay float32 (autocast's op lists; Llama-style RMSNorm upcasts on its own);
@@ -91,11 +94,41 @@ def _base(model) -> nn.Module:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+# CPU feature flags (Linux /proc/cpuinfo names) whose bf16 dot products make bf16 GEMMs faster than fp32.
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags (empty where the file does not exist: not Linux)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """`precision`, with `auto` replaced by what `device` runs fast: bf16 on a CUDA GPU that
+    supports bfloat16 and on a CPU with AVX512-BF16 or AMX; fp32 elsewhere."""
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_flags() & set(CPU_BF16_FLAGS) else "fp32"
+    return "fp32"  # other accelerators: nothing measured, the safe choice
+
+
 def check_precision(precision: str, device: torch.device | str = "cpu") -> None:
     """Raise PrecisionError for an unknown precision or one this device cannot run well."""
-    if precision not in DTYPES:
-        raise PrecisionError(f"--training.precision must be one of {', '.join(DTYPES)}; got {precision!r}")
+    if precision not in (*DTYPES, "auto"):
+        raise PrecisionError(f"--training.precision must be one of {', '.join(DTYPES)}, auto; got {precision!r}")
     device = torch.device(device)
+    precision = resolve_precision(precision, device)
     if precision == "fp16" and device.type == "cpu":
         raise PrecisionError(
             "--training.precision=fp16 needs a GPU: CPUs have no fast float16 matrix multiply "
@@ -114,6 +147,7 @@ def prepare_model(model, precision: str, device: torch.device | str | None = Non
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     check_precision(precision, device)
+    precision = resolve_precision(precision, device)
     dtype = DTYPES[precision]
     base = _base(model)
     if dtype is not None:
@@ -165,5 +199,6 @@ def accelerator_kwargs(precision: str) -> dict:
     arguments: fp16 gets accelerate's loss scaler; bf16 needs none (the forward enters
     its own autocast), and fp32/bf16 pass nothing, since accelerate's state is one per
     process and several runs (tests, in-process sweeps) must be able to share it."""
-    check_precision(precision, "cuda" if torch.cuda.is_available() else "cpu")
-    return {"mixed_precision": "fp16"} if precision == "fp16" else {}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    check_precision(precision, device)
+    return {"mixed_precision": "fp16"} if resolve_precision(precision, device) == "fp16" else {}

@@ -17,6 +17,11 @@ called through ctypes because Python exposes no binding for it. The cost: memory
 by one step stays mapped (counted in RSS) for the next, up to 1 GiB of free heap top;
 blocks larger than 1 GiB are still mmapped and unmapped. Elsewhere (macOS, musl) this
 is a no-op.
+
+On CUDA it is applied too and is harmless: it only changes how host (CPU) memory is
+reused; activations on the GPU live in torch's own caching allocator, which already keeps
+freed blocks. Host-side buffers of a GPU run (batches, the reference table, checkpoint
+copies) are small, so the retained heap stays small.
 """
 
 from __future__ import annotations

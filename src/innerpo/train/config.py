@@ -58,8 +58,10 @@ class TrainingConfig:
     """Tracker project name (W&B project; TensorBoard writes under RUN/tensorboard/)."""
     tracker_group: str | None = None
     """Tracker group (a sweep sets it to the sweep's name)."""
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    """Compute precision: `bf16`/`fp16` run matrix multiplies in that dtype through autocast while LoRA weights, optimizer state, log-prob sums and losses stay float32 (innerpo.models.precision). fp32 is the CPU default; bf16 is recommended where the hardware computes in bf16 (GPUs that support it, CPUs with bf16 instructions); fp16 needs a GPU."""  # noqa: E501
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
+    """Compute precision: `bf16`/`fp16` run matrix multiplies in that dtype through autocast while LoRA weights, optimizer state, log-prob sums and losses stay float32 (innerpo.models.precision); fp16 needs a GPU. `auto`: bf16 where the device computes it fast (CUDA GPUs with bf16; CPUs with AVX512-BF16 or AMX), else fp32. The default stays fp32 so results, cache keys and the published tables do not change with the machine a run lands on; pass auto (or bf16) for speed."""  # noqa: E501
+    gradient_checkpointing: bool = False
+    """Recompute each decoder block's activations in the backward pass instead of keeping them (non-reentrant torch checkpointing): less memory for long sequences and large models, about one more forward of compute per step."""  # noqa: E501
 
 
 @dataclass

@@ -32,8 +32,9 @@ from innerpo.errors import ConfigError
 from innerpo.eval.periodic import held_out_eval
 from innerpo.eval.report import evaluate_suite, tables, write_results
 from innerpo.methods.build import build_method
+from innerpo.models.checkpointing import enable_checkpointing
 from innerpo.models.load import add_lora, load_base, model_settings
-from innerpo.models.precision import accelerator_kwargs, prepare_model
+from innerpo.models.precision import accelerator_kwargs, precision_of, prepare_model
 from innerpo.models.ref_cache import reference_table
 from innerpo.train.allocator import keep_freed_memory
 from innerpo.train.checkpoint import BatchStream, TrainState, load_checkpoint, resume_checkpoint, save_checkpoint
@@ -108,6 +109,10 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
 
     base, tok = load_base(cfg.model)
     model = prepare_model(add_lora(base, cfg.model, cfg.training.seed), cfg.training.precision, accelerator.device)
+    if cfg.training.precision == "auto":
+        accelerator.print(f"precision auto: {precision_of(model)} on {accelerator.device.type}")
+    if cfg.training.gradient_checkpointing:  # recompute blocks in backward (innerpo.models.checkpointing)
+        enable_checkpointing(model)
     method.bind(model)
     pair_tok = PairTokenizer(tok, cfg.data.max_length, cfg.data.truncation, cfg.data.chat_template)
     if main and not resume:

@@ -64,6 +64,9 @@ RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
 def validate_train(cfg: TrainConfig) -> None:
     """Raise InputError for the first problem found in cfg, its data or its eval suite."""
     check_settings(cfg)
+    from innerpo.models.backends import check_model_options
+
+    check_model_options(cfg.model)  # kernels and quantization this machine cannot run
     out = Path(cfg.output_dir) if cfg.output_dir else None
     if out is not None and (out / "adapter").exists():
         raise ConfigError(f"--output_dir={out} already holds a trained adapter; choose another --output_dir")
