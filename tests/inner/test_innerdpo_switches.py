@@ -63,7 +63,7 @@ def test_inner_weight_by_hand():
     assert float(inner_weight(*q)) == pytest.approx(0.6, abs=1e-4)
     assert float(inner_weight(*quad((2.0, 2.0)))) == 1.0  # initialisation
     out = InnerDPOLoss("para_signed", beta=1.0, inner_policy_weights=True)(x_of(q))
-    assert float(out.loss) == pytest.approx(-math.log(1 / (1 + math.exp(-0.6 * R2))), abs=1e-4)
+    assert out.loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-0.6 * R2))), abs=1e-4)
     assert float(out.metrics["weights/inner"]) == pytest.approx(0.6, abs=1e-4)
 
 
@@ -90,7 +90,7 @@ def test_detach_rejected_moves_only_the_chosen_side():
     assert g_pr is None and g_pc.abs().sum() > 0
     q2 = quad((3.0, 1.0), pr=(0.5, -0.5), grad=True)
     both = InnerDPOLoss("pars_rat")(x_of(q2))
-    assert float(both.loss) == float(out.loss)  # the value is unchanged
+    assert both.loss.item() == out.loss.item()  # the value is unchanged
     torch.testing.assert_close(torch.autograd.grad(both.loss, q2.policy_chosen)[0], g_pc)
 
 
@@ -98,12 +98,12 @@ def test_lower_trust_region_is_clamp_bottom():
     # pars_rat: d_π = (3, 1) gives s/n − 1 = 0; d_π = (4, 4): s = 4√2, n = 2√2 → 1
     low = quad((3.0, 1.0), grad=True)
     out = InnerDPOLoss("pars_rat", trust_region=0.5, trust_region_mode="lower")(x_of(low))
-    assert float(out.loss) == pytest.approx(-math.log(1 / (1 + math.exp(-0.5))))  # max(0, 0.5)
+    assert out.loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-0.5))))  # max(0, 0.5)
     assert float(out.metrics["hidden/clamped"]) == 1.0
     assert torch.autograd.grad(out.loss, low.policy_chosen)[0].abs().sum() == 0  # below τ: no gradient
     high = quad((4.0, 4.0), grad=True)
     out = InnerDPOLoss("pars_rat", trust_region=0.5, trust_region_mode="lower")(x_of(high))
-    assert float(out.loss) == pytest.approx(-math.log(1 / (1 + math.exp(-1.0))))
+    assert out.loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-1.0))))
     assert float(out.metrics["hidden/clamped"]) == 0.0
     assert torch.autograd.grad(out.loss, high.policy_chosen)[0].abs().sum() > 0
 
@@ -129,7 +129,7 @@ def test_policy_weights_on_the_hidden_term():
         "para_signed",
         policy_weighting=__import__("innerpo.losses.weighting", fromlist=["PolicyWeights"]).PolicyWeights(True),
     )(x)
-    assert float(out.loss) == pytest.approx(float(base.loss) * (w[0] + w[1]) / 2)  # equal pairs: the mean weight
+    assert out.loss.item() == pytest.approx(base.loss.item() * (w[0] + w[1]) / 2)  # equal pairs: the mean weight
     assert float(out.metrics["weights/policy"]) == pytest.approx((w[0] + w[1]) / 2)
 
 
