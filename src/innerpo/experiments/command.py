@@ -34,6 +34,23 @@ from innerpo.io import locked
 EXECUTORS = ("local", "slurm", "submitit-local", "submitit-debug")
 
 
+SLURM_FLAGS = {
+    "partition": "SLURM partition",
+    "time_min": "job time limit, minutes",
+    "gpus": "GPUs per job",
+    "cpus": "CPUs per job",
+    "mem_gb": "memory per job, GB",
+}
+
+
+def add_slurm_flags(p: argparse.ArgumentParser, array: bool) -> None:
+    """The SLURM job flags (`--partition`, `--time_min`, ...), read into `slurm_<key>`; with
+    `array`, also the job array's parallelism."""
+    flags = {**SLURM_FLAGS, **({"array_parallelism": "jobs of the array at once"} if array else {})}
+    for key, help_text in flags.items():
+        p.add_argument(f"--{key}", dest=f"slurm_{key}", type=str if key == "partition" else int, help=help_text)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="innerpo sweep",
@@ -81,15 +98,7 @@ def parser() -> argparse.ArgumentParser:
         "(default unless the file sets executor.workers)",
     )
     p.add_argument("--threads", type=int, help="torch threads per worker or job (default: cores / workers)")
-    for key, help_text in (
-        ("partition", "SLURM partition"),
-        ("time_min", "job time limit, minutes"),
-        ("gpus", "GPUs per job"),
-        ("cpus", "CPUs per job"),
-        ("mem_gb", "memory per job, GB"),
-        ("array_parallelism", "jobs of the array at once"),
-    ):
-        p.add_argument(f"--{key}", dest=f"slurm_{key}", type=str if key == "partition" else int, help=help_text)
+    add_slurm_flags(p, array=True)
     return p
 
 

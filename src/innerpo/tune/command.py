@@ -21,7 +21,7 @@ import yaml
 
 from innerpo.config import apply_values
 from innerpo.eval.suites import get_suite
-from innerpo.experiments.command import EXECUTORS
+from innerpo.experiments.command import EXECUTORS, add_slurm_flags
 from innerpo.experiments.sweep_file import SweepFileError, setting_flags
 from innerpo.io import write_atomic
 from innerpo.methods.presets import PRESETS
@@ -74,14 +74,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=1, help="trials at once (local processes or jobs)")
     p.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
-    for key, help_text in (
-        ("partition", "SLURM partition"),
-        ("time_min", "job time limit, minutes"),
-        ("gpus", "GPUs per job"),
-        ("cpus", "CPUs per job"),
-        ("mem_gb", "memory per job, GB"),
-    ):
-        p.add_argument(f"--{key}", dest=f"slurm_{key}", type=str if key == "partition" else int, help=help_text)
+    add_slurm_flags(p, array=False)
     return p
 
 
