@@ -20,9 +20,9 @@ def _setup(tiny_model):
     model, tok = tiny_model
     model = add_lora(model, ModelConfig(base_model="tiny-random", lora_r=4), seed=0)
     with torch.no_grad():  # a nonzero adapter, so policy and reference differ and every term has gradient
-        for n, p in model.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.05, generator=torch.Generator().manual_seed(hash(n) % 1000))
+        for i, (n, p) in enumerate(model.named_parameters()):
+            if "lora_B" in n:  # seeded by position: str hashes change from process to process
+                p.normal_(0, 0.05, generator=torch.Generator().manual_seed(i))
     long_prompt = "Please read this carefully and answer with one word only: " * 2
     pairs = [Pair(long_prompt + f"question {i}?", "yes " * (i + 1), "no" * (i + 2)) for i in range(4)]
     items = PairTokenizer(tok, 256).tokenize_all(pairs, "t")[0]
@@ -69,8 +69,11 @@ def test_checkpointing_gives_the_same_loss_and_gradients(tiny_model, case):
     torch.testing.assert_close(loss_ckpt, loss, rtol=1e-5, atol=1e-6)
     assert grads and grads.keys() == grads_ckpt.keys()
     for n in grads:
-        # float32 summation order: with checkpointing the single pass runs where the shared-prompt one did
-        torch.testing.assert_close(grads_ckpt[n], grads[n], rtol=1e-4, atol=3e-5, msg=n)
+        # float32 summation order differs (with checkpointing the padded single pass runs where the
+        # shared-prompt one did), so the tolerance scales with the tensor's largest gradient: over 12
+        # adapter seeds the worst difference was 8e-5 of it (side capture), a lost path would be ~1
+        scale = grads[n].abs().max().item()
+        torch.testing.assert_close(grads_ckpt[n], grads[n], rtol=1e-4, atol=1e-3 * scale, msg=n)
 
 
 def test_checkpointing_recomputes_blocks_and_keeps_no_grad_fast_paths(tiny_model):
