@@ -29,3 +29,15 @@ def test_a_deprecated_keyword_passed_to_a_model_is_an_error():
     with pytest.raises(FutureWarning, match="past_key_values"):
         Model()(torch.zeros(1), past_key_values=None)
     assert Model()(torch.ones(1), cache=None).item() == 1
+
+
+def test_no_optional_kernel_notice_on_every_command():
+    """With bitsandbytes installed (the test extra has it), peft imports it on every command and
+    it warns that an optional hub kernel is missing; innerpo's filter drops that one notice only."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("bitsandbytes")
+    code = "import innerpo, peft, logging; logging.getLogger('bitsandbytes.backends.cpu.ops').warning('other')"
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    assert "gemm_4bit_forward" not in err and "other" in err
