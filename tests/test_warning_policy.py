@@ -41,3 +41,15 @@ def test_no_optional_kernel_notice_on_every_command():
     code = "import innerpo, peft, logging; logging.getLogger('bitsandbytes.backends.cpu.ops').warning('other')"
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
     assert "gemm_4bit_forward" not in err and "other" in err
+
+
+def test_wrapping_with_lora_leaves_no_library_deprecation_in_the_log(tiny_model):
+    """peft reads transformers' deprecated `is_gradient_checkpointing` while wrapping; every run
+    printed that FutureWarning, which no user can act on."""
+    from innerpo.models.config import ModelConfig
+    from innerpo.models.load import add_lora
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        add_lora(tiny_model[0], ModelConfig(base_model="tiny-random", lora_r=4), seed=0)
+    assert not [w for w in seen if "is_gradient_checkpointing" in str(w.message)]

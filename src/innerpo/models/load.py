@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -128,11 +130,22 @@ def add_lora(model: PreTrainedModel, cfg: ModelConfig, seed: int) -> PeftModel:
         target_modules=target[0] if target == ["all-linear"] else target,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    with _peft_wrapping():
+        return get_peft_model(model, lora)
 
 
 def load_adapter(model: PreTrainedModel, adapter_dir: str | Path) -> PeftModel:
-    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+    with _peft_wrapping():
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+
+
+@contextmanager
+def _peft_wrapping():
+    """peft 0.18's PeftModel reads transformers' deprecated `is_gradient_checkpointing` alias,
+    which warns in every run's log; the call is peft's, with nothing for a user to change."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def merge_adapter(model: PreTrainedModel, adapter_dir: str | Path) -> PreTrainedModel:
