@@ -52,3 +52,17 @@ def test_a_spent_timeout_starts_no_trial_and_says_so(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "trials: none" in printed and "no complete coherent trial yet" in printed
     assert "No trials yet." in (out / "trials.md").read_text() and not (out / "best.yaml").exists()
+
+
+def test_a_grid_needs_choices_and_at_most_its_size_in_trials(tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("training.lr: {low: 1.0e-4, high: 1.0e-3, log: true}\n")
+    code, err = run(
+        capsys, "dpo", "--sampler", "grid", "--space", str(space), "--output_dir", str(tmp_path / "t"), *FLAGS
+    )
+    assert code == 2 and "training.lr is a range" in err
+    space.write_text("training.lr: {choices: [1.0e-4, 2.0e-4]}\nmethod.beta: {choices: [0.1, 0.2, 0.4]}\n")
+    flags = ["--sampler", "grid", "--space", str(space), "--output_dir", str(tmp_path / "t"), *FLAGS]
+    code, err = run(capsys, "dpo", "--trials", "7", *flags)
+    assert code == 2 and "the grid has 6 points" in err
+    assert not (tmp_path / "t").exists()

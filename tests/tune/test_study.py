@@ -188,3 +188,17 @@ def test_the_submitit_executor_runs_workers_on_the_same_study(tmp_path, cache):
     tune(out, "--trials", "1", "--executor", "submitit-debug", "--pruner", "none")
     assert [t.state for t in trials_of(out)] == [TrialState.COMPLETE]
     assert (out / ".submitit").is_dir() and (out / "best.yaml").is_file()
+
+
+def test_a_grid_study_tries_every_point_once(tmp_path, cache):
+    """Two workers share one grid: the three rates are each trained exactly once, and a second
+    command on the finished study adds nothing."""
+    space = tmp_path / "lr.yaml"
+    space.write_text("training.lr: {choices: [1.0e-4, 3.0e-4, 1.0e-3]}\n")
+    out = tmp_path / "grid"
+    flags = ["--sampler", "grid", "--space", str(space), "--pruner", "none", "--workers", "2", "--threads", "1"]
+    tune(out, *flags)
+    tune(out, *flags)
+    lrs = sorted(t.params["training.lr"] for t in trials_of(out))
+    assert lrs == [1.0e-4, 3.0e-4, 1.0e-3]
+    assert load_spec(out).sampler == "grid"

@@ -29,7 +29,7 @@ from innerpo.train.config import preset_config
 from innerpo.train.signals import Interrupted
 from innerpo.tune.objective import OBJECTIVES, ObjectiveError, check_objective, validation_suite
 from innerpo.tune.space import SpaceError, check_space, default_space, load_space, space_record
-from innerpo.tune.study import PRUNERS, TuneError, TuneSpec, load_spec, save_spec
+from innerpo.tune.study import PRUNERS, SAMPLERS, TuneError, TuneSpec, grid_size, load_spec, save_spec
 
 VALIDATION_SUITE = "validation-suite.yaml"
 
@@ -37,13 +37,15 @@ VALIDATION_SUITE = "validation-suite.yaml"
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="innerpo tune",
-        description="Hyperparameter search for one method with Optuna (TPE, pruning), scored on a validation split.",
+        description="Hyperparameter search for one method with Optuna (TPE with pruning, or a grid), scored on a validation split.",
         epilog="Any other --section.key=value flag (e.g. --training.max_steps=30) is a setting shared by every trial.",
     )
     p.add_argument("method", help="method preset (innerpo train --help lists them)")
     p.add_argument("--space", help="YAML search space (configs/tune/); default: the method family's built-in space")
     p.add_argument(
-        "--trials", type=int, default=20, help="total trials of the study, counting earlier runs (default 20)"
+        "--trials",
+        type=int,
+        help="total trials of the study, counting earlier runs (default 20; with --sampler grid, the grid's size)",
     )
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
     p.add_argument(
@@ -55,7 +57,13 @@ def parser() -> argparse.ArgumentParser:
         choices=PRUNERS,
         help="prune on the periodic evaluation: median (default), halving, none",
     )
-    p.add_argument("--seed", type=int, default=0, help="TPE sampler's seed")
+    p.add_argument(
+        "--sampler",
+        default="tpe",
+        choices=SAMPLERS,
+        help="tpe (default), or grid: each point of a space of choices once, in a seeded order",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the sampler's seed")
     p.add_argument(
         "--startup_trials",
         type=int,
@@ -83,7 +91,7 @@ def build(argv: list[str]) -> tuple[TuneSpec, Path, argparse.Namespace, dict | N
     args, rest = parser().parse_known_args(argv)
     if args.method not in PRESETS:
         raise TuneError(f"unknown method {args.method!r}; `innerpo train --help` lists them")
-    if args.trials < 1 or args.workers < 1:
+    if (args.trials is not None and args.trials < 1) or args.workers < 1:
         raise TuneError("--trials and --workers must be at least 1")
     base = setting_flags(rest)
     cfg = apply_values(preset_config(args.method), base, "command line")
@@ -97,6 +105,12 @@ def build(argv: list[str]) -> tuple[TuneSpec, Path, argparse.Namespace, dict | N
         suite, suite_path = validation_suite(cfg.eval.suite), str((tune_dir / VALIDATION_SUITE).resolve())
         shifts = list(suite["shifts"])
     check_objective(args.objective, shifts)
+    if args.sampler == "grid":
+        points = grid_size(space)
+        if args.trials is not None and args.trials > points:
+            raise TuneError(f"--trials {args.trials}: the grid has {points} points, each tried once")
+        args.trials = args.trials or points
+    args.trials = args.trials or 20
     spec = TuneSpec(
         args.method,
         space_record(space),
@@ -107,6 +121,7 @@ def build(argv: list[str]) -> tuple[TuneSpec, Path, argparse.Namespace, dict | N
         args.startup_trials,
         cfg.eval.suite,
         suite_path,
+        args.sampler,
     )
     return spec, tune_dir, args, suite
 

@@ -15,7 +15,9 @@ SQLite's locking is unreliable and concurrent writers meet "database is locked".
 needs no database server and survives a kill at any point: a re-run replays the log.
 
 Sampler: TPE, seeded (worker k gets seed + k so parallel workers do not propose the same
-point; `constant_liar` keeps them away from points still running). Pruner: Optuna's
+point; `constant_liar` keeps them away from points still running); or, with `--sampler grid`,
+every point of a space of `choices` once (Optuna's GridSampler, which skips points another
+worker holds): the same stated grid for every method when methods must get equal effort. Pruner: Optuna's
 median rule on the periodic evaluation's accuracy (the in-domain validation subset the
 loop scores every `eval_every` steps), or successive halving, or none. The intermediate
 value is in-domain accuracy while the default objective is out-of-domain: pruning stops
@@ -24,6 +26,7 @@ trials that do not even learn the training preference, which cannot carry furthe
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,6 +42,7 @@ from innerpo.tune.space import Space, parse_space
 
 STUDY_NAME = "tune"
 PRUNERS = ("median", "halving", "none")
+SAMPLERS = ("tpe", "grid")
 SPEC_FILE = "tune.yaml"
 
 
@@ -62,6 +66,8 @@ class TuneSpec:
     suite: str = "synthetic"
     """The eval suite the best configuration is tested on (never used by a trial)."""
     validation_suite: str = ""
+    sampler: str = "tpe"
+    """tpe, or grid: every point of a space of `choices`, each once."""
 
     def params(self) -> Space:
         return parse_space(self.space, SPEC_FILE)
@@ -72,7 +78,11 @@ def save_spec(tune_dir: Path, spec: TuneSpec) -> None:
     path = Path(tune_dir) / SPEC_FILE
     if path.is_file():
         old = load_spec(tune_dir)
-        differ = [k for k in ("method", "space", "base", "objective", "suite") if getattr(old, k) != getattr(spec, k)]
+        differ = [
+            k
+            for k in ("method", "space", "base", "objective", "suite", "sampler")
+            if getattr(old, k) != getattr(spec, k)
+        ]
         if differ:
             raise TuneError(
                 f"{tune_dir} holds a study with other {', '.join(differ)} ({path}); continue it with the same "
@@ -109,9 +119,12 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 
 def open_study(tune_dir: Path, spec: TuneSpec, worker: int = 0) -> optuna.Study:
     """The study in `tune_dir`, created on first use; sampler and pruner as the spec says."""
-    sampler = optuna.samplers.TPESampler(
-        seed=spec.seed + worker, n_startup_trials=spec.startup_trials, constant_liar=True
-    )
+    if spec.sampler == "grid":
+        sampler = optuna.samplers.GridSampler(grid(spec.params()), seed=spec.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(
+            seed=spec.seed + worker, n_startup_trials=spec.startup_trials, constant_liar=True
+        )
     return optuna.create_study(
         study_name=STUDY_NAME,
         storage=storage(tune_dir),
@@ -120,6 +133,21 @@ def open_study(tune_dir: Path, spec: TuneSpec, worker: int = 0) -> optuna.Study:
         pruner=make_pruner(spec.pruner),
         load_if_exists=True,
     )
+
+
+def grid(space: Space) -> dict[str, list]:
+    """{key: its choices} for the grid sampler; a range in the space cannot be a grid."""
+    ranges = [key for key, param in space.items() if param.choices is None]
+    if ranges:
+        raise TuneError(
+            f"--sampler grid needs a list of choices for every key; {', '.join(ranges)} "
+            "is a range (write it as {choices: [...]})"
+        )
+    return {key: list(param.choices) for key, param in space.items()}
+
+
+def grid_size(space: Space) -> int:
+    return math.prod(len(v) for v in grid(space).values())
 
 
 def trial_config(spec: TuneSpec, values: dict, run_dir: Path) -> TrainConfig:
