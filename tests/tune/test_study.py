@@ -190,15 +190,17 @@ def test_the_submitit_executor_runs_workers_on_the_same_study(tmp_path, cache):
     assert (out / ".submitit").is_dir() and (out / "best.yaml").is_file()
 
 
-def test_a_grid_study_tries_every_point_once(tmp_path, cache):
-    """Two workers share one grid: the three rates are each trained exactly once, and a second
-    command on the finished study adds nothing."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_grid_study_tries_every_point_once(tmp_path, cache, capsys, workers):
+    """One worker, or two sharing the grid: the three rates are each trained exactly once, no
+    worker fails when the grid runs out, and a second command on the finished study adds nothing."""
     space = tmp_path / "lr.yaml"
     space.write_text("training.lr: {choices: [1.0e-4, 3.0e-4, 1.0e-3]}\n")
     out = tmp_path / "grid"
-    flags = ["--sampler", "grid", "--space", str(space), "--pruner", "none", "--workers", "2", "--threads", "1"]
+    flags = ["--sampler", "grid", "--space", str(space), "--pruner", "none", "--workers", workers, "--threads", "1"]
     tune(out, *flags)
     tune(out, *flags)
+    assert "exited with an error" not in capsys.readouterr().err
     lrs = sorted(t.params["training.lr"] for t in trials_of(out))
     assert lrs == [1.0e-4, 3.0e-4, 1.0e-3]
     assert load_spec(out).sampler == "grid"

@@ -117,10 +117,19 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     raise TuneError(f"--pruner {name!r}: choose one of {', '.join(PRUNERS)}")
 
 
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's GridSampler without its end-of-grid `study.stop()`: that call is only legal
+    inside `study.optimize`, and our workers ask and tell (it raised after the last point was
+    told). The workers stop at the trial count, which for a grid is its size."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
 def open_study(tune_dir: Path, spec: TuneSpec, worker: int = 0) -> optuna.Study:
     """The study in `tune_dir`, created on first use; sampler and pruner as the spec says."""
     if spec.sampler == "grid":
-        sampler = optuna.samplers.GridSampler(grid(spec.params()), seed=spec.seed)
+        sampler = _GridSampler(grid(spec.params()), seed=spec.seed)
     else:
         sampler = optuna.samplers.TPESampler(
             seed=spec.seed + worker, n_startup_trials=spec.startup_trials, constant_liar=True
