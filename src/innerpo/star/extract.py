@@ -5,7 +5,11 @@ Extraction, per task kind:
   final "Answer: X", or a bold/parenthesized letter on the last line), taking the last
   such statement; localized option labels (Arabic أ ب ج د, ...) map to A, B, C, D; a
   final sentence that names exactly one option's text counts as that option;
-- numeric: `\\boxed{N}`, `#### N`, "the answer is N", else the last number in the text.
+- numeric: math-verify's extraction (`\\boxed{..}`, "the final answer is", LaTeX such as
+  `\\frac{1}{2}`, fractions `3/4`, `1,000`, `$5`, `5 dollars`, else the last number),
+  its value written canonically (`3/4` → `0.75`, as the gold `0.75`), so answers are
+  compared as values; when it finds nothing, the regex fallback: `\\boxed{N}`, `#### N`,
+  "the answer is N", else the last number in the text.
 
 Degeneracy flags (an output with any of them is never training data, and is counted):
 - `repetition`: the output ran to the length limit and its tail is one token or
@@ -146,6 +150,33 @@ def _option_named(text: str, q: Question) -> str | None:
 
 
 def extract_number(text: str) -> str | None:
+    """A numeric answer written canonically (innerpo.star.questions.canonical_number), or None."""
+    value = _math_verify_number(text)
+    return value if value is not None else _regex_number(text)
+
+
+def _math_verify_number(text: str) -> str | None:
+    """The first real number math-verify extracts from `text` (LaTeX first, then plain
+    expressions), written canonically; None when it finds none."""
+    import logging
+
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+
+    # No timeout: math-verify's is a SIGALRM handler, which only the main thread may set, and
+    # a rationale is at most --star.max_new_tokens long. Its one notice saying so is dropped.
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    for value in parse(text, [LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None):
+        if isinstance(value, str):
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):  # a symbol, an interval, a complex number: not a numeric answer
+            continue
+        return canonical_number(repr(number))
+    return None
+
+
+def _regex_number(text: str) -> str | None:
     for pattern in (
         r"\\boxed\{\s*(" + _NUMBER + r")\s*\}",
         r"####\s*(" + _NUMBER + ")",
