@@ -56,7 +56,7 @@ def _cache(tmp_path, monkeypatch):
 
 
 def test_sft_loop_saves_only_correct_hint_free_rationales(tmp_path):
-    run = run_star(_cfg(tmp_path, strategy="sft", rationalize=True), make_generator=ScriptedGenerator)
+    run = run_star(_cfg(tmp_path, strategy="sft", p_rationalization=1.0), make_generator=ScriptedGenerator)
     summary = json.loads((run / "summary.json").read_text())
     assert [r["iteration"] for r in summary] == [0, 1, 2]
     for it in (1, 2):
@@ -82,19 +82,24 @@ def test_sft_loop_saves_only_correct_hint_free_rationales(tmp_path):
         assert metrics["samples"] == len(sampled) == 12 * 4 and metrics["correct_samples"] == sum(
             g["correct"] for g in sampled
         )
-        assert 0 <= metrics["rationale_ci_low"] <= metrics["rationale_accuracy"] <= metrics["rationale_ci_high"] <= 1
-        assert "direct_accuracy" in metrics
-        evals = _jsonl(d / "eval.jsonl")
-        assert len(evals) == 8 and sum(e["correct"] for e in evals) == round(metrics["rationale_accuracy"] * 8)
+        assert list(metrics["sets"]) == ["in_domain", "add2", "add3"]  # the default difficulty shift
+        for name, m in metrics["sets"].items():
+            assert 0 <= m["rationale_ci_low"] <= m["rationale_accuracy"] <= m["rationale_ci_high"] <= 1
+            assert "direct_accuracy" in m and m["rationale_n"] == 8
+            evals = _jsonl(d / f"eval-{name}.jsonl")
+            assert len(evals) == 8 and sum(e["correct"] for e in evals) == round(m["rationale_accuracy"] * 8)
+            assert sum(e["direct_correct"] for e in evals) == round(m["direct_accuracy"] * 8)
+            assert name == "in_domain" or all(e["qid"].startswith(name) for e in evals)
     assert (run / "accuracy.png").stat().st_size > 1000
-    assert "| 2 |" in (run / "accuracy.md").read_text()
+    text = (run / "accuracy.md").read_text()
+    assert "| 2 |" in text and "## add3 (8 questions)" in text and "## training data" in text
     # a second run into the same directory is refused, not mixed in
     with pytest.raises(ConfigError, match="already holds"):
         run_star(_cfg(tmp_path, strategy="sft"), make_generator=ScriptedGenerator)
 
 
 def test_dpo_loop_pairs_correct_with_incorrect_and_rpo_loss(tmp_path):
-    cfg = _cfg(tmp_path, strategy="dpo", rationalize=False, pairs_per_question=2, reset_each_iteration=False, steps=2)
+    cfg = _cfg(tmp_path, strategy="dpo", p_rationalization=0.0, pairs_per_question=2, reset_each_iteration=False, steps=2)
     cfg.method = MethodConfig(losses=["dpo", "sft"], weights=[1.0, 1.0])
     run = run_star(cfg, make_generator=ScriptedGenerator)
     rows = _jsonl(run / "iter-1" / "train.jsonl")
@@ -156,7 +161,7 @@ def test_cli_bad_question_file_exits_2_naming_the_row(tmp_path, capsys):
 
 
 def test_a_single_question_file_is_split_into_disjoint_train_and_held_out_sets(tmp_path):
-    from innerpo.star.loop import _questions
+    from innerpo.star.question_sets import training_and_in_domain as _questions
 
     path = tmp_path / "qs.jsonl"
     path.write_text(
@@ -165,7 +170,7 @@ def test_a_single_question_file_is_split_into_disjoint_train_and_held_out_sets(t
             for i in range(30)
         )
     )
-    train, test, _ = _questions(StarConfig(dataset=str(path), num_eval_questions=10, num_train_questions=None))
+    train, test = _questions(StarConfig(dataset=str(path), num_eval_questions=10, num_train_questions=None))
     assert len(test) == 10 and len(train) == 20 and not {q.question for q in train} & {q.question for q in test}
     with pytest.raises(DataError, match="leave none for training"):
         _questions(StarConfig(dataset=str(path), num_eval_questions=30))
