@@ -99,7 +99,9 @@ def test_sft_loop_saves_only_correct_hint_free_rationales(tmp_path):
 
 
 def test_dpo_loop_pairs_correct_with_incorrect_and_rpo_loss(tmp_path):
-    cfg = _cfg(tmp_path, strategy="dpo", p_rationalization=0.0, pairs_per_question=2, reset_each_iteration=False, steps=2)
+    cfg = _cfg(
+        tmp_path, strategy="dpo", p_rationalization=0.0, pairs_per_question=2, reset_each_iteration=False, steps=2
+    )
     cfg.method = MethodConfig(losses=["dpo", "sft"], weights=[1.0, 1.0])
     run = run_star(cfg, make_generator=ScriptedGenerator)
     rows = _jsonl(run / "iter-1" / "train.jsonl")
