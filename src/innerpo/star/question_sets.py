@@ -108,7 +108,8 @@ def held_out(s: StarConfig, sets: list[EvalSet]) -> dict[str, list[Question]]:
     out = {}
     for e in sets:
         split = s.train_split if Path(e.source).is_file() else s.eval_split
-        questions = load_questions(e.source, split, s.eval_seed, None, list(e.subjects), s.language)
+        # n: the built-in task then draws only the questions it needs (add3 has 810,000 pairs)
+        questions = load_questions(e.source, split, s.eval_seed, s.num_eval_questions, list(e.subjects), s.language)
         if not questions:
             raise DataError(f"--star.eval_sets {e.name}: no questions in {e.source} ({split})")
         random.Random(s.eval_seed + 1).shuffle(questions)
