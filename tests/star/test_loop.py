@@ -88,12 +88,15 @@ def test_sft_loop_saves_only_correct_hint_free_rationales(tmp_path):
             assert 0 <= m["rationale_ci_low"] <= m["rationale_accuracy"] <= m["rationale_ci_high"] <= 1
             assert "direct_accuracy" in m and m["rationale_n"] == 8
             evals = _jsonl(d / f"eval-{name}.jsonl")
-            assert len(evals) == 8 and sum(e["correct"] for e in evals) == round(m["rationale_accuracy"] * 8)
+            assert len(evals) == 8 and sum(e["correct"] for e in evals) == m["rationale_correct"]
+            assert m["rationale_accuracy"] == m["rationale_correct"] / 8
             assert sum(e["direct_correct"] for e in evals) == round(m["direct_accuracy"] * 8)
             assert name == "in_domain" or all(e["qid"].startswith(name) for e in evals)
     assert (run / "accuracy.png").stat().st_size > 1000
     text = (run / "accuracy.md").read_text()
     assert "| 2 |" in text and "## add3 (8 questions)" in text and "## training data" in text
+    last = json.loads((run / "iter-2" / "metrics.json").read_text())["sets"]["add2"]
+    assert f"({last['rationale_correct']}/8) [" in text
     # a second run into the same directory is refused, not mixed in
     with pytest.raises(ConfigError, match="already holds"):
         run_star(_cfg(tmp_path, strategy="sft"), make_generator=ScriptedGenerator)

@@ -44,7 +44,13 @@ class Accuracy:
 
     def as_dict(self, name: str) -> dict:
         lo, hi = wilson(self.correct, self.n)
-        return {f"{name}_accuracy": self.value, f"{name}_ci_low": lo, f"{name}_ci_high": hi, f"{name}_n": self.n}
+        return {
+            f"{name}_accuracy": self.value,
+            f"{name}_ci_low": lo,
+            f"{name}_ci_high": hi,
+            f"{name}_correct": self.correct,
+            f"{name}_n": self.n,
+        }
 
 
 def judge_samples(questions: list[Question], samples, reasoning: str, source: str = "sample") -> list[list[Judged]]:

@@ -1,7 +1,8 @@
 """Accuracy against iteration, per held-out set: a markdown table, a PNG plot and summary.json in the run directory.
 
 A summary row is `{"iteration" (or "preamble"), <training-data stats>, "sets": {set: metrics}}`;
-a set's metrics name each score's `<score>_accuracy`, `_ci_low`, `_ci_high` and `_n`
+a set's metrics name each score's `<score>_accuracy`, `_ci_low`, `_ci_high`, `_n` and, for
+scores that are right or wrong per question, `_correct`
 (`rationale`, `direct`, `pass@1`, `pass@k`, `maj@n`; innerpo.star.heldout).
 """
 
@@ -27,10 +28,12 @@ def score_names(metrics: dict) -> list[str]:
 
 
 def _cell(metrics: dict, name: str) -> str:
+    """`0.417 (25/60) [0.297, 0.547]`: the accuracy, the count when the score is right/wrong, the 95% CI."""
     value = metrics.get(f"{name}_accuracy")
     if value is None:
         return "–"
-    return f"{value:.3f} [{metrics[f'{name}_ci_low']:.3f}, {metrics[f'{name}_ci_high']:.3f}]"
+    count = f" ({metrics[f'{name}_correct']}/{metrics[f'{name}_n']})" if f"{name}_correct" in metrics else ""
+    return f"{value:.3f}{count} [{metrics[f'{name}_ci_low']:.3f}, {metrics[f'{name}_ci_high']:.3f}]"
 
 
 def table(rows: list[dict], key: str = "iteration") -> str:
