@@ -37,7 +37,8 @@ VALIDATION_SUITE = "validation-suite.yaml"
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="innerpo tune",
-        description="Hyperparameter search for one method with Optuna (TPE with pruning, or a grid), scored on a validation split.",
+        description="Hyperparameter search for one method with Optuna (TPE with pruning, or a grid), scored on a "
+        "validation split.",
         epilog="Any other --section.key=value flag (e.g. --training.max_steps=30) is a setting shared by every trial.",
     )
     p.add_argument("method", help="method preset (innerpo train --help lists them)")
