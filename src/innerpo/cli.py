@@ -223,11 +223,16 @@ def _data(args: list[str]) -> None:
 
 
 def _star(args: list[str]) -> None:
-    from innerpo.star.config import StarRunConfig
+    from innerpo.star.config import StarRunConfig, with_method
 
+    default = StarRunConfig()
+    method = _flag_value(args, "--star.method")
+    if method not in (None, "None"):  # the preset's settings become the --method.* defaults
+        default, args = with_method(default, method), _drop_flag(args, "--star.method")
     cfg = tyro.cli(
         StarRunConfig,
         args=args,
+        default=default,
         prog="innerpo star",
         use_underscores=True,
         description="STaR self-training (arXiv:2203.14465): sample rationales, keep the correct ones (or "

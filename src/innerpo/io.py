@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 from contextlib import contextmanager
@@ -23,6 +24,11 @@ def atomic_path(path: Path):
 def write_atomic(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """Rows as JSON lines (non-ASCII text kept), written atomically."""
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def replace_dir(target: Path, write) -> None:

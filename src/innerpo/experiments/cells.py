@@ -1,4 +1,4 @@
-"""A sweep cell: one fully resolved TrainConfig and the run directory it trains into.
+"""A sweep cell: one fully resolved TrainConfig (a StarRunConfig in a STaR sweep) and the run directory it runs in.
 
 Cells are what executors take (a list of them), so anything that produces cells (the
 sweep grid here, a tuner later) runs on every executor.
@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from innerpo.star.config import StarRunConfig
 from innerpo.train.config import TrainConfig
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
@@ -21,8 +22,8 @@ class Cell:
     """Readable and unique within the sweep: what differs from the shared settings."""
     dir: Path
     """The cell's run directory (an ordinary `innerpo train` run directory)."""
-    config: TrainConfig
-    """Fully resolved; its output_dir is `dir`."""
+    config: TrainConfig | StarRunConfig
+    """Fully resolved; its output_dir is `dir`. A StarRunConfig runs `innerpo star` (innerpo.experiments.star_cell)."""
     axes: dict = field(default_factory=dict)
     """The grid values that made this cell ({"method": "dpo", "seed": 1, "training.lr": 1e-4, ...})."""
 

@@ -7,7 +7,8 @@ For each cell, in grid order:
 - `run` / `continue` / `restart`: not finished; it starts afresh, continues from the
   checkpoint of a half-finished attempt with its own settings, or discards an attempt
   it cannot continue (innerpo.experiments.runner.prepare_cell decides the same way);
-- `refused`: `innerpo train` would refuse it before writing anything. The reason is
+- `refused`: `innerpo train` (a STaR cell: `innerpo star`, innerpo.experiments.star_cell)
+  would refuse it before writing anything. The reason is
   what `innerpo.train.validate.validate_train` raises: settings and their ranges, the
   method as `innerpo.methods.build.build_method` builds it (every refusal it has), the
   layer spec against the model's depth, every row of the training data and every row of
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from innerpo.config import flatten, to_dict
 from innerpo.errors import InputError
+from innerpo.experiments import star_cell
 from innerpo.experiments.cells import Cell
 from innerpo.experiments.executors import family
 from innerpo.experiments.runner import is_finished, resumable
@@ -109,7 +111,7 @@ def _check(cell: Cell, verdicts: dict[str, str | None]) -> CellCheck:
         return CellCheck(cell, "done")
     key = family(cell)
     if key not in verdicts:
-        verdicts[key] = refusal(cell.config)
+        verdicts[key] = star_cell.refusal(cell.config) if star_cell.is_star(cell.config) else refusal(cell.config)
     if verdicts[key] is not None:
         return CellCheck(cell, "refused", verdicts[key])
     if not cell.dir.exists():
@@ -138,7 +140,9 @@ def refusal(cfg) -> str | None:
 def finished_mismatch(cell: Cell) -> str | None:
     """For a finished cell: the settings its saved config differs in from the cell's
     (`key: saved -> planned; ...`, at most five), or None when they agree."""
-    saved, planned = _comparable(load_config(cell.dir)), _comparable(cell.config)
+    star = star_cell.is_star(cell.config)
+    saved = _comparable(star_cell.saved_settings(cell.dir) if star else flatten(to_dict(load_config(cell.dir))))
+    planned = _comparable(flatten(to_dict(cell.config)))
     diff = [
         f"{k}: {saved.get(k)!r} -> {planned.get(k)!r}"
         for k in sorted(set(saved) | set(planned))
@@ -147,8 +151,8 @@ def finished_mismatch(cell: Cell) -> str | None:
     return "; ".join(diff[:5]) or None
 
 
-def _comparable(cfg) -> dict:
-    return {k: v for k, v in flatten(to_dict(cfg)).items() if k not in ("output_dir", "config")}
+def _comparable(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k not in ("output_dir", "config")}
 
 
 def sweep_busy(sweep_dir: Path) -> bool:

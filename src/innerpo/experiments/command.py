@@ -110,6 +110,7 @@ def build(argv: list[str], args=None, rest=None):
         spec = load_sweep(args.sweep_file)
         values = {
             "name": spec.name,
+            "command": spec.command,
             "methods": spec.methods,
             "seeds": spec.seeds,
             **spec.overrides,

@@ -7,6 +7,8 @@ one the loop writes on SIGTERM/SIGINT) and was started with the cell's own setti
 (nothing that changes the result differs, as `innerpo train --resume` checks), the cell
 continues from it: a killed sweep re-run loses at most the steps since the last
 checkpoint. Otherwise the directory is removed and the cell runs again from scratch.
+A STaR cell (innerpo.experiments.star_cell) is finished when its run has every
+iteration, and has no checkpoints: it always starts afresh.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import time
 import traceback
 from pathlib import Path
 
+from innerpo.experiments import star_cell
 from innerpo.experiments.cells import Cell
+from innerpo.star.report import is_complete
 from innerpo.train.checkpoint import checkpoint_dirs, clean_partial, latest_checkpoint, resume_conflicts
 from innerpo.train.run_dir import load_config, save_config
 
@@ -29,7 +33,10 @@ ERROR = "error.json"
 
 
 def is_finished(run_dir: Path) -> bool:
-    return (Path(run_dir) / "summary.json").is_file()
+    run_dir = Path(run_dir)
+    if (run_dir / star_cell.RUN_CONFIG).is_file():  # a STaR run writes summary.json after every iteration
+        return is_complete(run_dir)
+    return (run_dir / "summary.json").is_file()
 
 
 def resumable(cell: Cell) -> Path | None:
@@ -64,7 +71,10 @@ def prepare_cell(cell: Cell) -> None:
             shutil.rmtree(cell.dir)
         cell.dir.mkdir(parents=True)
         (cell.dir / LOG).write_text("")
-    save_config(cell.dir, cell.config)
+    if star_cell.is_star(cell.config):
+        star_cell.save_plan(cell.dir, cell.config)
+    else:
+        save_config(cell.dir, cell.config)
 
 
 def run_cell(cell: Cell, threads: int | None = None, on_eval=None) -> str:
@@ -88,8 +98,10 @@ def run_cell(cell: Cell, threads: int | None = None, on_eval=None) -> str:
         contextlib.redirect_stderr(log),
     ):
         try:
-            # prepare_cell kept checkpoints only for an attempt that can resume, else emptied the directory
-            train(cell.config, on_eval=on_eval, resume=bool(checkpoint_dirs(cell.dir)))
+            if star_cell.is_star(cell.config):
+                star_cell.run(cell.config)
+            else:  # prepare_cell kept checkpoints only for an attempt that can resume, else emptied the directory
+                train(cell.config, on_eval=on_eval, resume=bool(checkpoint_dirs(cell.dir)))
         except BaseException as e:
             traceback.print_exc(file=log)
             record_error(cell.dir, f"{type(e).__name__}: {e}")
@@ -125,7 +137,7 @@ def main_worker(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     run_dir, threads = Path(args[0]), int(args[1])
-    cell = Cell(run_dir.name, run_dir, load_config(run_dir))
+    cell = Cell(run_dir.name, run_dir, star_cell.load_plan(run_dir) or load_config(run_dir))
     try:
         run_cell(cell, threads)
     except BaseException:

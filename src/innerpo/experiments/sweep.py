@@ -92,7 +92,7 @@ class _Tracker:
 
 
 def _spec_record(spec: SweepSpec) -> dict:
-    record = {"name": spec.name, "methods": spec.methods, "seeds": spec.seeds}
+    record = {"name": spec.name, "command": spec.command, "methods": spec.methods, "seeds": spec.seeds}
     if spec.datasets:
         record["datasets"] = [{k: v for k, v in d.items() if v is not None} for d in spec.datasets]
     record.update(spec.overrides)

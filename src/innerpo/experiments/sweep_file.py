@@ -14,6 +14,12 @@
       training: {max_steps: 40}
     executor: {workers: 2, threads: 1, slurm: {partition: gpu, time_min: 60, gpus: 1, cpus: 4, mem_gb: 16}}
 
+STaR sweeps (`command: star`): each cell is an `innerpo star` run. A `methods` entry is
+`sft` (STaR-SFT) or an `innerpo train` preset or alias, the `--star.method` its pairs
+train with (`dpo`: STaR-DPO, `hs-none-innerpo`: InnerDPO pairs, ...); `seeds` sets
+`star.seed`; `base` and the override axes take `innerpo star` settings (`star.*`,
+`model.*`, `training.*`, `method.*`); there is no `datasets` axis (use `star.dataset`).
+
 Precedence in each cell: the method preset < the entry's config file < `base` < the dataset axis < override axes <
 the seed. A relative `eval.suite` path (or a dataset's `suite`) is read relative to the
 sweep file, and so is an entry's `config` (e.g. the best configuration `innerpo tune`
@@ -31,10 +37,12 @@ import yaml
 from innerpo.config import apply_values, apply_yaml
 from innerpo.experiments.cells import Cell, cell_name
 from innerpo.flags import translate_keys
-from innerpo.methods.presets import PRESETS
+from innerpo.methods.presets import PRESETS, resolve_method_name
+from innerpo.star.config import StarRunConfig, with_method
 from innerpo.train.config import preset_config
 
-KEYS = {"name", "output_dir", "methods", "seeds", "datasets", "base", "executor"}
+KEYS = {"name", "output_dir", "command", "methods", "seeds", "datasets", "base", "executor"}
+COMMANDS = ("train", "star")
 
 
 class SweepFileError(ValueError):
@@ -56,6 +64,8 @@ class SweepSpec:
     """Directory relative suite paths are read from (the sweep file's)."""
     source: str = "sweep"
     """The file (or `command line`) named in errors."""
+    command: str = "train"
+    """What each cell runs: `train` (innerpo train) or `star` (innerpo star)."""
 
     def sweep_dir(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("outputs") / "sweeps" / self.name
@@ -82,13 +92,21 @@ def parse_sweep(values: dict, where: str, name: str = "sweep", root: Path = Path
             f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(KEYS))}, or "
             "a dotted config key with a list of values"
         )
+    command = values.get("command", "train")
+    if command not in COMMANDS:
+        raise SweepFileError(f"{where}: command must be one of {', '.join(COMMANDS)}, got {command!r}")
     methods = _list(values.get("methods", ["dpo"]), where, "methods")
     for m in methods:
-        _method_entry(m, where)
+        if command == "train":
+            _method_entry(m, where)
+        else:
+            _star_entry(m, where)
     seeds = _list(values.get("seeds", [42]), where, "seeds")
     if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise SweepFileError(f"{where}: seeds must be integers, got {seeds!r}")
     datasets = None
+    if "datasets" in values and command == "star":
+        raise SweepFileError(f"{where}: a STaR sweep has no datasets axis; set star.dataset (in base or as an axis)")
     if "datasets" in values:
         datasets = [_dataset(d, where, i) for i, d in enumerate(_list(values["datasets"], where, "datasets"))]
     overrides = {str(k): _list(v, where, str(k)) for k, v in values.items() if "." in str(k)}
@@ -108,6 +126,7 @@ def parse_sweep(values: dict, where: str, name: str = "sweep", root: Path = Path
         values.get("output_dir"),
         root,
         where,
+        command,
     )
     cells(spec)  # every cell's settings are checked here, before anything runs
     return spec
@@ -212,9 +231,23 @@ def _suite_path(suite: str, root: Path) -> str:
     return suite
 
 
+def _star_entry(entry, where: str) -> str:
+    """A STaR sweep's methods entry: `sft`, or a preset of `innerpo train` (its canonical name)."""
+    if not isinstance(entry, str):
+        raise SweepFileError(f"{where}: methods: a STaR sweep's entries are `sft` or a method name, got {entry!r}")
+    if entry == "sft":
+        return entry
+    try:
+        return resolve_method_name(entry)
+    except ValueError as e:
+        raise SweepFileError(f"{where}: methods: {e}") from None
+
+
 def cells(spec: SweepSpec) -> list[Cell]:
     """The grid, seeds outermost: the first seed of every method runs before any second
     seed, so later seeds find the reference cache already written."""
+    if spec.command == "star":
+        return _star_cells(spec)
     out_dir = spec.sweep_dir()
     datasets = spec.datasets or [None]
     keys = list(spec.overrides)
@@ -261,4 +294,25 @@ def cells(spec: SweepSpec) -> list[Cell]:
         )
         axes = {"method": method, "seed": seed, **({"dataset": data["dataset"]} if data else {}), **chosen}
         result.append(Cell(name, out_dir / name, cfg, axes))
+    return result
+
+
+def _star_cells(spec: SweepSpec) -> list[Cell]:
+    """A STaR sweep's grid (see the module docstring), seeds outermost."""
+    keys, result = list(spec.overrides), []
+    for seed, entry, combo in itertools.product(spec.seeds, spec.methods, itertools.product(*spec.overrides.values())):
+        chosen = dict(zip(keys, combo))
+        name = cell_name(entry, seed, None, chosen)
+        where = f"{spec.source}, cell {name}"
+        label = _star_entry(entry, where)
+        try:
+            cfg = StarRunConfig()
+            cfg = apply_values(cfg, {"star": {"strategy": "sft"}}, where) if label == "sft" else with_method(cfg, label)
+            cfg = apply_values(cfg, spec.base, f"{where} (base)")
+            for key, value in chosen.items():
+                cfg = apply_values(cfg, nest(key, value), f"{where} ({key})")
+            cfg = apply_values(cfg, {"star": {"seed": seed}, "output_dir": str(spec.sweep_dir() / name)}, where)
+        except ValueError as e:
+            raise SweepFileError(str(e)) from e
+        result.append(Cell(name, spec.sweep_dir() / name, cfg, {"method": entry, "seed": seed, **chosen}))
     return result

@@ -1,6 +1,8 @@
 """`innerpo report DIR [DIR ...]`: tables with confidence intervals, paired differences
 against a baseline, coherence, GENIES normalised generalization and plots, from run
 directories (sweep directories are searched for their cells). Nothing is re-run.
+STaR runs (`innerpo star`, STaR sweep cells) get their own report, star-report.md and
+.csv with a plot per held-out set (innerpo.report.star_tables).
 
 Writes report.md, report.csv, report.json and PNGs into --output_dir (default: DIR/report of
 the first directory). Exit code 2 when a directory holds no readable runs.
@@ -18,6 +20,8 @@ from innerpo.report.aggregate import tables as build_tables
 from innerpo.report.plots import write_plots
 from innerpo.report.render import markdown, write
 from innerpo.report.runs import ReportError, load_runs
+from innerpo.report.star_runs import load_star_runs
+from innerpo.report.star_tables import write_star_report
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,9 +53,16 @@ def sweep_commands(dirs: list[str]) -> list[str]:
 def report(
     dirs: list[str], output_dir: str | None = None, baseline: str | None = "dpo", command: str = "innerpo report"
 ) -> Path:
+    out_dir = Path(output_dir) if output_dir else Path(dirs[0]) / "report"
+    star_runs, unfinished = load_star_runs(dirs)
+    if star_runs:  # STaR runs (innerpo star, or a STaR sweep's cells): their own report
+        out_dir.mkdir(parents=True, exist_ok=True)
+        print(write_star_report(out_dir, star_runs, baseline, command, unfinished))
+        print(f"{len(star_runs)} STaR runs; report written to {out_dir} (star-report.md, star-report.csv)")
+        if not any(p.is_file() for d in dirs for p in Path(d).rglob("config.yaml") if not _inside_star(p, star_runs)):
+            return out_dir
     runs = load_runs(dirs)
     tables = build_tables(runs, None if baseline in (None, "none") else baseline)
-    out_dir = Path(output_dir) if output_dir else Path(dirs[0]) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = write_plots(out_dir, tables)
     write(out_dir, tables, command, sweep_commands(dirs), plots)
@@ -61,6 +72,11 @@ def report(
         f"{sum(map(len, plots.values()))} PNGs)"
     )
     return out_dir
+
+
+def _inside_star(path: Path, star_runs) -> bool:
+    """Whether `path` is part of a STaR run (its iterations' training runs are not reported on their own)."""
+    return any(run.dir in path.parents for run in star_runs)
 
 
 def main(argv: list[str]) -> None:

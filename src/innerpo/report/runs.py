@@ -104,15 +104,27 @@ def flat(values: dict) -> dict:
 
 def label_variants(runs: list[Run]) -> None:
     """Set each run's `variant`: method name + settings varying among that method's runs."""
-    by_method: dict[str, list[Run]] = {}
-    for run in runs:
-        by_method.setdefault(run.config.method_name, []).append(run)
+    labels = variant_labels([r.config.method_name for r in runs], [flat(to_dict(r.config)) for r in runs], IGNORED)
+    for run, label in zip(runs, labels):
+        run.variant = label
+
+
+def variant_labels(methods: list[str], flats: list[dict], ignored: set[str]) -> list[str]:
+    """Per run: its method, then `key=value` for each setting (not in `ignored`) that varies
+    among the runs of that method."""
+    by_method: dict[str, list[int]] = {}
+    for i, method in enumerate(methods):
+        by_method.setdefault(method, []).append(i)
+    labels = [""] * len(methods)
     for method, group in by_method.items():
-        flats = [flat(to_dict(r.config)) for r in group]
-        keys = sorted(k for k in set().union(*flats) if k not in IGNORED and len({repr(f.get(k)) for f in flats}) > 1)
-        for run, f in zip(group, flats):
-            parts = [f"{_short(k, keys)}={_value(k, f.get(k))}" for k in keys]
-            run.variant = " ".join([method, *parts])
+        keys = sorted(
+            k
+            for k in set().union(*(flats[i] for i in group))
+            if k not in ignored and len({repr(flats[i].get(k)) for i in group}) > 1
+        )
+        for i in group:
+            labels[i] = " ".join([method, *(f"{_short(k, keys)}={_value(k, flats[i].get(k))}" for k in keys)])
+    return labels
 
 
 def _short(key: str, keys: list[str]) -> str:

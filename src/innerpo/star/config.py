@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
 from innerpo.data.config import DataConfig
 from innerpo.methods.config import MethodConfig
+from innerpo.methods.presets import preset_method, resolve_method_name
 from innerpo.models.config import ModelConfig
 from innerpo.train.config import TrainingConfig
 
@@ -27,8 +29,10 @@ class StarConfig:
     """Use at most this many training questions (a fixed shuffle by `seed`); None: all."""
     num_eval_questions: int | None = 60
     """Held-out questions scored each iteration (60 keeps a CPU run short; the 95% interval is then about ±12 points); None: all."""  # noqa: E501
-    strategy: Literal["sft", "dpo"] = "sft"
-    """`sft`: train on question → correct rationale (STaR); `dpo`: pairs of a correct and an incorrect rationale, trained with --method.losses (default dpo; `dpo sft` is Iterative RPO)."""  # noqa: E501
+    strategy: Literal["sft", "dpo"] | None = None
+    """`sft`: train on question → correct rationale (STaR); `dpo`: pairs of a correct and an incorrect rationale, trained with --method.losses (default dpo; `dpo sft` is Iterative RPO). None: sft, or dpo when --star.method is set."""  # noqa: E501
+    method: str | None = None
+    """Train the pairs with this `innerpo train` preset or alias (hs-none-innerpo, hs-none-prefvec, projgrad, ipo, ...); implies --star.strategy=dpo; --method.* flags adjust the preset's settings."""  # noqa: E501
     iterations: int = 3
     """Outer STaR iterations (generate → filter → train → evaluate)."""
     samples_per_question: int = 4
@@ -45,8 +49,8 @@ class StarConfig:
     """Exemplars in the generation prompt (training examples are zero-shot)."""
     exemplars: str | None = None
     """YAML file of instruction and exemplars replacing the built-in one for the task (see innerpo/star/exemplars/)."""
-    rationalize: bool = True
-    """For questions with no correct sample, re-ask with the gold answer as a hint and keep a correct rationale, hint removed."""  # noqa: E501
+    p_rationalization: float = 1.0
+    """Share of the questions with no correct sample that are re-asked with the gold answer as a hint (a correct rationale is kept, hint removed); which ones is fixed by `seed` and the iteration. 0 turns rationalization off."""  # noqa: E501
     pairs_per_question: int = 1
     """dpo: most (correct, incorrect) pairs per question."""
     reset_each_iteration: bool = True
@@ -62,10 +66,23 @@ class StarConfig:
     """prompt_eval: instruction preambles to compare (the empty preamble is always included)."""
     reasoning: Literal["native", "english", "translate"] = "native"
     """Non-English questions: reason in the question's language, in English, or translate to English first."""
+    eval_sets: list[str] = field(default_factory=lambda: ["synthetic:add2", "synthetic:add3"])
+    """Shifted held-out sets scored every iteration beside `in_domain` (the training set's own held-out split): each a question source as --star.dataset takes (`synthetic:add2`, a GSM8K or MMMLU file, an MMLU directory as `DIR:subject1,subject2`), optionally named as `name=source`. A set equal to --star.dataset is skipped (it is in_domain)."""  # noqa: E501
+    eval_seed: int = 0
+    """Which held-out questions are drawn (of in_domain and every eval set); the same for every --star.seed, so seeds are scored on the same questions."""  # noqa: E501
+    eval_samples: int = 0
+    """n: rationales sampled per held-out question (temperature, top_p as for training) for pass@1, pass@k and maj@n; 0: greedy only."""  # noqa: E501
+    eval_k: list[int] = field(default_factory=list)
+    """k values of pass@k (each 1..eval_samples); empty: k = eval_samples."""
     direct_eval: bool = True
     """Also score held-out multiple-choice questions by option log-likelihood (no generation)."""
     seed: int = 0
-    """Question subsets (and the synthetic task) and sampling."""
+    """Training questions (and the synthetic task's), sampling and rationalization."""
+
+    @property
+    def resolved_strategy(self) -> str:
+        """`sft` or `dpo`: as set, else dpo when a method is named, else sft."""
+        return self.strategy or ("dpo" if self.method else "sft")
 
 
 @dataclass
@@ -78,6 +95,15 @@ class StarRunConfig:
     """Tokenization and batches of each iteration's training run (`dataset` is set by the loop)."""
     training: TrainingConfig = field(default_factory=lambda: TrainingConfig(lr=3e-4, eval_every=0))
     method: MethodConfig = field(default_factory=MethodConfig)
-    """dpo strategy: the preference loss(es) (any from the registry); the sft strategy always trains the `sft` loss."""
+    """dpo strategy: the preference loss(es) (any from the registry), or the settings of --star.method's preset; the sft strategy always trains the `sft` loss."""  # noqa: E501
     output_dir: str | None = None
     """Run directory (default outputs/star-<strategy>-<time>); must not already hold a run."""
+
+
+def with_method(cfg: StarRunConfig, name: str) -> StarRunConfig:
+    """`cfg` training its pairs with preset `name` (a preset or an alias): --star.method set to
+    the canonical name and --method to the preset's settings (flags parsed after this override them)."""
+    canonical = resolve_method_name(name)
+    return dataclasses.replace(
+        cfg, star=dataclasses.replace(cfg.star, method=canonical), method=preset_method(canonical)
+    )

@@ -44,7 +44,13 @@ class Accuracy:
 
     def as_dict(self, name: str) -> dict:
         lo, hi = wilson(self.correct, self.n)
-        return {f"{name}_accuracy": self.value, f"{name}_ci_low": lo, f"{name}_ci_high": hi, f"{name}_n": self.n}
+        return {
+            f"{name}_accuracy": self.value,
+            f"{name}_ci_low": lo,
+            f"{name}_ci_high": hi,
+            f"{name}_correct": self.correct,
+            f"{name}_n": self.n,
+        }
 
 
 def judge_samples(questions: list[Question], samples, reasoning: str, source: str = "sample") -> list[list[Judged]]:
@@ -73,10 +79,10 @@ def rationale_accuracy(judged: list[list[Judged]]) -> Accuracy:
 
 
 @torch.inference_mode()
-def direct_accuracy(
+def direct_correct(
     model, tok, prompts: list[list[int]], questions: list[Question], batch_size: int = 16
-) -> Accuracy | None:
-    """Option-label scoring (see the module docstring); None for free-form questions."""
+) -> list[bool] | None:
+    """Option-label scoring (see the module docstring), right or not per question; None for free-form questions."""
     if not questions or not all(q.is_multiple_choice for q in questions):
         return None
     opening = tok(DIRECT_OPENING, add_special_tokens=False)["input_ids"]
@@ -87,7 +93,7 @@ def direct_accuracy(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    correct = 0
+    correct = []
     try:
         for start in range(0, len(prompts), batch_size):
             chunk = [p + opening for p in prompts[start : start + batch_size]]
@@ -110,7 +116,7 @@ def direct_accuracy(
             )
             for r, q in enumerate(questions[start : start + batch_size]):
                 scores = [logits[r, first[label]].item() for label in q.labels]
-                correct += int(q.labels[max(range(len(scores)), key=scores.__getitem__)] == q.answer)
+                correct.append(q.labels[max(range(len(scores)), key=scores.__getitem__)] == q.answer)
     finally:
         model.train(was_training)
-    return Accuracy(correct, len(questions))
+    return correct

@@ -5,7 +5,12 @@ Extraction, per task kind:
   final "Answer: X", or a bold/parenthesized letter on the last line), taking the last
   such statement; localized option labels (Arabic أ ب ج د, ...) map to A, B, C, D; a
   final sentence that names exactly one option's text counts as that option;
-- numeric: `\\boxed{N}`, `#### N`, "the answer is N", else the last number in the text.
+- numeric: the last answer statement (`\\boxed{..}`, `#### N`, "the answer is ..."), read
+  to the end of its sentence, else the whole text, is parsed by math-verify (LaTeX such
+  as `\\frac{1}{2}`, fractions `3/4`, `1,000`, `$5`, `5 dollars`; else its last number)
+  and the value written canonically (`3/4` → `0.75`, like the gold `0.75`), so answers
+  are compared as values; where math-verify finds no number, the regex fallback takes
+  the statement's (or the text's) last number.
 
 Degeneracy flags (an output with any of them is never training data, and is counted):
 - `repetition`: the output ran to the length limit and its tail is one token or
@@ -145,7 +150,50 @@ def _option_named(text: str, q: Question) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
+_STATEMENT = re.compile(r"\\boxed\{|####|answer is[:\s]*", re.IGNORECASE)
+
+
 def extract_number(text: str) -> str | None:
+    """A numeric answer written canonically (innerpo.star.questions.canonical_number), or None.
+
+    The last answer statement (`\\boxed{`, `####`, "answer is") wins, read up to the end of
+    its sentence or line; without one (or with nothing numeric in it), the whole text."""
+    statements = list(_STATEMENT.finditer(text))
+    scopes = [text]
+    if statements:
+        last = statements[-1]
+        start = last.start() if last.group(0).startswith("\\") else last.end()
+        scopes.insert(0, re.split(r"\n|\.(?:\s|$)", text[start:], maxsplit=1)[0])
+    for scope in scopes:
+        for read in (_math_verify_number, _regex_number):
+            value = read(scope)
+            if value is not None:
+                return value
+    return None
+
+
+def _math_verify_number(text: str) -> str | None:
+    """The first real number math-verify extracts from `text` (LaTeX first, then plain
+    expressions), written canonically; None when it finds none."""
+    import logging
+
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+
+    # No timeout: math-verify's is a SIGALRM handler, which only the main thread may set, and
+    # a rationale is at most --star.max_new_tokens long. Its one notice saying so is dropped.
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    for value in parse(text, [LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None):
+        if isinstance(value, str):
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):  # a symbol, an interval, a complex number: not a numeric answer
+            continue
+        return canonical_number(repr(number))
+    return None
+
+
+def _regex_number(text: str) -> str | None:
     for pattern in (
         r"\\boxed\{\s*(" + _NUMBER + r")\s*\}",
         r"####\s*(" + _NUMBER + ")",

@@ -13,7 +13,10 @@ Levels (`synthetic:<level>`): `add1` (two-digit + one-digit, the default), `add2
 (two-digit + two-digit), `add3` (three-digit + three-digit). The train and test splits
 draw from disjoint sets of operand pairs (one in five pairs is test, fixed whatever the
 seed), so no held-out question is ever trained on; the `seed` picks which questions of
-a split and the order of their options.
+a split and the order of their options. A level with more than ENUMERATE_LIMIT operand
+pairs (add3: 810,000) is not enumerated when n questions are asked for: pairs are drawn
+uniformly and kept when they belong to the split and are new (add1 and add2 draw from
+the enumerated split, as they always have).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ DEFAULT_LEVEL = "add1"
 SPLITS = ("train", "test")
 RANGES = {"add1": ((10, 99), (1, 9)), "add2": ((10, 99), (10, 99)), "add3": ((100, 999), (100, 999))}
 SPLIT_SEED = 12345  # fixed: which operand pairs belong to which split never changes
+ENUMERATE_LIMIT = 100_000
 
 
 def _split_of(a: int, b: int) -> str:
@@ -60,8 +64,15 @@ def questions(split: str, n: int | None = None, seed: int = 0, level: str = DEFA
     if split not in SPLITS:
         raise DataError(f"synthetic STaR task has splits train and test, not {split!r}")
     (lo_a, hi_a), (lo_b, hi_b) = RANGES[level]
-    pool = [(a, b) for a in range(lo_a, hi_a + 1) for b in range(lo_b, hi_b + 1) if _split_of(a, b) == split]
     rng = random.Random(f"{seed}-{split}-{level}")
+    if n is not None and (hi_a - lo_a + 1) * (hi_b - lo_b + 1) > ENUMERATE_LIMIT:
+        drawn: dict[tuple[int, int], None] = {}
+        while len(drawn) < n:
+            pair = (rng.randint(lo_a, hi_a), rng.randint(lo_b, hi_b))
+            if pair not in drawn and _split_of(*pair) == split:
+                drawn[pair] = None
+        return [question(a, b, rng, f"{level}-{split}-{a}+{b}") for a, b in drawn]
+    pool = [(a, b) for a in range(lo_a, hi_a + 1) for b in range(lo_b, hi_b + 1) if _split_of(a, b) == split]
     n = len(pool) if n is None else n
     if n > len(pool):
         raise DataError(f"synthetic STaR task {level}: the {split} split has {len(pool)} questions, {n} asked")

@@ -70,7 +70,7 @@ def validate_train(cfg: TrainConfig) -> None:
     out = Path(cfg.output_dir) if cfg.output_dir else None
     if out is not None and (out / "adapter").exists():
         raise ConfigError(f"--output_dir={out} already holds a trained adapter; choose another --output_dir")
-    _method(cfg)
+    validate_method(cfg)
     from innerpo.models.load import load_tokenizer
 
     pair_tok = _inputs(
@@ -139,7 +139,10 @@ def _inputs(load, where: str):
         raise InputError(f"{where}: cannot be read ({e})") from None
 
 
-def _method(cfg: TrainConfig) -> None:
+def validate_method(cfg: TrainConfig) -> None:
+    """The method builds from its settings (every refusal of innerpo.methods.build), and a
+    hidden-state method's layer spec (and module pattern) fits the model; read from the
+    model's config, no weights loaded."""
     _inputs(lambda: build_method(cfg.method, cfg.method_name), f"method {cfg.method_name}")
     if cfg.method.hidden_loss != "none":
         from innerpo.inner.layers import parse_layers
