@@ -94,3 +94,9 @@ def test_coverage_is_near_nominal():
         covered_d += lo <= true_diff <= hi
     assert 0.93 <= covered_w / trials <= 0.975
     assert 0.93 <= covered_d / trials <= 0.975
+
+
+def test_wilson_more_hand_values():
+    assert wilson_interval(5, 10) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    low, high = wilson_interval(0, 20)
+    assert low == pytest.approx(0, abs=1e-12) and high == pytest.approx(0.1611, abs=1e-4)

@@ -1,8 +1,6 @@
 """The pieces STaR added below it: SFT on prompt/completion rows and --model.init_adapter;
 plus training-data building, the Wilson interval and prompt rendering."""
 
-import math
-
 import pytest
 import torch
 
@@ -15,7 +13,6 @@ from innerpo.methods.sft_unpaired import SFTUnpairedMethod
 from innerpo.models.config import ModelConfig
 from innerpo.models.load import add_lora, load_base, model_settings
 from innerpo.star import build, prompts
-from innerpo.star.evaluate import wilson
 from innerpo.star.schema import Question
 
 Q = Question("q1", "What is 2 + 3?", ("4", "5", "6", "7"), "B")
@@ -91,14 +88,6 @@ def test_strip_hint_and_pair_building():
     pairs = build.dpo_rows(samples, lambda q: q.question, 3)
     assert [(p["chosen"], p["rejected"]) for p in pairs] == [("r1 B", "w1 A"), ("r1 B", "w2 C"), ("r2 B", "w1 A")]
     assert len(build.dpo_rows(samples, lambda q: q.question, 10)) == 4
-
-
-def test_wilson_interval_hand_values():
-    lo, hi = wilson(5, 10)
-    assert (lo, hi) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
-    lo, hi = wilson(0, 20)
-    assert lo == 0 and hi == pytest.approx(0.1611, abs=1e-4)
-    assert all(math.isnan(x) for x in wilson(0, 0))
 
 
 def test_prompt_rendering_hint_preamble_and_reasoning():

@@ -27,6 +27,16 @@ def test_pass_at_k_is_chens_unbiased_estimator(n, c, k, expected):
     assert pass_at_k(n, c, k) == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k), abs=1e-12)
 
 
+def test_pass_at_k_grows_with_k_and_with_correct_samples():
+    n = 8
+    for c in range(n + 1):
+        by_k = [pass_at_k(n, c, k) for k in range(1, n + 1)]
+        assert by_k == sorted(by_k)
+    for k in range(1, n + 1):
+        by_c = [pass_at_k(n, c, k) for c in range(n + 1)]
+        assert by_c == sorted(by_c) and by_c[0] == 0.0 and by_c[-1] == 1.0
+
+
 def test_pass_at_k_refuses_k_above_n():
     with pytest.raises(ValueError, match="1 <= k <= n"):
         pass_at_k(3, 1, 4)

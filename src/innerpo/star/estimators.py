@@ -13,7 +13,7 @@
 
 Over questions, `mean_interval` gives the mean with a 95% normal-approximation interval
 (mean ± 1.96 · sd / √m, sd with m − 1 degrees of freedom, clipped to [0, 1]); for 0/1 scores
-the Wilson interval of innerpo.star.evaluate is used instead.
+the Wilson interval of innerpo.eval.stats is used instead.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-Z95 = 1.959964
+from scipy.stats import norm
+
+Z95 = float(norm.ppf(0.975))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

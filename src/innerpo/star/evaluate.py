@@ -11,26 +11,16 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
+from innerpo.eval.stats import wilson_interval
 from innerpo.star.build import Judged
 from innerpo.star.extract import judge
 from innerpo.star.schema import Question
 
 DIRECT_OPENING = "The answer is ("
-
-
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion k/n (written out: five lines, no library needed)."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass
@@ -43,7 +33,7 @@ class Accuracy:
         return self.correct / self.n if self.n else float("nan")
 
     def as_dict(self, name: str) -> dict:
-        lo, hi = wilson(self.correct, self.n)
+        lo, hi = wilson_interval(self.correct, self.n)
         return {
             f"{name}_accuracy": self.value,
             f"{name}_ci_low": lo,
