@@ -66,3 +66,18 @@ def test_a_grid_needs_choices_and_at_most_its_size_in_trials(tmp_path, capsys):
     code, err = run(capsys, "dpo", "--trials", "7", *flags)
     assert code == 2 and "the grid has 6 points" in err
     assert not (tmp_path / "t").exists()
+
+
+def test_a_worker_process_that_fails_is_reported_and_fails_the_command(tmp_path, capsys, monkeypatch):
+    from innerpo.tune import workers
+
+    broken = tmp_path / "no-study"  # no spec: each worker process stops with an error at start
+    broken.mkdir()
+    assert workers.run_local(broken, 2, trials=1, deadline=None, threads=1) == [0, 1]
+    assert "Traceback" in (broken / "workers" / "worker-1.log").read_text()
+
+    monkeypatch.setattr(workers, "run_local", lambda *a: [1])
+    out = tmp_path / "t"
+    code, err = run(capsys, "dpo", "--workers", "2", "--output_dir", str(out), *FLAGS)
+    assert code == 1 and "worker(s) 1 exited with an error" in err and str(out / "workers") in err
+    assert (out / "trials.md").exists()  # what the study holds is still written

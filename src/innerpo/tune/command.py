@@ -7,7 +7,8 @@
 Any other `--section.key=value` flag is a setting shared by every trial. Re-running the
 same command on the same `--output_dir` continues the study (finished trials kept, trials a
 kill interrupted are tried again); `--trials` is the study's total. Exit code 0: the
-study ran (or had nothing left to run); 2: bad arguments, space or tune directory.
+study ran (or had nothing left to run); 1: a local worker process exited with an error (the
+study's results are still written); 2: bad arguments, space or tune directory.
 """
 
 from __future__ import annotations
@@ -147,8 +148,9 @@ def main(argv: list[str]) -> None:
                 f"{spec.objective} on {spec.validation_suite})",
                 flush=True,
             )
+            failed_workers = []
             if args.executor == "local":
-                run_local(tune_dir, args.workers, args.trials, deadline, args.threads)
+                failed_workers = run_local(tune_dir, args.workers, args.trials, deadline, args.threads)
             else:
                 cluster = {"slurm": "slurm", "submitit-local": "local", "submitit-debug": "debug"}[args.executor]
                 slurm = {
@@ -171,3 +173,7 @@ def main(argv: list[str]) -> None:
         print(f"best: trial {number}, {spec.objective} = {value:.4f}; config {tune_dir / 'best.yaml'}")
     else:
         print("no complete coherent trial yet: no best.yaml")
+    if failed_workers:  # the study may be short of its trials: say so and fail the command
+        which = ", ".join(map(str, failed_workers))
+        print(f"innerpo tune: worker(s) {which} exited with an error; see {tune_dir / 'workers'}", file=sys.stderr)
+        sys.exit(1)

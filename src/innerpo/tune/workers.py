@@ -85,10 +85,11 @@ def _exit_on_signal(signum, frame):
     raise SystemExit(128 + signum)
 
 
-def run_local(tune_dir: Path, workers: int, trials: int, deadline: float | None, threads: int | None) -> None:
+def run_local(tune_dir: Path, workers: int, trials: int, deadline: float | None, threads: int | None) -> list[int]:
+    """Run the workers here; returns the indexes of worker processes that exited with an error."""
     if workers == 1:
         run_worker(str(tune_dir), 0, trials, deadline, threads)
-        return
+        return []
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     env = {**os.environ, **{k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
     logs = Path(tune_dir) / "workers"
@@ -116,9 +117,7 @@ def run_local(tune_dir: Path, workers: int, trials: int, deadline: float | None,
                 p.terminate()
         for p in procs:
             p.wait()
-    bad = [i for i, p in enumerate(procs) if p.returncode != 0]
-    if bad:
-        print(f"worker(s) {', '.join(map(str, bad))} exited with an error; see {logs}", file=sys.stderr)
+    return [i for i, p in enumerate(procs) if p.returncode != 0]
 
 
 def run_submitit(
