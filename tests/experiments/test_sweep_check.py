@@ -1,6 +1,6 @@
 """`innerpo sweep --check`: every cell resolved and validated without training or writing;
 a refused cell stops a sweep before any cell trains; one sweep per directory at a time;
-every shipped sweep and tune file passes."""
+every shipped sweep, tune and validation-suite file passes."""
 
 import fcntl
 import json
@@ -132,3 +132,18 @@ def test_every_shipped_tune_space_builds(name, tmp_path):
         [found.group(1), "--space", str(path), "--output_dir", str(tmp_path / "t"), f"--data.genies_dir={GENIES}"]
     )
     assert spec.method == found.group(1) and spec.space and not (tmp_path / "t").exists()
+
+
+@needs_genies
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs" / "tune" / "suites").glob("*.yaml")))
+def test_every_shipped_validation_suite_loads(name):
+    """A suite a tune file points at: every shift's source exists in the GENIES data and has pairs
+    (what `innerpo tune` and `innerpo train` validate before they write)."""
+    from innerpo.data.config import DataConfig
+    from innerpo.eval.config import EvalConfig
+    from innerpo.train.validate import validate_suite
+
+    path = REPO / "configs" / "tune" / "suites" / name
+    shipped = [p.read_text() for p in (REPO / "configs").rglob("*.yaml")]
+    assert any(f"configs/tune/suites/{name}" in text for text in shipped), f"{path}: no shipped file uses it"
+    validate_suite(EvalConfig(suite=str(path)), DataConfig(genies_dir=str(GENIES)))
