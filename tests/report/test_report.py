@@ -196,3 +196,26 @@ def test_calibration_is_averaged_over_seeds_and_differenced_against_the_baseline
     assert rows.loc[("base", "in_domain"), "p_chosen"] == pytest.approx(0.5)
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "### Calibration" in md and "Brier score, paired difference vs `dpo`" in md
+
+
+def test_runs_made_in_different_environments_are_named(tmp_path, flags):
+    from innerpo.train import environment
+
+    sweep = _sweep(tmp_path, flags)
+    main(["report", str(sweep)])
+    assert "Environment of all 6 runs: not recorded" in (sweep / "report" / "report.md").read_text()
+    runs = sorted(p for p in sweep.iterdir() if p.name != "report")
+    entry = environment.describe()
+    for i, run in enumerate(runs):
+        packages = {**entry["packages"], "transformers": "9.9.9"} if i < 2 else entry["packages"]
+        (run / environment.FILENAME).write_text(json.dumps([{**entry, "packages": packages}]))
+    main(["report", str(sweep)])
+    md = (sweep / "report" / "report.md").read_text()
+    assert "**The 6 runs were not all made in one recorded environment**" in md
+    assert "- 4 run(s): innerpo " in md and "- 2 run(s): innerpo " in md and "transformers 9.9.9" in md
+    groups = json.loads((sweep / "report" / "report.json").read_text())["environments"]
+    assert [len(g["runs"]) for g in groups] == [4, 2]
+    for run in runs:
+        (run / environment.FILENAME).write_text(json.dumps([entry]))
+    main(["report", str(sweep)])
+    assert f"Environment of all 6 runs: {environment.summary(entry)}." in (sweep / "report" / "report.md").read_text()

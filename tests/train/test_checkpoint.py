@@ -143,6 +143,9 @@ def test_resume_ends_like_the_uninterrupted_run(reference_run, monkeypatch):
     _interrupted_copy(a, b, "step-2")
     main(["train", "--resume", str(b)])
     assert_same_run(a, b)
+    first, resumed = json.loads((b / "environment.json").read_text())  # each start is recorded
+    assert "resumed_at_step" not in first and resumed["resumed_at_step"] == 2
+    assert resumed["packages"]["torch"] == torch.__version__ and resumed["device"] == "cpu"
 
 
 def test_a_checkpoint_truncated_by_hand_is_skipped_for_the_previous_one(reference_run, monkeypatch):

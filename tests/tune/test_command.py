@@ -81,3 +81,26 @@ def test_a_worker_process_that_fails_is_reported_and_fails_the_command(tmp_path,
     code, err = run(capsys, "dpo", "--workers", "2", "--output_dir", str(out), *FLAGS)
     assert code == 1 and "worker(s) 1 exited with an error" in err and str(out / "workers") in err
     assert (out / "trials.md").exists()  # what the study holds is still written
+
+
+def test_a_trial_killed_before_or_after_drawing_its_values_is_marked_interrupted(tmp_path):
+    """Killed between ask and suggest: nothing to retry (the sampler draws afresh); killed after:
+    its values are queued again."""
+    import optuna
+
+    from innerpo.tune.study import TuneSpec, open_study, save_spec
+    from innerpo.tune.workers import recover_interrupted
+
+    out = tmp_path / "t"
+    save_spec(out, TuneSpec("dpo", {"training.lr": {"low": 1e-5, "high": 1e-3, "log": True}}))
+    study = open_study(out, TuneSpec("dpo", {"training.lr": {"low": 1e-5, "high": 1e-3, "log": True}}))
+    study.ask()  # no values yet
+    drawn = study.ask()
+    lr = drawn.suggest_float("training.lr", 1e-5, 1e-3, log=True)
+    assert recover_interrupted(out) == 2
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials[:2]] == [optuna.trial.TrialState.FAIL] * 2
+    assert all(t.user_attrs["interrupted"] for t in trials[:2])
+    queued = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    fixed = [(t.user_attrs["retry_of"], t.system_attrs["fixed_params"]) for t in queued]  # optuna's enqueue
+    assert fixed == [(1, {"training.lr": lr})]

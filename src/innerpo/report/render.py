@@ -9,7 +9,10 @@ import pandas as pd
 
 from innerpo.io import write_atomic
 from innerpo.report.aggregate import Table, training_dataset
+from innerpo.report.runs import Run
 from innerpo.report.stats import CONFIDENCE, N_RESAMPLES, Estimate
+from innerpo.train.environment import key as environment_key
+from innerpo.train.environment import summary as environment_summary
 
 METHOD_NOTE = (
     f"Accuracy: share of pairs whose chosen completion has the higher mean per-token log-prob, averaged over "
@@ -41,8 +44,38 @@ def caption(table: Table, command: str, sweep_commands: list[str]) -> str:
     return text + ".*"
 
 
+def environments(runs: list[Run]) -> list[tuple[str, list[Run]]]:
+    """(one-line summary, runs) per distinct environment the runs were made in (every start
+    of a resumed run counts), most runs first; runs that record none come last as `None`."""
+    groups: dict[str | None, tuple[str | None, list[Run]]] = {}
+    for run in runs:
+        for entry in run.environments or [None]:
+            k = None if entry is None else environment_key(entry)
+            line, members = groups.setdefault(k, (None if entry is None else environment_summary(entry), []))
+            if run not in members:
+                members.append(run)
+    return sorted(groups.values(), key=lambda g: (g[0] is None, -len(g[1])))
+
+
+def environment_lines(runs: list[Run]) -> list[str]:
+    groups = environments(runs)
+    if len(groups) == 1:
+        line = groups[0][0] or "not recorded (runs made before innerpo wrote environment.json)"
+        return [f"Environment of all {len(runs)} runs: {line}.", ""]
+    lines = [
+        f"**The {len(runs)} runs were not all made in one recorded environment** (a bf16 score can move "
+        "by a rounding step between versions or machines):",
+        "",
+    ]
+    for line, members in groups:
+        where = line or "no environment.json (made before innerpo recorded environments)"
+        lines.append(f"- {len(members)} run(s): {where}; e.g. `{members[0].dir}`")
+    return [*lines, ""]
+
+
 def markdown(tables: list[Table], command: str, sweep_commands: list[str], plots: dict[str, list[str]]) -> str:
-    lines = ["# innerpo report", "", METHOD_NOTE, ""]
+    runs = list({id(r): r for t in tables for r in t.runs}.values())
+    lines = ["# innerpo report", "", METHOD_NOTE, "", *environment_lines(runs)]
     for t in tables:
         title = f"suite `{t.suite}`" + (f", model `{t.model}`" if len({x.model for x in tables}) > 1 else "")
         seeds = {v: t.accuracy[v, t.shifts[0]].n_seeds for v in t.variants}
@@ -232,6 +265,10 @@ def write(out: Path, tables: list[Table], command: str, sweep_commands: list[str
         "n_resamples": N_RESAMPLES,
         "method": METHOD_NOTE,
         "runs": sorted({str(r.dir) for t in tables for r in t.runs}),
+        "environments": [
+            {"environment": line, "runs": sorted(str(r.dir) for r in members)}
+            for line, members in environments(list({id(r): r for t in tables for r in t.runs}.values()))
+        ],
         "gains": [
             {
                 "suite": t.suite,

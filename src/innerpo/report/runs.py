@@ -22,6 +22,7 @@ import pandas as pd
 from innerpo.config import flatten, to_dict
 from innerpo.eval.pair_results import FILENAME as PAIRS_FILE
 from innerpo.train.config import TrainConfig
+from innerpo.train.environment import load as load_environments
 from innerpo.train.run_dir import load_config
 
 IGNORED = {"training.seed", "output_dir", "config", "method_name"}
@@ -46,6 +47,7 @@ class Run:
     evaluations: dict[str, Evaluation]
     metrics: list[dict] = field(default_factory=list)
     variant: str = ""
+    environments: list[dict] = field(default_factory=list)  # each start's (innerpo.train.environment)
 
     @property
     def seed(self) -> int:
@@ -94,7 +96,7 @@ def load_run(run_dir: Path) -> Run:
         if metrics_path.is_file()
         else []
     )
-    return Run(run_dir, cfg, evaluations, metrics)
+    return Run(run_dir, cfg, evaluations, metrics, environments=load_environments(run_dir))
 
 
 def flat(values: dict) -> dict:

@@ -40,6 +40,7 @@ from innerpo.train.allocator import keep_freed_memory
 from innerpo.train.checkpoint import BatchStream, TrainState, load_checkpoint, resume_checkpoint, save_checkpoint
 from innerpo.train.config import TrainConfig
 from innerpo.train.distributed import any_process, average_gradients, check_backend, cpu_only, shared_run_dir
+from innerpo.train.environment import record as record_environment
 from innerpo.train.metrics import StepMetrics
 from innerpo.train.run_dir import MetricsLog, new_run_dir, save_adapter, save_config, save_method_params, save_tokenizer
 from innerpo.train.signals import Interrupted, stop_requests
@@ -156,6 +157,8 @@ def train(cfg: TrainConfig, evaluate: bool = True, resume: bool = False, on_eval
         accelerator.print(f"resuming {run_dir} from {checkpoint.name}")
     elif periodic and not cfg.training.skip_first_eval:
         _eval_once(accelerator, periodic, model, log, step=0)
+    if main:  # what this start ran on: versions, commit, machine (innerpo.train.environment)
+        record_environment(run_dir, accelerator.device, state.step if checkpoint else None)
     batches = BatchStream(loader, state.epoch, state.position)
     bar = tqdm(
         range(state.step + 1, total_steps + 1),

@@ -8,6 +8,7 @@ RUN/
   method.safetensors the method's own trainable parameters (ETHER/HRA/OFT/ortho transforms), when it has any
   checkpoints/       resumable checkpoints, step-N/ each (see innerpo.train.checkpoint)
   metrics.jsonl      one JSON row per logged optimizer step or evaluation
+  environment.json   versions, commit and machine of each start of the run (innerpo.train.environment)
   summary.json, results.md, pairs.parquet   the training-time evaluation on the run's suite
   eval-<name>/       the same three files for each later `innerpo eval` (never over the above)
 """
