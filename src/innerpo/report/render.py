@@ -57,6 +57,11 @@ def environments(runs: list[Run]) -> list[tuple[str, list[Run]]]:
     return sorted(groups.values(), key=lambda g: (g[0] is None, -len(g[1])))
 
 
+def _all_runs(tables: list[Table]) -> list[Run]:
+    """Each run once (a run evaluated on several suites sits in several tables)."""
+    return list({id(r): r for t in tables for r in t.runs}.values())
+
+
 def environment_lines(runs: list[Run]) -> list[str]:
     groups = environments(runs)
     if len(groups) == 1:
@@ -74,7 +79,7 @@ def environment_lines(runs: list[Run]) -> list[str]:
 
 
 def markdown(tables: list[Table], command: str, sweep_commands: list[str], plots: dict[str, list[str]]) -> str:
-    runs = list({id(r): r for t in tables for r in t.runs}.values())
+    runs = _all_runs(tables)
     lines = ["# innerpo report", "", METHOD_NOTE, "", *environment_lines(runs)]
     for t in tables:
         title = f"suite `{t.suite}`" + (f", model `{t.model}`" if len({x.model for x in tables}) > 1 else "")
@@ -267,7 +272,7 @@ def write(out: Path, tables: list[Table], command: str, sweep_commands: list[str
         "runs": sorted({str(r.dir) for t in tables for r in t.runs}),
         "environments": [
             {"environment": line, "runs": sorted(str(r.dir) for r in members)}
-            for line, members in environments(list({id(r): r for t in tables for r in t.runs}.values()))
+            for line, members in environments(_all_runs(tables))
         ],
         "gains": [
             {
