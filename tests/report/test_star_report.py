@@ -71,3 +71,17 @@ def test_a_broken_eval_row_names_file_and_line(tmp_path, capsys):
         main(["report", str(tmp_path / "runs"), "--output_dir", str(tmp_path / "rep")])
     assert e.value.code == 2
     assert "eval-in_domain.jsonl, line 4: not a held-out question row" in capsys.readouterr().err
+
+
+def test_star_report_names_the_environments_recorded_in_each_run(tmp_path):
+    entry = {"innerpo": "0.1", "commit": "abc", "dirty": False, "python": "3.11.9", "packages": {"torch": "2.13.0"}}
+    for label, seed in CORRECT:
+        _run(tmp_path / "runs", label, seed)
+        train = tmp_path / "runs" / f"{label}_seed{seed}" / "iter-1" / "train"
+        train.mkdir()
+        machine = "box B" if (label, seed) == ("dpo", 2) else "box A"
+        (train / "environment.json").write_text(json.dumps([{**entry, "machine": machine, "accelerator": None}]))
+    main(["report", str(tmp_path / "runs"), "--output_dir", str(tmp_path / "rep")])
+    text = (tmp_path / "rep" / "star-report.md").read_text()
+    assert "**The 4 runs were not all made in one recorded environment**" in text
+    assert "- 3 run(s):" in text and "box A" in text and "- 1 run(s):" in text and "dpo_seed2" in text

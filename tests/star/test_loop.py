@@ -97,6 +97,10 @@ def test_sft_loop_saves_only_correct_hint_free_rationales(tmp_path):
     assert "| 2 |" in text and "## add3 (8 questions)" in text and "## training data" in text
     last = json.loads((run / "iter-2" / "metrics.json").read_text())["sets"]["add2"]
     assert f"({last['rationale_correct']}/8) [" in text
+    # the run records where it ran; each iteration's training run records its own start
+    env = json.loads((run / "environment.json").read_text())
+    assert len(env) == 1 and env[0]["device"] == "cpu" and env[0]["packages"]["torch"]
+    assert all(len(json.loads((run / f"iter-{it}" / "train" / "environment.json").read_text())) == 1 for it in (1, 2))
     # a second run into the same directory is refused, not mixed in
     with pytest.raises(ConfigError, match="already holds"):
         run_star(_cfg(tmp_path, strategy="sft"), make_generator=ScriptedGenerator)
@@ -150,7 +154,7 @@ def test_prompt_eval_scores_each_preamble_without_training(tmp_path):
     run = run_star(cfg, make_generator=ScriptedGenerator)
     rows = json.loads((run / "summary.json").read_text())
     assert [r["preamble"] for r in rows] == ["(none)", "Think logically.", "Reflect on your answer."]
-    assert not list(run.glob("iter-*"))
+    assert not list(run.glob("iter-*")) and (run / "environment.json").is_file()
     assert "Think logically." in (run / "accuracy.md").read_text()
 
 

@@ -7,6 +7,9 @@ scores the report pools: `rationale` (the greedy rationale right, 0/1), `direct`
 (option likelihood, 0/1, multiple choice only) and the sampled `pass@1`, `pass@k`,
 `maj@n` (innerpo.star.heldout).
 
+The environments a run was made in (innerpo.train.environment) are every environment.json
+under its directory: the run's own and those of its iterations' training runs.
+
 A run's variant is what it trained with, `--star.method` or the strategy (`sft`, `dpo`),
 plus the settings that vary among that label's runs other than the seed; its seeds are
 what the report averages over.
@@ -20,6 +23,8 @@ from pathlib import Path
 
 from innerpo.report.runs import ReportError, flat, variant_labels
 from innerpo.star.report import is_complete
+from innerpo.train.environment import FILENAME as ENVIRONMENT_FILE
+from innerpo.train.environment import load as load_environments
 
 IGNORED = {"star.seed", "star.method", "star.strategy", "output_dir"}
 
@@ -32,6 +37,8 @@ class StarRun:
     scores: dict[tuple[str, int], dict[str, dict[str, float]]] = field(default_factory=dict)
     """(set, iteration) -> {score: {qid: value}}."""
     variant: str = ""
+    environments: list[dict] = field(default_factory=list)
+    """Every recorded start under the run directory (its own, then its training runs')."""
 
     @property
     def seed(self) -> int:
@@ -66,7 +73,8 @@ def load_star_run(run_dir: Path) -> StarRun:
         summary = json.loads((run_dir / "summary.json").read_text())
     except json.JSONDecodeError as e:
         raise ReportError(f"{run_dir}: unreadable star_config.json or summary.json ({e})") from e
-    run = StarRun(run_dir, config)
+    starts = [e for p in sorted(run_dir.rglob(ENVIRONMENT_FILE)) for e in load_environments(p.parent)]
+    run = StarRun(run_dir, config, environments=starts)
     for row in summary:
         it = row["iteration"]
         for name in row.get("sets", {}):

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from innerpo.io import atomic_path, write_atomic
+from innerpo.report.render import environment_lines
 from innerpo.report.runs import ReportError
 from innerpo.report.star_runs import StarRun
 from innerpo.report.stats import CONFIDENCE, N_RESAMPLES, Estimate, mean_ci, paired_difference
@@ -112,8 +113,8 @@ def _cell(e: Estimate | None, points: bool = False) -> str:
     return f"{e.mean * scale:{fmt}} [{e.low * scale:{fmt}}, {e.high * scale:{fmt}}]"
 
 
-def markdown(t: StarTable, command: str, unfinished: int, plots: list[str]) -> str:
-    lines = ["# innerpo report: STaR", "", NOTE, "", f"Command: `{command}`", ""]
+def markdown(t: StarTable, runs: list[StarRun], command: str, unfinished: int, plots: list[str]) -> str:
+    lines = ["# innerpo report: STaR", "", NOTE, "", f"Command: `{command}`", "", *environment_lines(runs)]
     if unfinished:
         lines += [f"{unfinished} unfinished STaR run(s) left out.", ""]
     lines += [f"Variants and seeds: {', '.join(f'{v} ({len(s)} seeds)' for v, s in t.seeds.items())}.", ""]
@@ -201,7 +202,7 @@ def write_star_report(out: Path, runs: list[StarRun], baseline: str | None, comm
         raise ReportError("no finished STaR runs")
     t = star_table(runs, baseline)
     plots = plot_sets(t, out)
-    text = markdown(t, command, unfinished, plots)
+    text = markdown(t, runs, command, unfinished, plots)
     write_atomic(out / "star-report.md", text)
     write_atomic(out / "star-report.csv", pd.DataFrame(records(t)).to_csv(index=False))
     return text

@@ -39,6 +39,7 @@ from innerpo.star.generate import HFGenerator
 from innerpo.star.report import write_summary
 from innerpo.star.schema import Question
 from innerpo.star.validate import check_star, training_config
+from innerpo.train.environment import record as record_environment
 from innerpo.train.loop import train
 
 
@@ -53,9 +54,10 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
     title = f"STaR {s.method or s.resolved_strategy} on {s.dataset} ({cfg.model.base_model})"
     chance = {name: _chance(qs) for name, qs in sets.items()}
     t0 = time.time()
+    model, tok = load_base(cfg.model)
+    record_environment(run_dir, model.device)  # the iterations' training runs record their own
 
     if s.mode == "prompt_eval":
-        model, tok = load_base(cfg.model)
         rows = []
         for preamble in [""] + [p for p in s.preambles if p]:
             row = {
@@ -67,7 +69,6 @@ def run_star(cfg: StarRunConfig, make_generator=HFGenerator) -> Path:
         print(write_summary(run_dir, rows, f"prompt variants on {s.dataset}", key="preamble"))
         return run_dir
 
-    model, tok = load_base(cfg.model)
     (run_dir / "iter-0").mkdir()
     sets_0 = heldout.evaluate(model, tok, make_generator(model, tok), sets, ex, cfg, it_dir=run_dir / "iter-0")
     rows = [{"iteration": 0, "sets": sets_0, "elapsed_s": round(time.time() - t0, 1)}]
