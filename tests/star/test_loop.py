@@ -97,6 +97,7 @@ def test_sft_loop_saves_only_correct_hint_free_rationales(tmp_path):
     assert "| 2 |" in text and "## add3 (8 questions)" in text and "## training data" in text
     last = json.loads((run / "iter-2" / "metrics.json").read_text())["sets"]["add2"]
     assert f"({last['rationale_correct']}/8) [" in text
+    assert yaml.safe_load((run / "iter-1" / "train" / "config.yaml").read_text())["training"]["seed"] == 0
     # the run records where it ran; each iteration's training run records its own start
     env = json.loads((run / "environment.json").read_text())
     assert len(env) == 1 and env[0]["device"] == "cpu" and env[0]["packages"]["torch"]
@@ -197,6 +198,7 @@ def test_cli_bad_star_flags_exit_2_and_a_real_error_is_not_hidden(tmp_path, caps
         ([f"--star.preload={tmp_path / 'none.jsonl'}"], "--star.preload: no file"),
         ([f"--star.exemplars={tmp_path / 'none.yaml'}"], "--star.exemplars: file not found"),
         (["--star.dataset=/no/such/questions.jsonl"], "question source not found"),
+        (["--training.seed=7"], "a STaR run's training seed is --star.seed"),
     ]
     for flags, message in cases:
         with pytest.raises(SystemExit) as e:

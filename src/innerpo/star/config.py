@@ -77,7 +77,7 @@ class StarConfig:
     direct_eval: bool = True
     """Also score held-out multiple-choice questions by option log-likelihood (no generation)."""
     seed: int = 0
-    """Training questions (and the synthetic task's), sampling and rationalization."""
+    """Training questions (and the synthetic task's), sampling, rationalization, and each iteration's training (LoRA init, batch order: it is the training runs' seed)."""  # noqa: E501
 
     @property
     def resolved_strategy(self) -> str:

@@ -21,7 +21,7 @@ from innerpo.star import prompts
 from innerpo.star.config import StarRunConfig
 from innerpo.star.question_sets import IN_DOMAIN, held_out, parse_eval_sets, training_and_in_domain
 from innerpo.star.schema import Question
-from innerpo.train.config import TrainConfig
+from innerpo.train.config import TrainConfig, TrainingConfig
 
 
 @dataclass
@@ -47,7 +47,9 @@ def check_star(cfg: StarRunConfig) -> Inputs:
 
 
 def training_config(cfg: StarRunConfig, it: int, it_dir: Path, merged: list[str]) -> TrainConfig:
-    """Iteration `it`'s `innerpo train` run: on it_dir/train.jsonl, from the adapters in `merged`."""
+    """Iteration `it`'s `innerpo train` run: on it_dir/train.jsonl, from the adapters in `merged`.
+    Its seed (LoRA init, batch order) is --star.seed, so a STaR seed varies all of a run's
+    randomness, as a training sweep's seed does."""
     s = cfg.star
     if s.resolved_strategy == "sft":
         method, name = MethodConfig(losses=["sft"], weights=[1.0]), "star-sft"
@@ -57,7 +59,7 @@ def training_config(cfg: StarRunConfig, it: int, it_dir: Path, merged: list[str]
     return TrainConfig(
         model=dataclasses.replace(cfg.model, init_adapter=merged),
         data=dataclasses.replace(cfg.data, dataset=str(it_dir / "train.jsonl"), split="train", max_train_pairs=None),
-        training=dataclasses.replace(cfg.training, max_steps=steps, eval_every=0),
+        training=dataclasses.replace(cfg.training, max_steps=steps, eval_every=0, seed=s.seed),
         method=method,
         method_name=name,
         output_dir=str(it_dir / "train"),
@@ -97,6 +99,11 @@ def _check_loop(cfg: StarRunConfig) -> None:
             )
     if s.resolved_strategy == "sft" and cfg.method.losses not in (["dpo"], ["sft"]):
         raise ConfigError("--method.losses applies to --star.strategy=dpo; the sft strategy trains the sft loss")
+    if cfg.training.seed != TrainingConfig.seed:
+        raise ConfigError(
+            f"--training.seed={cfg.training.seed}: a STaR run's training seed is --star.seed (which also draws "
+            "its training questions and samples); set that instead"
+        )
     if s.preload:
         _check_preload(s.preload, s.resolved_strategy)
 
