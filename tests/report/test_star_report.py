@@ -48,6 +48,7 @@ def test_star_report_means_intervals_and_paired_differences(tmp_path, capsys):
     }
     sft0 = rows[("sft", "0", "rationale")]
     assert float(sft0["mean"]) == pytest.approx(4 / 6) and sft0["seeds"] == "2" and sft0["questions"] == "3"
+    assert sft0["resampled"] == "seeds and questions"
     expected = mean_ci(np.array([CORRECT[("sft", s)][0] for s in (1, 2)], dtype=float))
     assert (float(sft0["ci_low"]), float(sft0["ci_high"])) == pytest.approx((expected.low, expected.high))
     # sft − dpo at iteration 1: means 5/6 − 1/6 = 4/6, seeds paired (both have seeds 1 and 2)

@@ -156,7 +156,7 @@ def records(t: StarTable) -> list[dict]:
                 "ci_high": e.high,
                 "seeds": e.n_seeds,
                 "questions": e.n_pairs,
-                "resampled": e.resampled,
+                "resampled": e.resampled.replace("pairs", "questions"),  # report.stats speaks of pairs
                 "baseline": t.baseline if d else None,
                 "diff": d.mean if d else None,
                 "diff_ci_low": d.low if d else None,
