@@ -302,3 +302,12 @@ def test_cli_star_method_loads_the_preset_and_its_flags(tmp_path, monkeypatch):
     (cfg,) = seen
     assert cfg.star.method == "ipo" and cfg.star.resolved_strategy == "dpo"
     assert cfg.method.losses == ["ipo"] and cfg.method.beta == 0.3
+
+
+def test_each_star_seed_is_its_training_runs_seed(tmp_path):
+    from pathlib import Path
+
+    from innerpo.star.validate import training_config
+
+    seeds = {training_config(_cfg(tmp_path, seed=s), 2, Path("it"), []).training.seed for s in (1, 2, 3)}
+    assert seeds == {1, 2, 3}  # not the --training.seed default (42) for all of them
